@@ -1,0 +1,139 @@
+"""Numba kernels: fused elementwise passes and the Numba HALS row sweep.
+
+Every kernel here is a pure loop over caller-allocated arrays: no validation,
+no allocation of problem-sized arrays, parallel over rows with ``prange``.
+Callers guarantee shapes, dtypes (all operands share one float dtype) and
+that the last axis has unit stride; pairs of same-shaped operands must share
+one memory order (pass ``A.T, P.T`` for two F-ordered arrays).
+
+Each kernel fuses what NumPy would do in 3-6 separate passes (each reading
+and writing a full matrix) into one pass; ``bench/bench_kernels.py``
+measures the difference.
+
+Complexity of each kernel is O(size of its matrix operands) unless stated.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# 'reassoc' lets LLVM vectorise reductions; no 'nnan'/'ninf' because inputs are
+# validated finite and we want max(0, x) to keep IEEE meaning.
+_FM = {"reassoc", "contract", "nsz", "arcp"}
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def relu_residual_(P, A):
+    """In place ``P <- A - max(P, 0)``; returns ``sum(P**2)`` in float64.
+
+    P, A: (m, n), same dtype and order. One read of A and P, one write of P.
+    """
+    m, n = P.shape
+    total = 0.0
+    for i in prange(m):
+        s = 0.0
+        for j in range(n):
+            p = P[i, j]
+            r = A[i, j] - (p if p > 0 else 0)
+            P[i, j] = r
+            s += r * r
+        total += s
+    return total
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def add_scaled_(X, D, omega):
+    """In place ``X <- X + omega * D``. X, D: (p, k)."""
+    p, k = X.shape
+    w = X.dtype.type(omega)
+    for i in prange(p):
+        for j in range(k):
+            X[i, j] += w * D[i, j]
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def clip_add_(X, D, omega):
+    """In place ``X <- max(0, X + omega * D)``. X, D: (p, k)."""
+    p, k = X.shape
+    w = X.dtype.type(omega)
+    zero = X.dtype.type(0)
+    for i in prange(p):
+        for j in range(k):
+            v = X[i, j] + w * D[i, j]
+            X[i, j] = v if v > zero else zero
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def mu_nmf_update_(X, C, D, eps):
+    """Lee-Seung ratio, in place: ``X <- X * C / (D + eps)``.
+
+    X: (p, k) >= 0, C = cross products (p, k) >= 0, D = X @ G (p, k) >= 0.
+    """
+    p, k = X.shape
+    e = X.dtype.type(eps)
+    for i in prange(p):
+        for j in range(k):
+            X[i, j] = X[i, j] * C[i, j] / (D[i, j] + e)
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def mu_semi_update_(X, C, DP, DM, eps):
+    """Ding-Li-Jordan semi-NMF ratio, in place.
+
+    ``X <- X * sqrt((C+ + DM) / (C- + DP + eps))`` with ``C+ = max(C, 0)``,
+    ``C- = max(-C, 0)``, ``DP = X @ G+``, ``DM = X @ G-`` (all (p, k)).
+    The +/- splits of C are never materialised.
+    """
+    p, k = X.shape
+    e = X.dtype.type(eps)
+    zero = X.dtype.type(0)
+    for i in prange(p):
+        for j in range(k):
+            c = C[i, j]
+            cp = c if c > zero else zero
+            cm = cp - c
+            X[i, j] = X[i, j] * np.sqrt((cp + DM[i, j]) / (cm + DP[i, j] + e))
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def dot64(X, Y):
+    """``sum(X * Y)`` accumulated in float64. X, Y: (p, k), same order."""
+    p, k = X.shape
+    total = 0.0
+    for i in prange(p):
+        s = 0.0
+        for j in range(k):
+            s += np.float64(X[i, j]) * np.float64(Y[i, j])
+        total += s
+    return total
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def hals_update_rows_numba(X, C, G):
+    """Numba twin of ``fastnmf._cy._hals.hals_update_rows`` (same contract).
+
+    One Gauss-Seidel sweep of nonnegative coordinate descent on every row of
+    X (p, k) for ``min_x 0.5 x G x^T - c x^T, x >= 0``; O(p k^2). Returns the
+    sum of squared changes. Kept for the backend measurement in
+    ``bench/bench_kernels.py`` and as a fallback.
+    """
+    p, k = X.shape
+    total = 0.0
+    zero = X.dtype.type(0)
+    for i in prange(p):
+        delta = 0.0
+        for a in range(k):
+            gaa = G[a, a]
+            if gaa <= 0:  # dead component: leave it, it may revive
+                continue
+            s = C[i, a]
+            for b in range(k):
+                s -= G[a, b] * X[i, b]
+            new = X[i, a] + s / gaa
+            if new < zero:
+                new = zero
+            d = new - X[i, a]
+            delta += np.float64(d) * d
+            X[i, a] = new
+        total += delta
+    return total

@@ -1,0 +1,110 @@
+"""Input validation at the public boundary.
+
+Every public function validates once, here; kernels never validate. Errors
+name the offending argument.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+_FLOATS = (np.float32, np.float64)
+
+
+def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None) -> np.ndarray:
+    """Return ``A`` as a finite 2-D float32/float64 array, C- or F-contiguous.
+
+    float32 and float64 are preserved (float16 becomes float32, integers and
+    bools become float64) unless ``dtype`` forces one. C or F order is kept
+    without a copy; other layouts are copied to C order.
+    """
+    if hasattr(A, "toarray") or hasattr(A, "tocsr"):
+        raise TypeError(f"{name} is a sparse matrix; pass a dense numpy array")
+    try:
+        arr = np.asarray(A)
+    except Exception as exc:  # ragged lists and other non-arrays
+        raise TypeError(f"{name} could not be converted to an array: {exc}") from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} has complex dtype {arr.dtype}; only real data is supported")
+    if kind not in "fiub":
+        raise TypeError(f"{name} has non-numeric dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got {arr.ndim}-D with shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if dtype is None:
+        if arr.dtype == np.float64 or arr.dtype == np.float32:
+            dtype = arr.dtype
+        elif arr.dtype == np.float16:
+            dtype = np.float32
+        else:
+            dtype = np.float64
+    dtype = np.dtype(dtype)
+    if arr.dtype != dtype:
+        order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+        arr = arr.astype(dtype, order=order)
+    elif not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+        arr = np.ascontiguousarray(arr)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    if nonnegative and arr.min() < 0:
+        raise ValueError(f"{name} must be nonnegative, but its minimum is {arr.min()!r}")
+    return arr
+
+
+def check_rank(rank, name: str = "rank") -> int:
+    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(rank).__name__} {rank!r}")
+    if rank < 1:
+        raise ValueError(f"{name} must be >= 1, got {rank}")
+    return int(rank)
+
+
+def check_int(value, name: str, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_float(value, name: str, *, minimum: float = 0.0, strict: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if value < minimum or (strict and value == minimum):
+        op = ">" if strict else ">="
+        raise ValueError(f"{name} must be {op} {minimum}, got {value}")
+    return value
+
+
+def check_choice(value, name: str, choices) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_factor(X, name: str, shape, dtype, *, nonnegative: bool) -> np.ndarray:
+    """Validate a user-supplied factor and return a private C-contiguous copy."""
+    arr = check_matrix(X, name, nonnegative=nonnegative, dtype=dtype)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    return np.array(arr, dtype=dtype, order="C", copy=True)
+
+
+def check_random_state(random_state) -> np.random.Generator:
+    if random_state is None or isinstance(random_state, (numbers.Integral, np.random.SeedSequence)):
+        if isinstance(random_state, bool):
+            raise TypeError("random_state must be None, an int or a numpy Generator")
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    raise TypeError(
+        f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
+    )
