@@ -1,0 +1,146 @@
+"""Block updates shared by every solver (internal).
+
+Layout: data ``A`` (m, n) in C or F order; left factor ``U`` (m, k) and the
+*transposed* right factor ``Vt = V.T`` (n, k), both C-contiguous. With that
+layout both factors are "tall" matrices whose rows are independent in their
+own step, which is what the row kernels parallelise over, and both
+cross products are plain GEMMs: ``A @ Vt`` (m, k) and ``A.T @ U`` (n, k).
+
+Each function documents the GEMMs it issues; everything else it does is a
+fused O(p k) or O(p k^2) kernel. Work buffers are passed in: nothing here
+allocates an array with m or n in its shape.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels as K
+from ._cy._hals import hals_update_rows as _hals_cy
+from ._linalg import cholesky_lower, gram, matmul_into, solve_right_  # noqa: F401 (gram re-exported)
+from ._threads import get_num_threads
+
+
+def hals_sweep_(X, C, G) -> float:
+    """One HALS/coordinate-descent sweep over the rows of X (Cython, OpenMP)."""
+    return _hals_cy(X, C, G, get_num_threads())
+
+
+def nnls_hals_(X, C, G, max_sweeps: int, inner_tol: float) -> int:
+    """Nonnegative LS ``min_{X>=0} 0.5 tr(X G X^T) - tr(C X^T)`` by HALS sweeps.
+
+    Runs up to ``max_sweeps`` sweeps and stops once a sweep changes X by less
+    than ``inner_tol`` times the change of the first sweep (Gillis & Glineur
+    2012). Each sweep does not increase the objective. Returns sweeps run.
+    """
+    first = hals_sweep_(X, C, G)
+    done = 1
+    while done < max_sweeps:
+        delta = hals_sweep_(X, C, G)
+        done += 1
+        if delta <= inner_tol * first:
+            break
+    return done
+
+
+def nnls_mu_nmf_(X, C, G, D, n_updates: int, eps: float) -> None:
+    """Lee-Seung multiplicative updates of X >= 0 for C >= 0, G >= 0.
+
+    GEMMs: ``D = X @ G`` (p x k x k) per update.
+    """
+    for _ in range(n_updates):
+        np.matmul(X, G, out=D)
+        K.mu_nmf_update_(X, C, D, eps)
+
+
+def nnls_mu_semi_(X, C, G, DP, DM, n_updates: int, eps: float) -> None:
+    """Ding-Li-Jordan multiplicative updates of X >= 0 (C and G of any sign).
+
+    GEMMs: ``DP = X @ G+`` and ``DM = X @ G-`` (p x k x k) per update.
+    """
+    Gp = np.maximum(G, 0)
+    Gm = Gp - G
+    for _ in range(n_updates):
+        np.matmul(X, Gp, out=DP)
+        np.matmul(X, Gm, out=DM)
+        K.mu_semi_update_(X, C, DP, DM, eps)
+
+
+def ridge_update_left_(A, Vt, U, alpha: float) -> None:
+    """``U <- A V^T (V V^T + alpha I)^{-1}`` written into U (m, k).
+
+    GEMMs: ``A @ Vt`` (m x n x k), ``Vt.T @ Vt`` (k x n x k); one k x k
+    Cholesky; two trsm of k x k x m.
+    """
+    np.matmul(A, Vt, out=U)
+    solve_right_(U, cholesky_lower(Vt.T @ Vt, alpha))
+
+
+def model_into_(P, U, Vt) -> None:
+    """``P <- U @ Vt.T`` in P's own memory order (P matches A's order)."""
+    matmul_into(P, U, Vt.T)
+
+
+def relu_residual_(P, A) -> float:
+    """``P <- A - relu(P)`` in place; returns ``||P||_F^2``."""
+    if P.flags.c_contiguous:
+        return K.relu_residual_(P, A)
+    return K.relu_residual_(P.T, A.T)
+
+
+def relu_update_left_(A, U, Vt, P, D, L, omega: float, n_iter: int, errs: list,
+                      residual_ready: bool = False) -> None:
+    """Fixed-point iterations ``U <- U + omega R V^+`` for ``A ~ relu(U V)``.
+
+    ``V^+ = V^T (V V^T + alpha I)^{-1}`` is applied through the Cholesky
+    factor ``L`` of the (fixed) regularised Gram matrix. Appends ``||R||^2``
+    of the point entering each iteration to ``errs``. ``residual_ready``: P
+    already holds the residual of the current point (saves the first GEMM).
+    GEMMs per iteration: ``P = U @ Vt.T`` (m x k x n), ``D = R @ Vt``
+    (m x n x k). Plus one fused residual pass over P and trsm on D.
+    """
+    for it in range(n_iter):
+        if it or not residual_ready:
+            model_into_(P, U, Vt)
+            errs.append(relu_residual_(P, A))
+        np.matmul(P, Vt, out=D)
+        solve_right_(D, L)
+        K.add_scaled_(U, D, omega)
+
+
+def relu_update_right_(A, U, Vt, P, S, L, omega: float, n_iter: int, errs: list,
+                       fixed_ones_row: bool, residual_ready: bool = False) -> None:
+    """Projected fixed-point iterations ``V <- max(0, V + omega U^+ R)``.
+
+    ``U^+ = (U^T U + alpha I)^{-1} U^T`` through the Cholesky factor ``L``.
+    With ``fixed_ones_row`` the last row of V (last column of Vt) is a
+    constant ones row that is never touched: the step uses only the first
+    k - 1 columns of U (their Gram matrix is what ``L`` must factor) and S
+    has shape (n, k - 1).
+    GEMMs per iteration: ``P = U @ Vt.T`` (m x k x n), ``S = R.T @ U``
+    (n x m x k). Plus one fused residual pass, trsm on S, a fused clip.
+    """
+    kf = S.shape[1]
+    Uf = U[:, :kf] if fixed_ones_row else U
+    X = Vt[:, :kf] if fixed_ones_row else Vt
+    for it in range(n_iter):
+        if it or not residual_ready:
+            model_into_(P, U, Vt)
+            errs.append(relu_residual_(P, A))
+        np.matmul(P.T, Uf, out=S)
+        solve_right_(S, L)
+        K.clip_add_(X, S, omega)
+
+
+def sq_norm(A) -> float:
+    """``||A||_F^2`` in float64, for C or F ordered A."""
+    return K.dot64(A, A) if A.flags.c_contiguous else K.dot64(A.T, A.T)
+
+
+def linear_sq_error(normA2: float, Vt, CV, GU, GV) -> float:
+    """``||A - U V||_F^2`` from quantities the V-step already has.
+
+    ``CV = A.T @ U``, ``GU = U.T @ U``, ``GV = Vt.T @ Vt``:
+    ``||A||^2 - 2 <Vt, CV> + <GU, GV>``, O(n k + k^2), clipped at 0.
+    """
+    val = normA2 - 2.0 * K.dot64(Vt, CV) + float(np.vdot(GU.astype(np.float64), GV))
+    return max(val, 0.0)

@@ -1,0 +1,162 @@
+"""Nonnegative matrix factorization ``A ~ U V`` with ``U, V >= 0``."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import _blocks as B
+from ._init import INITS, initialize
+from ._result import FactorizationResult
+from ._validation import (check_choice, check_factor, check_float, check_int, check_matrix,
+                          check_random_state, check_rank)
+
+__all__ = ["nmf"]
+
+SOLVERS = ("hals", "mu")
+
+
+def _inner_cap(n_inner, other_dim: int, k: int, inner_alpha: float) -> int:
+    """Gillis & Glineur's cap on inner sweeps: 1 + alpha * rho.
+
+    ``rho = 1 + other/(k+1)`` is the ratio of the cost of the cross-product
+    GEMM (m n k) to that of one sweep (m k^2); repeating the cheap sweep while
+    the GEMM result is fixed is what makes HALS "accelerated".
+    """
+    if n_inner is not None:
+        return n_inner
+    rho = 1.0 + other_dim / (k + 1.0)
+    return max(1, int(1 + inner_alpha * rho))
+
+
+def _prepare_init(A, k, init, rng, nonneg_U):
+    m, n = A.shape
+    if isinstance(init, tuple):
+        if len(init) != 2:
+            raise ValueError("init must be a method name or a (U0, V0) pair")
+        U = check_factor(init[0], "init[0] (U0)", (m, k), A.dtype, nonnegative=nonneg_U)
+        V = check_factor(init[1], "init[1] (V0)", (k, n), A.dtype, nonnegative=True)
+        return U, np.ascontiguousarray(V.T)
+    check_choice(init, "init", INITS)
+    return initialize(A, k, init, rng)
+
+
+def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, random_state=None,
+        n_inner=None, inner_alpha=0.5, inner_tol=0.1, eps=None, dtype=None):
+    """Nonnegative matrix factorization ``A ~ U V`` with ``U >= 0, V >= 0``.
+
+    Minimises ``||A - U V||_F^2`` by alternating exact block updates.
+
+    Parameters
+    ----------
+    A : array_like, shape (m, n), nonnegative
+        Data. float32 and float64 are preserved; other real types become
+        float64. C or F order (no copy either way).
+    rank : int >= 1
+        Number of components k. May exceed ``min(m, n)``.
+    solver : {"hals", "mu"}, default "hals"
+        ``"hals"``: accelerated HALS (Gillis & Glineur 2012): per iteration,
+        one cross-product GEMM per factor, then several cheap coordinate
+        sweeps while it is fixed. ``"mu"``: Lee-Seung multiplicative updates.
+    init : {"nndsvda", "nndsvd", "random"} or (U0, V0), default "nndsvda"
+        Initialisation; a pair gives U0 (m, k) >= 0 and V0 (k, n) >= 0.
+    max_iter : int >= 0, default 200
+        Maximum number of outer iterations (each updates U then V).
+    tol : float >= 0, default 1e-4
+        Stop when the relative error decreases by less than ``tol`` times the
+        initial relative error in one iteration. 0 runs ``max_iter``.
+    random_state : None, int or numpy Generator
+        Seed for the random init and the randomized SVD of NNDSVD.
+    n_inner : int >= 1 or None
+        Maximum inner HALS sweeps per block (or MU updates per block). None:
+        the Gillis-Glineur rule ``1 + inner_alpha * (1 + other_dim / (k + 1))``
+        for HALS, 1 for MU.
+    inner_alpha : float > 0, default 0.5
+        Factor of that rule.
+    inner_tol : float >= 0, default 0.1
+        HALS inner sweeps stop when a sweep changes the factor by less than
+        ``inner_tol`` times the change of the first sweep.
+    eps : float or None
+        MU denominator guard; default ``finfo(dtype).eps``.
+    dtype : {None, numpy.float32, numpy.float64}
+        Working dtype; default: that of A (float64 for integer input).
+
+    Returns
+    -------
+    FactorizationResult
+        ``U`` (m, k), ``V`` (k, n), ``n_iter``, ``errors`` (relative Frobenius
+        error per iteration, ``errors[0]`` at the initial point), ``times``.
+
+    Notes
+    -----
+    Per iteration the GEMM work is ``A @ V^T``, ``A^T @ U`` (2 m n k flops
+    each) and two Gram matrices; the sweeps cost O((m + n) k^2) each. The
+    error is computed from those products at O((m + n) k) extra cost.
+    """
+    A = check_matrix(A, "A", nonnegative=True, dtype=dtype)
+    k = check_rank(rank)
+    check_choice(solver, "solver", SOLVERS)
+    max_iter = check_int(max_iter, "max_iter", minimum=0)
+    tol = check_float(tol, "tol")
+    if n_inner is not None:
+        n_inner = check_int(n_inner, "n_inner", minimum=1)
+    inner_alpha = check_float(inner_alpha, "inner_alpha", strict=True)
+    inner_tol = check_float(inner_tol, "inner_tol")
+    eps = float(np.finfo(A.dtype).eps) if eps is None else check_float(eps, "eps", strict=True)
+    rng = check_random_state(random_state)
+    U, Vt = _prepare_init(A, k, init, rng, nonneg_U=True)
+    return _nmf_loop(A, U, Vt, solver=solver, max_iter=max_iter, tol=tol, n_inner=n_inner,
+                     inner_alpha=inner_alpha, inner_tol=inner_tol, eps=eps)
+
+
+def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_tol, eps):
+    m, n = A.shape
+    k = U.shape[1]
+    dt = A.dtype
+    CU = np.empty((m, k), dt)
+    CV = np.empty((n, k), dt)
+    GU = np.empty((k, k), dt)
+    GV = np.empty((k, k), dt)
+    if solver == "mu":
+        DU, DV = np.empty((m, k), dt), np.empty((n, k), dt)
+        cap_u = cap_v = 1 if n_inner is None else n_inner
+    else:
+        cap_u = _inner_cap(n_inner, n, k, inner_alpha)
+        cap_v = _inner_cap(n_inner, m, k, inner_alpha)
+
+    t0 = time.perf_counter()
+    normA2 = B.sq_norm(A)
+    normA = np.sqrt(normA2) if normA2 > 0 else 1.0
+    # Initial error, from products the first U-step needs anyway.
+    B.gram(Vt, out=GV)
+    np.matmul(A, Vt, out=CU)
+    B.gram(U, out=GU)
+    err0 = np.sqrt(B.linear_sq_error(normA2, U, CU, GV, GU)) / normA
+    errors, times = [err0], [time.perf_counter() - t0]
+    sweeps = 0
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        if it > 1:
+            np.matmul(A, Vt, out=CU)
+        if solver == "hals":
+            sweeps += B.nnls_hals_(U, CU, GV, cap_u, inner_tol)
+        else:
+            B.nnls_mu_nmf_(U, CU, GV, DU, cap_u, eps)
+        np.matmul(A.T, U, out=CV)
+        B.gram(U, out=GU)
+        if solver == "hals":
+            sweeps += B.nnls_hals_(Vt, CV, GU, cap_v, inner_tol)
+        else:
+            B.nnls_mu_nmf_(Vt, CV, GU, DV, cap_v, eps)
+        B.gram(Vt, out=GV)
+        err = np.sqrt(B.linear_sq_error(normA2, Vt, CV, GU, GV)) / normA
+        errors.append(err)
+        times.append(time.perf_counter() - t0)
+        if tol > 0 and errors[-2] - err < tol * errors[0]:
+            converged = True
+            break
+    return FactorizationResult(
+        U=U, V=Vt.T, n_iter=len(errors) - 1, errors=np.asarray(errors), times=np.asarray(times),
+        converged=converged, solver=f"nmf-{solver}", info={"inner_sweeps": sweeps},
+    )

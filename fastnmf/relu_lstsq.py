@@ -1,0 +1,109 @@
+"""Single-block ReLU least squares: ``min_U ||A - relu(U V)||`` or ``min_{V>=0}``."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import _blocks as B
+from ._linalg import cholesky_lower
+from ._result import FactorizationResult
+from ._validation import check_choice, check_float, check_int, check_matrix
+
+__all__ = ["relu_lstsq"]
+
+
+def check_ones_row(V, name: str):
+    if V.shape[0] < 2:
+        raise ValueError(f"fixed_ones_row needs {name} with at least 2 rows (free rows + ones row)")
+    if not np.all(V[-1] == 1):
+        raise ValueError(f"fixed_ones_row=True but the last row of {name} is not all ones")
+
+
+def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_ones_row=False,
+               final_error=True, dtype=None):
+    """Solve one block of ``A ~ relu(U V)`` with the other factor fixed.
+
+    ``update="U"``: ``min_U ||A - relu(U V)||_F^2 + alpha ||U||^2`` (U free).
+    ``update="V"``: ``min_{V >= 0} ||A - relu(U V)||_F^2`` (+ ridge). Both by
+    the fixed-point iterations of method.md section 2; the fixed factor's
+    regularised Gram matrix is Cholesky-factored once per call.
+
+    Parameters
+    ----------
+    A : array_like, shape (m, n), nonnegative
+        Target (e.g. a ReLU layer's output). C or F order, not copied.
+    U : array_like, shape (m, k)
+        Starting point (``update="U"``) or fixed factor (``update="V"``).
+    V : array_like, shape (k, n)
+        Fixed factor (``update="U"``) or starting point, >= 0
+        (``update="V"``).
+    update : {"U", "V"}, default "U"
+    n_iter : int >= 0, default 10
+    omega : float > 0, default 1.0
+        Relaxation factor of the fixed-point step.
+    alpha : float >= 0, default 0
+        Ridge lambda added to the fixed factor's Gram matrix.
+    fixed_ones_row : bool, default False
+        The last row of V is a constant row of ones (a bias input; then the
+        last column of U is the bias). With ``update="V"`` that row is never
+        changed: the step solves for the free rows only, with the Gram matrix
+        of the first k - 1 columns of U ("constrained" semi-NMF). V's last
+        row must be exactly ones.
+    final_error : bool, default True
+        Also compute the error of the returned point (one more GEMM).
+    dtype : {None, numpy.float32, numpy.float64}
+        Working dtype; default that of A.
+
+    Returns
+    -------
+    FactorizationResult
+        Both factors (the fixed one is a copy of the input), ``n_iter`` and
+        ``errors`` (relative error entering each iteration, plus the final
+        point's if ``final_error``).
+    """
+    A = check_matrix(A, "A", nonnegative=True, dtype=dtype)
+    check_choice(update, "update", ("U", "V"))
+    dt = A.dtype
+    m, n = A.shape
+    U = check_matrix(U, "U", dtype=dt)
+    V = check_matrix(V, "V", nonnegative=(update == "V"), dtype=dt)
+    if U.shape[0] != m:
+        raise ValueError(f"U must have {m} rows (A is {m} x {n}), got shape {U.shape}")
+    if V.shape[1] != n:
+        raise ValueError(f"V must have {n} columns (A is {m} x {n}), got shape {V.shape}")
+    if U.shape[1] != V.shape[0]:
+        raise ValueError(f"U has {U.shape[1]} columns but V has {V.shape[0]} rows")
+    n_iter = check_int(n_iter, "n_iter", minimum=0)
+    omega = check_float(omega, "omega", strict=True)
+    alpha = check_float(alpha, "alpha")
+    if fixed_ones_row:
+        check_ones_row(V, "V")
+    k = U.shape[1]
+    U = np.array(U, order="C", copy=True)
+    Vt = np.array(V.T, order="C", copy=True)
+
+    P = np.empty((m, n), dt, order="F" if A.flags.f_contiguous and not A.flags.c_contiguous
+                 else "C")
+    t0 = time.perf_counter()
+    normA2 = B.sq_norm(A)
+    normA = np.sqrt(normA2) if normA2 > 0 else 1.0
+    sq = []
+    if update == "U":
+        L = cholesky_lower(B.gram(Vt), alpha)
+        B.relu_update_left_(A, U, Vt, P, np.empty((m, k), dt), L, omega, n_iter, sq)
+    else:
+        kf = k - 1 if fixed_ones_row else k
+        Uf = U[:, :kf]
+        L = cholesky_lower(B.gram(Uf), alpha)
+        B.relu_update_right_(A, U, Vt, P, np.empty((n, kf), dt), L, omega, n_iter, sq,
+                             fixed_ones_row=bool(fixed_ones_row))
+    if final_error or n_iter == 0:
+        B.model_into_(P, U, Vt)
+        sq.append(B.relu_residual_(P, A))
+    elapsed = time.perf_counter() - t0
+    errors = np.sqrt(np.asarray(sq, dtype=np.float64)) / normA
+    return FactorizationResult(
+        U=U, V=Vt.T, n_iter=n_iter, errors=errors, times=np.full(errors.shape, np.nan),
+        converged=False, solver=f"relu_lstsq-{update}", info={"seconds": elapsed},
+    )

@@ -1,0 +1,115 @@
+"""Semi-NMF ``A ~ U V`` with ``V >= 0`` and ``U`` free (Ding, Li & Jordan 2010)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import _blocks as B
+from .nmf import _inner_cap, _prepare_init
+from ._result import FactorizationResult
+from ._validation import (check_choice, check_float, check_int, check_matrix,
+                          check_random_state, check_rank)
+
+__all__ = ["semi_nmf"]
+
+SOLVERS = ("hals", "mu")
+
+
+def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, alpha=0.0,
+             random_state=None, n_inner=None, inner_alpha=0.5, inner_tol=0.1, eps=None,
+             dtype=None):
+    """Semi-nonnegative factorization ``A ~ U V``, ``V >= 0``, ``U`` unconstrained.
+
+    Minimises ``||A - U V||_F^2 + alpha ||U||_F^2`` by alternating an exact
+    ridge least-squares U-step (Cholesky of the k x k Gram matrix) with a
+    V-step that is either exact nonnegative least squares by HALS sweeps or
+    one Ding-Li-Jordan multiplicative update.
+
+    Parameters
+    ----------
+    A : array_like, shape (m, n)
+        Data of any sign. float32/float64 preserved; C or F order.
+    rank : int >= 1
+        Number of components k.
+    solver : {"hals", "mu"}, default "hals"
+        V-step: ``"hals"`` coordinate-descent NNLS (several sweeps per
+        cross-product GEMM, stopped by ``inner_tol``), ``"mu"`` the
+        multiplicative rule ``V <- V sqrt(((U^T A)+ + (U^T U)- V) /
+        ((U^T A)- + (U^T U)+ V))``.
+    init : {"nndsvda", "nndsvd", "random"} or (U0, V0), default "nndsvda"
+        Only V0 matters for a named init (U is computed by the first
+        U-step); NNDSVD splits the singular vectors of A, so it applies to
+        data of any sign.
+    max_iter : int >= 0, default 200
+    tol : float >= 0, default 1e-4
+        Stop when the relative error drops by less than ``tol * errors[0]``.
+    alpha : float >= 0, default 0
+        Ridge penalty on U. With 0 the U-step is the plain least-squares
+        (pseudo-inverse) solution; a rank-deficient V gets the smallest
+        diagonal shift that keeps the Cholesky factorization finite.
+    random_state, n_inner, inner_alpha, inner_tol, eps, dtype
+        As in :func:`fastnmf.nmf`.
+
+    Returns
+    -------
+    FactorizationResult
+        ``errors`` is ``||A - U V||_F / ||A||_F`` (the ridge term excluded).
+
+    Notes
+    -----
+    GEMMs per iteration: ``A @ V^T`` and ``A^T @ U`` (2 m n k flops each),
+    two Gram matrices; everything else is O((m + n) k^2).
+    """
+    A = check_matrix(A, "A", dtype=dtype)
+    k = check_rank(rank)
+    check_choice(solver, "solver", SOLVERS)
+    max_iter = check_int(max_iter, "max_iter", minimum=0)
+    tol = check_float(tol, "tol")
+    alpha = check_float(alpha, "alpha")
+    if n_inner is not None:
+        n_inner = check_int(n_inner, "n_inner", minimum=1)
+    inner_alpha = check_float(inner_alpha, "inner_alpha", strict=True)
+    inner_tol = check_float(inner_tol, "inner_tol")
+    eps = float(np.finfo(A.dtype).eps) if eps is None else check_float(eps, "eps", strict=True)
+    rng = check_random_state(random_state)
+    U, Vt = _prepare_init(A, k, init, rng, nonneg_U=False)
+
+    m, n = A.shape
+    dt = A.dtype
+    CV = np.empty((n, k), dt)
+    GU = np.empty((k, k), dt)
+    GV = np.empty((k, k), dt)
+    if solver == "mu":
+        DP, DM = np.empty((n, k), dt), np.empty((n, k), dt)
+        cap_v = 1 if n_inner is None else n_inner
+    else:
+        cap_v = _inner_cap(n_inner, m, k, inner_alpha)
+
+    t0 = time.perf_counter()
+    normA2 = B.sq_norm(A)
+    normA = np.sqrt(normA2) if normA2 > 0 else 1.0
+    np.matmul(A.T, U, out=CV)
+    B.gram(U, out=GU)
+    B.gram(Vt, out=GV)
+    errors = [np.sqrt(B.linear_sq_error(normA2, Vt, CV, GU, GV)) / normA]
+    times = [time.perf_counter() - t0]
+    converged = False
+    for _ in range(max_iter):
+        B.ridge_update_left_(A, Vt, U, alpha)
+        np.matmul(A.T, U, out=CV)
+        B.gram(U, out=GU)
+        if solver == "hals":
+            B.nnls_hals_(Vt, CV, GU, cap_v, inner_tol)
+        else:
+            B.nnls_mu_semi_(Vt, CV, GU, DP, DM, cap_v, eps)
+        B.gram(Vt, out=GV)
+        errors.append(np.sqrt(B.linear_sq_error(normA2, Vt, CV, GU, GV)) / normA)
+        times.append(time.perf_counter() - t0)
+        if tol > 0 and errors[-2] - errors[-1] < tol * errors[0]:
+            converged = True
+            break
+    return FactorizationResult(
+        U=U, V=Vt.T, n_iter=len(errors) - 1, errors=np.asarray(errors), times=np.asarray(times),
+        converged=converged, solver=f"semi_nmf-{solver}",
+    )
