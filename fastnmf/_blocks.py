@@ -15,13 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels as K
-from ._cy._hals import hals_update_rows as _hals_cy
-from ._linalg import cholesky_lower, gram, matmul_into, solve_right_  # noqa: F401 (gram re-exported)
+from ._hals_dispatch import hals_update_rows as _hals_cy
+from ._linalg import gram, matmul_into, pinv_factor_into  # noqa: F401 (gram re-exported)
 from ._threads import get_num_threads
 
 
 def hals_sweep_(X, C, G) -> float:
-    """One HALS/coordinate-descent sweep over the rows of X (Cython, OpenMP)."""
+    """One HALS/coordinate-descent sweep over the rows of X (tiled Cython, OpenMP)."""
     return _hals_cy(X, C, G, get_num_threads())
 
 
@@ -65,14 +65,15 @@ def nnls_mu_semi_(X, C, G, DP, DM, n_updates: int, eps: float) -> None:
         K.mu_semi_update_(X, C, DP, DM, eps)
 
 
-def ridge_update_left_(A, Vt, U, alpha: float) -> None:
+def ridge_update_left_(A, Vt, U, M, alpha: float) -> None:
     """``U <- A V^T (V V^T + alpha I)^{-1}`` written into U (m, k).
 
-    GEMMs: ``A @ Vt`` (m x n x k), ``Vt.T @ Vt`` (k x n x k); one k x k
-    Cholesky; two trsm of k x k x m.
+    ``M`` (n, k) is a work buffer that receives ``V^+ = V^T (V V^T + aI)^{-1}``.
+    GEMMs: ``Vt.T @ Vt`` (k x n x k), ``M = Vt @ inv`` (n x k x k),
+    ``U = A @ M`` (m x n x k); one k x k Cholesky.
     """
-    np.matmul(A, Vt, out=U)
-    solve_right_(U, cholesky_lower(Vt.T @ Vt, alpha))
+    pinv_factor_into(M, Vt, gram(Vt), alpha)
+    np.matmul(A, M, out=U)
 
 
 def model_into_(P, U, Vt) -> None:
@@ -87,47 +88,47 @@ def relu_residual_(P, A) -> float:
     return K.relu_residual_(P.T, A.T)
 
 
-def relu_update_left_(A, U, Vt, P, D, L, omega: float, n_iter: int, errs: list,
-                      residual_ready: bool = False) -> None:
+def relu_update_left_(A, U, Vt, P, D, M, alpha: float, omega: float, n_iter: int,
+                      errs: list, residual_ready: bool = False) -> None:
     """Fixed-point iterations ``U <- U + omega R V^+`` for ``A ~ relu(U V)``.
 
-    ``V^+ = V^T (V V^T + alpha I)^{-1}`` is applied through the Cholesky
-    factor ``L`` of the (fixed) regularised Gram matrix. Appends ``||R||^2``
-    of the point entering each iteration to ``errs``. ``residual_ready``: P
-    already holds the residual of the current point (saves the first GEMM).
-    GEMMs per iteration: ``P = U @ Vt.T`` (m x k x n), ``D = R @ Vt``
-    (m x n x k). Plus one fused residual pass over P and trsm on D.
+    ``V^+ = V^T (V V^T + alpha I)^{-1}`` is formed once into ``M`` (n, k):
+    the Gram matrix of the fixed factor is factored once per block. Appends
+    ``||R||^2`` of the point entering each iteration to ``errs``.
+    ``residual_ready``: P already holds the residual of the current point.
+    GEMMs per iteration: ``P = U @ Vt.T`` (m x k x n), ``D = R @ M``
+    (m x n x k); plus one fused residual pass over P and a fused axpy.
     """
+    pinv_factor_into(M, Vt, gram(Vt), alpha)
     for it in range(n_iter):
         if it or not residual_ready:
             model_into_(P, U, Vt)
             errs.append(relu_residual_(P, A))
-        np.matmul(P, Vt, out=D)
-        solve_right_(D, L)
+        np.matmul(P, M, out=D)
         K.add_scaled_(U, D, omega)
 
 
-def relu_update_right_(A, U, Vt, P, S, L, omega: float, n_iter: int, errs: list,
+def relu_update_right_(A, U, Vt, P, S, M, alpha: float, omega: float, n_iter: int, errs: list,
                        fixed_ones_row: bool, residual_ready: bool = False) -> None:
     """Projected fixed-point iterations ``V <- max(0, V + omega U^+ R)``.
 
-    ``U^+ = (U^T U + alpha I)^{-1} U^T`` through the Cholesky factor ``L``.
-    With ``fixed_ones_row`` the last row of V (last column of Vt) is a
-    constant ones row that is never touched: the step uses only the first
-    k - 1 columns of U (their Gram matrix is what ``L`` must factor) and S
-    has shape (n, k - 1).
-    GEMMs per iteration: ``P = U @ Vt.T`` (m x k x n), ``S = R.T @ U``
-    (n x m x k). Plus one fused residual pass, trsm on S, a fused clip.
+    ``U^+ = (U^T U + alpha I)^{-1} U^T``; ``M`` (m, kf) receives its
+    transpose once per block. With ``fixed_ones_row`` the last row of V
+    (last column of Vt) is a constant ones row that is never touched: the
+    step uses only the first kf = k - 1 columns of U and their Gram matrix;
+    S and M then have kf columns.
+    GEMMs per iteration: ``P = U @ Vt.T`` (m x k x n), ``S = R.T @ M``
+    (n x m x kf); plus one fused residual pass and a fused clip.
     """
     kf = S.shape[1]
     Uf = U[:, :kf] if fixed_ones_row else U
     X = Vt[:, :kf] if fixed_ones_row else Vt
+    pinv_factor_into(M, Uf, gram(Uf), alpha)
     for it in range(n_iter):
         if it or not residual_ready:
             model_into_(P, U, Vt)
             errs.append(relu_residual_(P, A))
-        np.matmul(P.T, Uf, out=S)
-        solve_right_(S, L)
+        np.matmul(P.T, M, out=S)
         K.clip_add_(X, S, omega)
 
 

@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from . import _blocks as B
-from ._linalg import cholesky_lower, solve_right_
+from ._linalg import ridge_inverse
 from ._result import FactorizationResult
 from ._validation import check_choice, check_factor, check_float, check_int, check_matrix
 from .relu_lstsq import check_ones_row
@@ -50,7 +50,7 @@ def ridge_lstsq(A, V, *, alpha=0.0, dtype=None):
     alpha = check_float(alpha, "alpha")
     Vt = V.T  # (n, k) view; C-contiguous when V is F-ordered, either way BLAS reads it
     U = np.empty((A.shape[0], V.shape[0]), A.dtype)
-    B.ridge_update_left_(A, Vt, U, alpha)
+    B.ridge_update_left_(A, Vt, U, np.empty(Vt.shape, A.dtype), alpha)
     return U
 
 
@@ -115,10 +115,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     if V0 is None:
         Vt = np.empty((n, k), dt)
         X = Vt[:, :kf]
-        X[...] = C
-        tmp = np.ascontiguousarray(X)
-        solve_right_(tmp, cholesky_lower(G))
-        np.maximum(tmp, 0, out=X)
+        np.maximum(C @ ridge_inverse(G, 0.0, dt), 0, out=X)
         if solver == "mu":
             pos = X[X > 0]
             X[X == 0] = (pos.mean() if pos.size else 1.0) * 1e-3

@@ -6,7 +6,6 @@ import time
 import numpy as np
 
 from . import _blocks as B
-from ._linalg import cholesky_lower
 from .nmf import _prepare_init
 from ._result import FactorizationResult
 from ._validation import (check_choice, check_float, check_int, check_matrix,
@@ -74,11 +73,12 @@ def nonlinear_semi_nmf(A, rank, *, activation="relu", init="nndsvda", max_iter=1
     alpha = check_float(alpha, "alpha")
     rng = check_random_state(random_state)
     U, Vt = _prepare_init(A, k, init, rng, nonneg_U=False)
-    if not isinstance(init, tuple):
-        B.ridge_update_left_(A, Vt, U, alpha)
-
     m, n = A.shape
     dt = A.dtype
+    MV = np.empty((n, k), dt)   # V^+ (transposed), formed once per U-block
+    MU = np.empty((m, k), dt)   # U^+ (transposed), formed once per V-block
+    if not isinstance(init, tuple):
+        B.ridge_update_left_(A, Vt, U, MV, alpha)
     P = np.empty((m, n), dt, order="F" if A.flags.f_contiguous and not A.flags.c_contiguous
                  else "C")
     D = np.empty((m, k), dt)
@@ -94,10 +94,8 @@ def nonlinear_semi_nmf(A, rank, *, activation="relu", init="nndsvda", max_iter=1
     converged = False
     sq = []
     for _ in range(max_iter):
-        B.relu_update_left_(A, U, Vt, P, D, cholesky_lower(B.gram(Vt), alpha), omega, n_inner,
-                            sq, residual_ready=True)
-        B.relu_update_right_(A, U, Vt, P, S, cholesky_lower(B.gram(U), alpha), omega, n_inner,
-                             sq, fixed_ones_row=False)
+        B.relu_update_left_(A, U, Vt, P, D, MV, alpha, omega, n_inner, sq, residual_ready=True)
+        B.relu_update_right_(A, U, Vt, P, S, MU, alpha, omega, n_inner, sq, fixed_ones_row=False)
         B.model_into_(P, U, Vt)
         errors.append(np.sqrt(B.relu_residual_(P, A)) / normA)
         times.append(time.perf_counter() - t0)

@@ -6,7 +6,6 @@ import time
 import numpy as np
 
 from . import _blocks as B
-from ._linalg import cholesky_lower
 from ._result import FactorizationResult
 from ._validation import check_choice, check_float, check_int, check_matrix
 
@@ -90,14 +89,12 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     normA = np.sqrt(normA2) if normA2 > 0 else 1.0
     sq = []
     if update == "U":
-        L = cholesky_lower(B.gram(Vt), alpha)
-        B.relu_update_left_(A, U, Vt, P, np.empty((m, k), dt), L, omega, n_iter, sq)
+        B.relu_update_left_(A, U, Vt, P, np.empty((m, k), dt), np.empty((n, k), dt), alpha,
+                            omega, n_iter, sq)
     else:
         kf = k - 1 if fixed_ones_row else k
-        Uf = U[:, :kf]
-        L = cholesky_lower(B.gram(Uf), alpha)
-        B.relu_update_right_(A, U, Vt, P, np.empty((n, kf), dt), L, omega, n_iter, sq,
-                             fixed_ones_row=bool(fixed_ones_row))
+        B.relu_update_right_(A, U, Vt, P, np.empty((n, kf), dt), np.empty((m, kf), dt), alpha,
+                             omega, n_iter, sq, fixed_ones_row=bool(fixed_ones_row))
     if final_error or n_iter == 0:
         B.model_into_(P, U, Vt)
         sq.append(B.relu_residual_(P, A))

@@ -78,6 +78,7 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
     m, n = A.shape
     dt = A.dtype
     CV = np.empty((n, k), dt)
+    MV = np.empty((n, k), dt)
     GU = np.empty((k, k), dt)
     GV = np.empty((k, k), dt)
     if solver == "mu":
@@ -96,7 +97,7 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
     times = [time.perf_counter() - t0]
     converged = False
     for _ in range(max_iter):
-        B.ridge_update_left_(A, Vt, U, alpha)
+        B.ridge_update_left_(A, Vt, U, MV, alpha)
         np.matmul(A.T, U, out=CV)
         B.gram(U, out=GU)
         if solver == "hals":
