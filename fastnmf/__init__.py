@@ -10,13 +10,23 @@ relu_lstsq, ridge_lstsq, nnls
 threads, set_num_threads, get_num_threads
     One knob for BLAS, OpenMP and Numba threads.
 """
-from ._result import FactorizationResult
-from ._threads import get_num_threads, set_num_threads, threads
-from .linear_lstsq import nnls, ridge_lstsq
-from .nmf import nmf
-from .nonlinear_semi_nmf import nonlinear_semi_nmf
-from .relu_lstsq import relu_lstsq
-from .semi_nmf import semi_nmf
+import os as _os
+
+# libgomp (the OpenMP runtime of our Cython and Numba kernels) keeps idle
+# worker threads spinning for a long time after each parallel region; on a
+# machine with few cores they then starve the BLAS threads of the GEMM that
+# follows (measured up to 8 ms lost per switch, 10x on small problems). A
+# short spin (it is read when libgomp loads; set it yourself to override,
+# and it has no effect if another library loaded libgomp before fastnmf).
+_os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
+from ._result import FactorizationResult  # noqa: E402
+from ._threads import get_num_threads, set_num_threads, threads  # noqa: E402
+from .linear_lstsq import nnls, ridge_lstsq  # noqa: E402
+from .nmf import nmf  # noqa: E402
+from .nonlinear_semi_nmf import nonlinear_semi_nmf  # noqa: E402
+from .relu_lstsq import relu_lstsq  # noqa: E402
+from .semi_nmf import semi_nmf  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
