@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels as K
+from ._hals_dispatch import hals_sweeps as _hals_sweeps_cy
 from ._hals_dispatch import hals_update_rows as _hals_cy
 from ._linalg import gram, matmul_into, pinv_factor_into  # noqa: F401 (gram re-exported)
 from ._threads import get_num_threads
@@ -32,14 +33,7 @@ def nnls_hals_(X, C, G, max_sweeps: int, inner_tol: float) -> int:
     than ``inner_tol`` times the change of the first sweep (Gillis & Glineur
     2012). Each sweep does not increase the objective. Returns sweeps run.
     """
-    first = hals_sweep_(X, C, G)
-    done = 1
-    while done < max_sweeps:
-        delta = hals_sweep_(X, C, G)
-        done += 1
-        if delta <= inner_tol * first:
-            break
-    return done
+    return _hals_sweeps_cy(X, C, G, max_sweeps, inner_tol, get_num_threads())
 
 
 def nnls_mu_nmf_(X, C, G, D, n_updates: int, eps: float) -> None:

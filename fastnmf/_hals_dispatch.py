@@ -33,4 +33,5 @@ def _select():
 
 _module, HALS_ISA = _select()
 hals_update_rows = _module.hals_update_rows
+hals_sweeps = _module.hals_sweeps
 hals_update_rows_baseline = _baseline.hals_update_rows

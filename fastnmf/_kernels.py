@@ -158,3 +158,18 @@ def hals_update_rows_numba(X, C, G):
                 X[i0 + r, b] = xT[b, r]
         total += delta
     return total
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def extrapolate_(H, N, O, beta):
+    """``H <- max(0, N + beta * (N - O))`` (projected extrapolation step).
+
+    H, N, O: (p, k); H must not alias N or O. Ang & Gillis (2019).
+    """
+    p, k = H.shape
+    b = H.dtype.type(beta)
+    zero = H.dtype.type(0)
+    for i in prange(p):
+        for j in range(k):
+            v = N[i, j] + b * (N[i, j] - O[i, j])
+            H[i, j] = v if v > zero else zero

@@ -44,7 +44,15 @@ def cholesky_lower(G, alpha: float = 0.0) -> np.ndarray:
             return L
     except np.linalg.LinAlgError:
         pass
-    scale = max(float(np.trace(G64)) / k, np.finfo(np.float64).tiny ** 0.5)
+    mean_diag = float(np.trace(G64)) / k
+    if not mean_diag > 0.0:
+        # All-zero Gram matrix (every component dead, e.g. all-zero data):
+        # the factor it belongs to is zero, so any SPD factor gives the same
+        # (zero) solution. The identity keeps the inverse representable: the
+        # tiny-shift route below gives 1/tau ~ 1e169, which overflows to Inf
+        # in float32 and then turns 0 * Inf into NaN.
+        return np.eye(k)
+    scale = max(mean_diag, np.finfo(np.float64).tiny ** 0.5)
     tau = np.finfo(np.float64).eps * scale
     for _ in range(20):
         H = G64.copy()
@@ -69,8 +77,24 @@ def ridge_inverse(G, alpha: float, dtype) -> np.ndarray:
     call on 2 cores, see README "Threads"). The inverse of an SPD matrix
     through its Cholesky factor is backward stable enough here: the
     forward error of ``X @ inv`` is O(cond(G) eps), as for a trsm solve.
+
+    That error is not confined to the null space of G the way a trsm's is:
+    for a numerically singular G (rank > min(m, n), collinear factor) the
+    inverse has entries ~1/tau and ``X @ inv`` cancels catastrophically in
+    the working dtype (ridge_lstsq then fit worse than U = 0). So when the
+    Cholesky pivots show ``cond(G) > 1/sqrt(eps)`` of ``dtype``, a ridge
+    shift of ``sqrt(eps) * mean(diag)`` is added: the GEMM then loses at
+    most ~sqrt(eps) and directions with eigenvalues below that are damped.
+    Better-conditioned matrices are unaffected.
     """
     L = cholesky_lower(G, alpha)
+    d = np.diag(L)
+    rcond = float(np.sqrt(np.finfo(dtype).eps))
+    if d.min() ** 2 < rcond * d.max() ** 2:
+        H = np.array(G, dtype=np.float64)
+        k = H.shape[0]
+        H.flat[:: k + 1] += alpha + rcond * float(np.trace(H) + k * alpha) / k
+        L = cholesky_lower(H)
     Linv = np.linalg.inv(L)
     return np.asarray(Linv.T @ Linv, dtype=dtype)
 

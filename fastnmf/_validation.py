@@ -41,7 +41,7 @@ def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None) -> np.n
             dtype = np.float32
         else:
             dtype = np.float64
-    dtype = np.dtype(dtype)
+    dtype = check_dtype(dtype)
     if arr.dtype != dtype:
         order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
         arr = arr.astype(dtype, order=order)
@@ -52,6 +52,17 @@ def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None) -> np.n
     if nonnegative and arr.min() < 0:
         raise ValueError(f"{name} must be nonnegative, but its minimum is {arr.min()!r}")
     return arr
+
+
+def check_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """The working dtype: float32 or float64 (the kernels are built for those only)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be numpy.float32 or numpy.float64, got {dtype!r}") from None
+    if dt not in _FLOATS:
+        raise ValueError(f"{name} must be numpy.float32 or numpy.float64, got {dt}")
+    return dt
 
 
 def check_rank(rank, name: str = "rank") -> int:

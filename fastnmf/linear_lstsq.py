@@ -7,6 +7,7 @@ import numpy as np
 
 from . import _blocks as B
 from ._linalg import ridge_inverse
+from ._threads import columns_of_second, rows_of_second, sized_by
 from ._result import FactorizationResult
 from ._validation import check_choice, check_factor, check_float, check_int, check_matrix
 from .relu_lstsq import check_ones_row
@@ -25,6 +26,7 @@ def _check_pair(A, F, name, dtype, rows: bool):
     return A, F
 
 
+@sized_by(rows_of_second)
 def ridge_lstsq(A, V, *, alpha=0.0, dtype=None):
     """``argmin_U ||A - U V||_F^2 + alpha ||U||_F^2`` (the semi-NMF U-step).
 
@@ -54,6 +56,7 @@ def ridge_lstsq(A, V, *, alpha=0.0, dtype=None):
     return U
 
 
+@sized_by(columns_of_second)
 def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row=False,
          eps=None, dtype=None):
     """``argmin_{V >= 0} ||A - U V||_F^2`` (the semi-NMF / NMF V-step).
@@ -155,7 +158,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         if solver == "hals" and delta <= tol * first:
             converged = True
             break
-        if solver == "mu" and errors[-2] - errors[-1] < tol * errors[0]:
+        if solver == "mu" and errors[-2] - errors[-1] < tol * errors[-1]:
             converged = True
             break
     return FactorizationResult(

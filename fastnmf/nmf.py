@@ -6,7 +6,9 @@ import time
 import numpy as np
 
 from . import _blocks as B
+from . import _kernels as K
 from ._init import INITS, initialize
+from ._threads import sized_by, rank_arg
 from ._result import FactorizationResult
 from ._validation import (check_choice, check_factor, check_float, check_int, check_matrix,
                           check_random_state, check_rank)
@@ -41,8 +43,9 @@ def _prepare_init(A, k, init, rng, nonneg_U):
     return initialize(A, k, init, rng)
 
 
+@sized_by(rank_arg)
 def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, random_state=None,
-        n_inner=None, inner_alpha=0.5, inner_tol=0.1, eps=None, dtype=None):
+        extrapolate=None, n_inner=None, inner_alpha=0.5, inner_tol=0.1, eps=None, dtype=None):
     """Nonnegative matrix factorization ``A ~ U V`` with ``U >= 0, V >= 0``.
 
     Minimises ``||A - U V||_F^2`` by alternating exact block updates.
@@ -63,10 +66,19 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
     max_iter : int >= 0, default 200
         Maximum number of outer iterations (each updates U then V).
     tol : float >= 0, default 1e-4
-        Stop when the relative error decreases by less than ``tol`` times the
-        initial relative error in one iteration. 0 runs ``max_iter``.
+        Stop when an iteration decreases the relative error by less than
+        ``tol`` times its current value (for extrapolated HALS: an iteration
+        that was not a restart). 0 runs ``max_iter``.
     random_state : None, int or numpy Generator
         Seed for the random init and the randomized SVD of NNDSVD.
+    extrapolate : bool or None, default None (= True for HALS; MU does not support it)
+        Extrapolation with restarts (Ang & Gillis 2019): after each block
+        update, step on to ``max(0, U_k + beta (U_k - U_{k-1}))``; beta grows
+        while the error decreases and is cut (and the step undone) when it
+        increases. On Fashion-MNIST (rank 50) it reached scikit-learn cd's
+        400-iteration error in about 150 iterations. The result is the best
+        point seen, and ``errors`` is the best-so-far error; set False for
+        the plain method, whose every iteration is monotone.
     n_inner : int >= 1 or None
         Maximum inner HALS sweeps per block (or MU updates per block). None:
         the Gillis-Glineur rule ``1 + inner_alpha * (1 + other_dim / (k + 1))``
@@ -103,13 +115,36 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
     inner_alpha = check_float(inner_alpha, "inner_alpha", strict=True)
     inner_tol = check_float(inner_tol, "inner_tol")
     eps = float(np.finfo(A.dtype).eps) if eps is None else check_float(eps, "eps", strict=True)
+    if extrapolate is None:
+        extrapolate = solver == "hals"
+    elif not isinstance(extrapolate, (bool, np.bool_)):
+        raise TypeError(f"extrapolate must be True, False or None, got {extrapolate!r}")
+    elif extrapolate and solver == "mu":
+        # The projected extrapolation sets entries to exactly 0, and a
+        # multiplicative update can never move an entry off 0: whole factors
+        # lock at zero (seen on digits from the nndsvda start).
+        raise ValueError("extrapolate=True is only available with solver='hals'")
     rng = check_random_state(random_state)
     U, Vt = _prepare_init(A, k, init, rng, nonneg_U=True)
     return _nmf_loop(A, U, Vt, solver=solver, max_iter=max_iter, tol=tol, n_inner=n_inner,
-                     inner_alpha=inner_alpha, inner_tol=inner_tol, eps=eps)
+                     inner_alpha=inner_alpha, inner_tol=inner_tol, eps=eps,
+                     extrapolate=bool(extrapolate))
 
 
-def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_tol, eps):
+# Ang & Gillis (2019) defaults: initial beta, its cut on a restart, its
+# growth while the error decreases, and the growth of its cap.
+_BETA0, _ETA, _GAMMA, _GAMMA_BAR = 0.5, 1.5, 1.05, 1.01
+
+
+def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_tol, eps,
+              extrapolate):
+    """Alternating block updates; the factors passed in are the starting point.
+
+    Plain: U <- update(U; V), V <- update(V; U). With extrapolation, the
+    "hat" factors are the extrapolated points each block starts from (and
+    the fixed factor of the other block); "cur" are the plain iterates.
+    Work buffers are allocated here, once; the loop allocates only k x k.
+    """
     m, n = A.shape
     k = U.shape[1]
     dt = A.dtype
@@ -120,9 +155,21 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
     if solver == "mu":
         DU, DV = np.empty((m, k), dt), np.empty((n, k), dt)
         cap_u = cap_v = 1 if n_inner is None else n_inner
+
+        def update_u(X):
+            B.nnls_mu_nmf_(X, CU, GV, DU, cap_u, eps)
+
+        def update_v(X):
+            B.nnls_mu_nmf_(X, CV, GU, DV, cap_v, eps)
     else:
         cap_u = _inner_cap(n_inner, n, k, inner_alpha)
         cap_v = _inner_cap(n_inner, m, k, inner_alpha)
+
+        def update_u(X):
+            return B.nnls_hals_(X, CU, GV, cap_u, inner_tol)
+
+        def update_v(X):
+            return B.nnls_hals_(X, CV, GU, cap_v, inner_tol)
 
     t0 = time.perf_counter()
     normA2 = B.sq_norm(A)
@@ -131,32 +178,75 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
     B.gram(Vt, out=GV)
     np.matmul(A, Vt, out=CU)
     B.gram(U, out=GU)
-    err0 = np.sqrt(B.linear_sq_error(normA2, U, CU, GV, GU)) / normA
-    errors, times = [err0], [time.perf_counter() - t0]
-    sweeps = 0
+    errors = [np.sqrt(B.linear_sq_error(normA2, U, CU, GV, GU)) / normA]
+    times = [time.perf_counter() - t0]
     converged = False
-    it = 0
+
+    if extrapolate:
+        # hat: extrapolated points; cur: plain iterates; new: next plain iterate.
+        Uh, Vh = U, Vt
+        Uc, Vc = U.copy(), Vt.copy()
+        Un, Vn = np.empty_like(U), np.empty_like(Vt)
+        Ub, Vb = U.copy(), Vt.copy()          # best point so far
+        GVc = np.empty((k, k), dt)
+        beta, beta_cap = _BETA0, 1.0
+        ref_err = errors[0]
+        restarts = 0
     for it in range(1, max_iter + 1):
-        if it > 1:
-            np.matmul(A, Vt, out=CU)
-        if solver == "hals":
-            sweeps += B.nnls_hals_(U, CU, GV, cap_u, inner_tol)
+        if not extrapolate:
+            if it > 1:
+                np.matmul(A, Vt, out=CU)
+            update_u(U)
+            np.matmul(A.T, U, out=CV)
+            B.gram(U, out=GU)
+            update_v(Vt)
+            B.gram(Vt, out=GV)
+            errors.append(np.sqrt(B.linear_sq_error(normA2, Vt, CV, GU, GV)) / normA)
         else:
-            B.nnls_mu_nmf_(U, CU, GV, DU, cap_u, eps)
-        np.matmul(A.T, U, out=CV)
-        B.gram(U, out=GU)
-        if solver == "hals":
-            sweeps += B.nnls_hals_(Vt, CV, GU, cap_v, inner_tol)
-        else:
-            B.nnls_mu_nmf_(Vt, CV, GU, DV, cap_v, eps)
-        B.gram(Vt, out=GV)
-        err = np.sqrt(B.linear_sq_error(normA2, Vt, CV, GU, GV)) / normA
-        errors.append(err)
+            if it > 1:
+                np.matmul(A, Vh, out=CU)
+                B.gram(Vh, out=GV)
+            np.copyto(Un, Uh)
+            update_u(Un)
+            K.extrapolate_(Uh, Un, Uc, beta)        # Uh <- max(0, Un + beta (Un - Uc))
+            Uc, Un = Un, Uc
+            np.matmul(A.T, Uh, out=CV)
+            B.gram(Uh, out=GU)
+            np.copyto(Vn, Vh)
+            update_v(Vn)
+            K.extrapolate_(Vh, Vn, Vc, beta)
+            Vc, Vn = Vn, Vc
+            # Error of (Uh, Vc): the pair the V-step's products describe.
+            B.gram(Vc, out=GVc)
+            err = np.sqrt(B.linear_sq_error(normA2, Vc, CV, GU, GVc)) / normA
+            if err > ref_err:                       # restart from the plain iterates
+                np.copyto(Uh, Uc)
+                np.copyto(Vh, Vc)
+                beta_cap, beta = beta, beta / _ETA
+                restarts += 1
+            else:
+                beta, beta_cap = min(beta_cap, _GAMMA * beta), min(1.0, _GAMMA_BAR * beta_cap)
+                ref_err = err
+            # Accepted errors never increase, so ref_err is the best so far
+            # and a restart is never a new best: Uh is still the point used.
+            if err < errors[-1]:
+                np.copyto(Ub, Uh)
+                np.copyto(Vb, Vc)
+                errors.append(err)
+            else:
+                errors.append(errors[-1])
         times.append(time.perf_counter() - t0)
-        if tol > 0 and errors[-2] - err < tol * errors[0]:
+        # A restart shows no progress by design; judge only plain/accepted steps.
+        if tol > 0 and errors[-2] - errors[-1] < tol * errors[-1] and \
+                not (extrapolate and err > ref_err):
             converged = True
             break
+    info = {}
+    if extrapolate:
+        U, Vt = Ub, Vb
+        info = {"restarts": restarts, "beta": beta}
     return FactorizationResult(
         U=U, V=Vt.T, n_iter=len(errors) - 1, errors=np.asarray(errors), times=np.asarray(times),
-        converged=converged, solver=f"nmf-{solver}", info={"inner_sweeps": sweeps},
+        converged=converged, solver=f"nmf-{solver}" + ("-extrapolated" if extrapolate else ""),
+        info=info,
     )

@@ -7,6 +7,7 @@ import numpy as np
 
 from . import _blocks as B
 from .nmf import _prepare_init
+from ._threads import sized_by, rank_arg
 from ._result import FactorizationResult
 from ._validation import (check_choice, check_float, check_int, check_matrix,
                           check_random_state, check_rank)
@@ -16,6 +17,7 @@ __all__ = ["nonlinear_semi_nmf"]
 ACTIVATIONS = ("relu",)
 
 
+@sized_by(rank_arg)
 def nonlinear_semi_nmf(A, rank, *, activation="relu", init="nndsvda", max_iter=100, tol=1e-4,
                        n_inner=2, omega=1.0, alpha=0.0, random_state=None, dtype=None):
     """Nonlinear semi-NMF: ``A ~ relu(U V)`` with ``V >= 0``, ``U`` free, ``A >= 0``.
@@ -42,7 +44,8 @@ def nonlinear_semi_nmf(A, rank, *, activation="relu", init="nndsvda", max_iter=1
         are positive.
     max_iter : int >= 0, default 100
     tol : float >= 0, default 1e-4
-        Stop when the relative error drops by less than ``tol * errors[0]``.
+        Stop when an iteration lowers the relative error by less than ``tol``
+        times its current value.
         The method is not monotone in general; a rising error also stops it.
     n_inner : int >= 1, default 2
         Fixed-point iterations per block.
@@ -99,7 +102,7 @@ def nonlinear_semi_nmf(A, rank, *, activation="relu", init="nndsvda", max_iter=1
         B.model_into_(P, U, Vt)
         errors.append(np.sqrt(B.relu_residual_(P, A)) / normA)
         times.append(time.perf_counter() - t0)
-        if tol > 0 and errors[-2] - errors[-1] < tol * errors[0]:
+        if tol > 0 and errors[-2] - errors[-1] < tol * errors[-1]:
             converged = True
             break
     return FactorizationResult(

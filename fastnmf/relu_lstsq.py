@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from . import _blocks as B
+from ._threads import sized_by, columns_of_second
 from ._result import FactorizationResult
 from ._validation import check_choice, check_float, check_int, check_matrix
 
@@ -19,6 +20,7 @@ def check_ones_row(V, name: str):
         raise ValueError(f"fixed_ones_row=True but the last row of {name} is not all ones")
 
 
+@sized_by(columns_of_second)
 def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_ones_row=False,
                final_error=True, dtype=None):
     """Solve one block of ``A ~ relu(U V)`` with the other factor fixed.

@@ -7,6 +7,7 @@ import numpy as np
 
 from . import _blocks as B
 from .nmf import _inner_cap, _prepare_init
+from ._threads import sized_by, rank_arg
 from ._result import FactorizationResult
 from ._validation import (check_choice, check_float, check_int, check_matrix,
                           check_random_state, check_rank)
@@ -16,6 +17,7 @@ __all__ = ["semi_nmf"]
 SOLVERS = ("hals", "mu")
 
 
+@sized_by(rank_arg)
 def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, alpha=0.0,
              random_state=None, n_inner=None, inner_alpha=0.5, inner_tol=0.1, eps=None,
              dtype=None):
@@ -43,7 +45,8 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
         data of any sign.
     max_iter : int >= 0, default 200
     tol : float >= 0, default 1e-4
-        Stop when the relative error drops by less than ``tol * errors[0]``.
+        Stop when an iteration lowers the relative error by less than ``tol``
+        times its current value.
     alpha : float >= 0, default 0
         Ridge penalty on U. With 0 the U-step is the plain least-squares
         (pseudo-inverse) solution; a rank-deficient V gets the smallest
@@ -107,7 +110,7 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
         B.gram(Vt, out=GV)
         errors.append(np.sqrt(B.linear_sq_error(normA2, Vt, CV, GU, GV)) / normA)
         times.append(time.perf_counter() - t0)
-        if tol > 0 and errors[-2] - errors[-1] < tol * errors[0]:
+        if tol > 0 and errors[-2] - errors[-1] < tol * errors[-1]:
             converged = True
             break
     return FactorizationResult(

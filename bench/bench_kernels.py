@@ -1,0 +1,96 @@
+"""Per-kernel timings (pytest-benchmark), including the measurements behind
+"which kernel lives where" in the README:
+
+* HALS sweep: Cython tiled (AVX2+FMA build and baseline build) vs the Numba
+  tiled twin, same data;
+* fused Numba passes vs the NumPy expressions they replace.
+
+    pytest bench/bench_kernels.py [--quick] [--benchmark-columns=median,iqr]
+"""
+import numpy as np
+import pytest
+
+from fastnmf import _kernels as K
+from fastnmf._cy import _hals
+from fastnmf._threads import get_num_threads
+
+try:
+    from fastnmf._cy import _hals_avx2
+except ImportError:  # not x86-64
+    _hals_avx2 = None
+
+SIZES = [pytest.param((4000, 20), id="p4000-k20"),
+         pytest.param((60000, 50), id="p60000-k50", marks=pytest.mark.large)]
+DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
+
+
+def sweep_inputs(p, k, dtype):
+    rng = np.random.default_rng(0)
+    W = rng.random((800, k)).astype(dtype)
+    G = W.T @ W
+    C = rng.random((p, 800)).astype(dtype) @ W
+    X0 = rng.random((p, k)).astype(dtype)
+    return X0, C, G
+
+
+BACKENDS = {
+    "cython-avx2": (lambda X, C, G: _hals_avx2.hals_update_rows(X, C, G, get_num_threads()))
+    if _hals_avx2 else None,
+    "cython-baseline": lambda X, C, G: _hals.hals_update_rows(X, C, G, get_num_threads()),
+    "numba-tiled": K.hals_update_rows_numba,
+}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_hals_sweep(benchmark, n_threads, backend, dtype, size):
+    fn = BACKENDS[backend]
+    if fn is None:
+        pytest.skip("AVX2 build not available")
+    X0, C, G = sweep_inputs(*size, dtype)
+    fn(X0.copy(), C, G)  # compile / warm caches outside the timed rounds
+    benchmark.pedantic(fn, setup=lambda: ((X0.copy(), C, G), {}), rounds=15, warmup_rounds=1)
+
+
+def relu_residual_numpy(P, A):
+    np.maximum(P, 0, out=P)
+    np.subtract(A, P, out=P)
+    return float(np.vdot(P, P))
+
+
+@pytest.mark.parametrize("size", [pytest.param((784, 8000), id="784x8000"),
+                                  pytest.param((784, 60000), id="784x60000",
+                                               marks=pytest.mark.large)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("impl", ["numba-fused", "numpy-3-passes"])
+def test_relu_residual(benchmark, n_threads, impl, dtype, size):
+    rng = np.random.default_rng(0)
+    A = rng.random(size).astype(dtype)
+    P0 = rng.standard_normal(size).astype(dtype)
+    fn = K.relu_residual_ if impl == "numba-fused" else relu_residual_numpy
+    fn(P0.copy(), A)
+    benchmark.pedantic(fn, setup=lambda: ((P0.copy(), A), {}), rounds=15, warmup_rounds=1)
+
+
+def mu_semi_numpy(X, C, DP, DM, eps):
+    Cp = (np.abs(C) + C) / 2
+    Cm = (np.abs(C) - C) / 2
+    X *= np.sqrt((Cp + DM) / (Cm + DP + eps))
+
+
+@pytest.mark.parametrize("size", [pytest.param((8000, 50), id="8000x50"),
+                                  pytest.param((60000, 50), id="60000x50",
+                                               marks=pytest.mark.large)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("impl", ["numba-fused", "numpy"])
+def test_mu_semi_update(benchmark, n_threads, impl, dtype, size):
+    rng = np.random.default_rng(0)
+    X0 = rng.random(size).astype(dtype)
+    C = rng.standard_normal(size).astype(dtype)
+    DP, DM = rng.random(size).astype(dtype), rng.random(size).astype(dtype)
+    eps = float(np.finfo(dtype).eps)
+    fn = K.mu_semi_update_ if impl == "numba-fused" else mu_semi_numpy
+    fn(X0.copy(), C, DP, DM, eps)
+    benchmark.pedantic(fn, setup=lambda: ((X0.copy(), C, DP, DM, eps), {}), rounds=15,
+                       warmup_rounds=1)
