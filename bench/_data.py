@@ -57,3 +57,12 @@ def digits(dtype=np.float32):
     from fastnmf.datasets import load_digits
     X, y = load_digits(dtype=dtype)
     return X, y
+
+
+def problem(m, n, k, dtype, seed=0):
+    """Synthetic nonnegative (A, U, V) of shapes (m, n), (m, k), (k, n)."""
+    rng = np.random.default_rng(seed)
+    A = rng.random((m, n), dtype=np.float64).astype(dtype)
+    U = rng.random((m, k), dtype=np.float64).astype(dtype)
+    V = rng.random((k, n), dtype=np.float64).astype(dtype)
+    return A, U, V

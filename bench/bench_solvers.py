@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastnmf
-from bench.conftest import problem
+from _data import problem
 
 SIZES = [pytest.param((2000, 300, 20), id="2000x300-k20"),
          pytest.param((60000, 784, 50), id="60000x784-k50", marks=pytest.mark.large)]

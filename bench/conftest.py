@@ -7,7 +7,6 @@
 Numba kernels are compiled in each benchmark's untimed setup (warm-up
 round), never inside a timed round.
 """
-import numpy as np
 import pytest
 
 import fastnmf
@@ -34,10 +33,3 @@ def n_threads(request):
     with fastnmf.threads(request.param):
         yield request.param
 
-
-def problem(m, n, k, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    A = rng.random((m, n), dtype=np.float64).astype(dtype)
-    U = rng.random((m, k), dtype=np.float64).astype(dtype)
-    V = rng.random((k, n), dtype=np.float64).astype(dtype)
-    return A, U, V

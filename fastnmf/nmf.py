@@ -33,7 +33,7 @@ def _inner_cap(n_inner, other_dim: int, k: int, inner_alpha: float) -> int:
 
 def _prepare_init(A, k, init, rng, nonneg_U):
     m, n = A.shape
-    if isinstance(init, tuple):
+    if isinstance(init, (tuple, list)):
         if len(init) != 2:
             raise ValueError("init must be a method name or a (U0, V0) pair")
         U = check_factor(init[0], "init[0] (U0)", (m, k), A.dtype, nonnegative=nonneg_U)

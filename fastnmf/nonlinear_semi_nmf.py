@@ -80,7 +80,7 @@ def nonlinear_semi_nmf(A, rank, *, activation="relu", init="nndsvda", max_iter=1
     dt = A.dtype
     MV = np.empty((n, k), dt)   # V^+ (transposed), formed once per U-block
     MU = np.empty((m, k), dt)   # U^+ (transposed), formed once per V-block
-    if not isinstance(init, tuple):
+    if not isinstance(init, (tuple, list)):
         B.ridge_update_left_(A, Vt, U, MV, alpha)
     P = np.empty((m, n), dt, order="F" if A.flags.f_contiguous and not A.flags.c_contiguous
                  else "C")

@@ -1,0 +1,285 @@
+"""Single-block solves: relu_lstsq, ridge_lstsq, nnls vs NumPy/SciPy references."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.optimize
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import _reference as ref
+from conftest import DTYPES, ORDERS, as_order, assert_close
+
+import fastnmf
+
+
+def err_rtol(dtype):
+    return 2e-4 if np.dtype(dtype) == np.float32 else 1e-9
+
+
+def relu_problem(rng, m, n, k, dtype, order="C", ones_row=False):
+    W = rng.standard_normal((m, k))
+    H = rng.uniform(0, 1, (k, n))
+    if ones_row:
+        H[-1] = 1.0
+    A = np.maximum(W @ H, 0) + 0.05 * rng.uniform(0, 1, (m, n))
+    U = W + 0.3 * rng.standard_normal((m, k))
+    V = np.abs(H + 0.3 * rng.standard_normal((k, n)))
+    if ones_row:
+        V[-1] = 1.0
+    return as_order(A.astype(dtype), order), U.astype(dtype), V.astype(dtype)
+
+
+# --------------------------------------------------------------------------
+# relu_lstsq
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("n_iter", [1, 3])
+@pytest.mark.parametrize("omega,alpha", [(1.0, 0.0), (0.5, 0.2)])
+@pytest.mark.parametrize("fixed_ones_row", [False, True])
+def test_relu_lstsq_update_U(rng, dtype, order, n_iter, omega, alpha, fixed_ones_row):
+    m, n, k = 28, 21, 4
+    A, U0, V = relu_problem(rng, m, n, k, dtype, order, ones_row=fixed_ones_row)
+    Vc = V.copy()
+    res = fastnmf.relu_lstsq(A, U0, V, update="U", n_iter=n_iter, omega=omega, alpha=alpha,
+                             fixed_ones_row=fixed_ones_row)
+    U = ref.f64(U0)
+    errs = []
+    for _ in range(n_iter):
+        errs.append(ref.relu_rel_error(A, U, V))
+        U = ref.relu_step_U(A, U, V, alpha, omega)
+    errs.append(ref.relu_rel_error(A, U, V))
+    assert res.U.dtype == dtype and res.V.dtype == dtype
+    assert res.n_iter == n_iter
+    assert_close(res.U, U, dtype)
+    np.testing.assert_array_equal(res.V, Vc)     # the fixed factor, unchanged
+    np.testing.assert_array_equal(V, Vc)         # and the input is not modified
+    np.testing.assert_allclose(res.errors, errs, rtol=err_rtol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("n_iter", [1, 3])
+@pytest.mark.parametrize("omega,alpha", [(1.0, 0.0), (0.5, 0.2)])
+@pytest.mark.parametrize("fixed_ones_row", [False, True])
+def test_relu_lstsq_update_V(rng, dtype, order, n_iter, omega, alpha, fixed_ones_row):
+    m, n, k = 28, 21, 4
+    A, U, V0 = relu_problem(rng, m, n, k, dtype, order, ones_row=fixed_ones_row)
+    Uc = U.copy()
+    res = fastnmf.relu_lstsq(A, U, V0, update="V", n_iter=n_iter, omega=omega, alpha=alpha,
+                             fixed_ones_row=fixed_ones_row)
+    V = ref.f64(V0)
+    errs = []
+    for _ in range(n_iter):
+        errs.append(ref.relu_rel_error(A, U, V))
+        V = ref.relu_step_V(A, U, V, alpha, omega, fixed_ones_row=fixed_ones_row)
+    errs.append(ref.relu_rel_error(A, U, V))
+    assert res.U.dtype == dtype and res.V.dtype == dtype
+    assert_close(res.V, V, dtype)
+    np.testing.assert_array_equal(res.U, Uc)
+    np.testing.assert_allclose(res.errors, errs, rtol=err_rtol(dtype))
+    assert (res.V >= 0).all()
+    if fixed_ones_row:
+        assert (res.V[-1] == 1).all()  # exactly ones, never touched
+
+
+@pytest.mark.parametrize("update", ["U", "V"])
+def test_relu_lstsq_final_error_flag_and_zero_iterations(rng, update):
+    A, U, V = relu_problem(rng, 15, 12, 3, np.float64)
+    res = fastnmf.relu_lstsq(A, U, V, update=update, n_iter=4, final_error=False)
+    assert res.errors.shape == (4,)
+    res0 = fastnmf.relu_lstsq(A, U, V, update=update, n_iter=0, final_error=False)
+    assert res0.errors.shape == (1,) and res0.n_iter == 0
+    np.testing.assert_allclose(res0.errors[0], ref.relu_rel_error(A, U, V), rtol=1e-12)
+    np.testing.assert_array_equal(res0.U, U)
+    np.testing.assert_array_equal(res0.V, V)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_lstsq_fits(rng, dtype):
+    """Many U iterations on an exactly representable target reach a small error."""
+    m, n, k = 30, 40, 3
+    W = rng.standard_normal((m, k))
+    V = rng.uniform(0, 1, (k, n))
+    A = np.maximum(W @ V, 0).astype(dtype)
+    U0 = (W + 0.1 * rng.standard_normal((m, k))).astype(dtype)
+    res = fastnmf.relu_lstsq(A, U0, V.astype(dtype), update="U", n_iter=100)
+    assert res.errors[-1] < 0.1 * res.errors[0]
+
+
+# --------------------------------------------------------------------------
+# ridge_lstsq
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order_A", ORDERS)
+@pytest.mark.parametrize("order_V", ORDERS)
+@pytest.mark.parametrize("alpha", [0.0, 1.5])
+def test_ridge_lstsq_matches_solve(rng, dtype, order_A, order_V, alpha):
+    m, n, k = 17, 23, 5
+    A = as_order(rng.standard_normal((m, n)).astype(dtype), order_A)
+    V = as_order(rng.standard_normal((k, n)).astype(dtype), order_V)
+    U = fastnmf.ridge_lstsq(A, V, alpha=alpha)
+    assert isinstance(U, np.ndarray) and U.shape == (m, k) and U.dtype == dtype
+    assert U.flags.c_contiguous
+    assert_close(U, ref.ridge_left(A, V, alpha), dtype)
+    if alpha == 0.0:
+        U_ls = np.linalg.lstsq(ref.f64(V).T, ref.f64(A).T, rcond=None)[0].T
+        assert_close(U, U_ls, dtype)
+
+
+# --------------------------------------------------------------------------
+# nnls
+# --------------------------------------------------------------------------
+def nnls_problem(rng, m, n, k, dtype, order="C", ones_row=False):
+    U = rng.standard_normal((m, k))
+    if ones_row:
+        U[:, -1] = rng.standard_normal(m)  # the bias column
+    V = np.maximum(rng.standard_normal((k, n)), 0)
+    if ones_row:
+        V[-1] = 1.0
+    A = U @ V + 0.3 * rng.standard_normal((m, n))
+    V0 = rng.uniform(0.1, 1, (k, n))
+    if ones_row:
+        V0[-1] = 1.0
+    return as_order(A.astype(dtype), order), U.astype(dtype), V0.astype(dtype)
+
+
+def _split(A, U, ones_row):
+    """The free problem: A - b 1^T ~ W Vf (b = bias column of U)."""
+    A, U = ref.f64(A), ref.f64(U)
+    if not ones_row:
+        return A, U
+    return A - U[:, -1:], U[:, :-1]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("fixed_ones_row", [False, True])
+@pytest.mark.parametrize("max_iter", [1, 3])
+def test_nnls_hals_sweeps_match_reference(rng, dtype, order, fixed_ones_row, max_iter):
+    m, n, k = 26, 70, 4   # n > 64: the sweep spans two row tiles
+    A, U, V0 = nnls_problem(rng, m, n, k, dtype, order, ones_row=fixed_ones_row)
+    res = fastnmf.nnls(A, U, V0=V0, solver="hals", max_iter=max_iter, tol=0,
+                       fixed_ones_row=fixed_ones_row)
+    Af, W = _split(A, U, fixed_ones_row)
+    kf = W.shape[1]
+    Vt = ref.f64(V0).T.copy()
+    X = Vt[:, :kf]
+    errs = [ref.rel_error(A, U, Vt.T)]
+    for _ in range(max_iter):
+        X, _ = ref.hals_sweep(X, Af.T @ W, W.T @ W)
+        Vt[:, :kf] = X
+        errs.append(ref.rel_error(A, U, Vt.T))
+    assert res.V.dtype == dtype and res.V.shape == (k, n)
+    assert_close(res.V, Vt.T, dtype)
+    np.testing.assert_array_equal(res.U, U)
+    np.testing.assert_allclose(res.errors, errs, rtol=err_rtol(dtype))
+    assert (res.V >= 0).all()
+    if fixed_ones_row:
+        assert (res.V[-1] == 1).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fixed_ones_row", [False, True])
+@pytest.mark.parametrize("max_iter", [1, 4])
+def test_nnls_mu_matches_reference(rng, dtype, fixed_ones_row, max_iter):
+    m, n, k = 26, 19, 4
+    A, U, V0 = nnls_problem(rng, m, n, k, dtype, ones_row=fixed_ones_row)
+    res = fastnmf.nnls(A, U, V0=V0, solver="mu", max_iter=max_iter, tol=0,
+                       fixed_ones_row=fixed_ones_row)
+    Af, W = _split(A, U, fixed_ones_row)
+    kf = W.shape[1]
+    eps = float(np.finfo(dtype).eps)
+    V = ref.f64(V0)
+    for _ in range(max_iter):
+        V[:kf] = ref.mu_semi(V[:kf].T, Af.T @ W, W.T @ W, eps).T
+    assert_close(res.V, V, dtype)
+    assert (res.V >= 0).all()
+    if fixed_ones_row:
+        assert (res.V[-1] == 1).all()
+    np.testing.assert_allclose(res.errors[-1], ref.rel_error(A, U, V), rtol=err_rtol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fixed_ones_row", [False, True])
+def test_nnls_default_start_is_clipped_least_squares(rng, dtype, fixed_ones_row):
+    m, n, k = 30, 12, 4
+    A, U, _ = nnls_problem(rng, m, n, k, dtype, ones_row=fixed_ones_row)
+    res = fastnmf.nnls(A, U, max_iter=0, fixed_ones_row=fixed_ones_row)
+    Af, W = _split(A, U, fixed_ones_row)
+    X0 = np.maximum(np.linalg.lstsq(W, Af, rcond=None)[0], 0)
+    assert_close(res.V[:W.shape[1]], X0, dtype, rtol_=1e-3 if dtype == np.float32 else 1e-8)
+    if fixed_ones_row:
+        assert (res.V[-1] == 1).all()
+
+
+@pytest.mark.parametrize("solver", ["hals", "mu"])
+@pytest.mark.parametrize("fixed_ones_row", [False, True])
+def test_nnls_converges_to_scipy_nnls(rng, solver, fixed_ones_row):
+    """Run to convergence and compare with scipy.optimize.nnls column by column."""
+    m, n, k = 30, 8, 4
+    A, U, _ = nnls_problem(rng, m, n, k, np.float64, ones_row=fixed_ones_row)
+    res = fastnmf.nnls(A, U, solver=solver, max_iter=5000 if solver == "mu" else 2000,
+                       tol=0 if solver == "mu" else 1e-14, fixed_ones_row=fixed_ones_row)
+    Af, W = _split(A, U, fixed_ones_row)
+    expected = np.column_stack([scipy.optimize.nnls(W, Af[:, j])[0] for j in range(n)])
+    # Compare objectives (the minimiser is unique here, so also the point).
+    obj = np.linalg.norm(Af - W @ res.V[:W.shape[1]])
+    obj_ref = np.linalg.norm(Af - W @ expected)
+    assert obj <= obj_ref * (1 + (1e-4 if solver == "mu" else 1e-10))
+    np.testing.assert_allclose(res.V[:W.shape[1]], expected,
+                               atol=1e-2 if solver == "mu" else 1e-7)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nnls_hals_tol_stops(rng, dtype):
+    A, U, _ = nnls_problem(rng, 30, 20, 4, dtype)
+    res = fastnmf.nnls(A, U, max_iter=1000, tol=1e-3)
+    assert res.converged and res.n_iter < 1000
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(1, 25), n=st.integers(1, 80), k=st.integers(1, 5),
+       solver=st.sampled_from(["hals", "mu"]), dtype=st.sampled_from(DTYPES),
+       fixed_ones_row=st.booleans(), seed=st.integers(0, 2**16))
+def test_nnls_properties(m, n, k, solver, dtype, fixed_ones_row, seed):
+    """V >= 0, ones row exact, errors finite and non-increasing (HALS)."""
+    if fixed_ones_row and k < 2:
+        k = 2
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((m, n)).astype(dtype)
+    U = rng.standard_normal((m, k)).astype(dtype)
+    res = fastnmf.nnls(A, U, solver=solver, max_iter=8, tol=0, fixed_ones_row=fixed_ones_row)
+    assert res.V.dtype == dtype
+    assert np.isfinite(res.V).all() and np.isfinite(res.errors).all()
+    assert (res.V >= 0).all()
+    if fixed_ones_row:
+        assert (res.V[-1] == 1).all()
+    if solver == "hals":
+        e = res.errors
+        eps = np.finfo(dtype).eps
+        assert (np.diff(e) <= 50 * eps / np.maximum(e[1:], np.sqrt(50 * eps))).all(), e
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", ["k>n", "k>>n", "duplicate_rows", "zero_row"])
+def test_ridge_lstsq_rank_deficient_V_fits_like_lstsq(rng, dtype, case):
+    """alpha=0 with V V^T singular: still (close to) the least-squares fit."""
+    m, n, k = {"k>n": (7, 3, 5), "k>>n": (3, 3, 8), "duplicate_rows": (9, 12, 4),
+               "zero_row": (9, 12, 4)}[case]
+    A = rng.uniform(0, 1, (m, n)).astype(dtype)
+    V = rng.uniform(0, 1, (k, n))
+    if case == "duplicate_rows":
+        V[2] = V[0]
+    if case == "zero_row":
+        V[1] = 0
+    V = V.astype(dtype)
+    U = fastnmf.ridge_lstsq(A, V)
+    assert np.isfinite(U).all()
+    fit = ref.rel_error(A, U, V)
+    U_ls = np.linalg.lstsq(ref.f64(V).T, ref.f64(A).T, rcond=None)[0].T
+    fit_ls = ref.rel_error(A, U_ls, V)
+    # The library damps numerically-null directions by sqrt(eps) of the
+    # working dtype instead of dividing by ~0: the fit may lose about that.
+    assert fit <= fit_ls + (5e-2 if dtype == np.float32 else 1e-6), (fit, fit_ls)

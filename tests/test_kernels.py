@@ -1,0 +1,378 @@
+"""Numba kernels (_kernels.py) and the Cython tiled HALS sweep vs NumPy references."""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+import _reference as ref
+from conftest import DTYPES, ORDERS, as_order, assert_close, rtol
+
+from fastnmf import _blocks, _hals_dispatch
+from fastnmf import _kernels as K
+
+
+def _mixed(rng, shape, dtype, order="C"):
+    return as_order(rng.standard_normal(shape).astype(dtype), order)
+
+
+def _pos(rng, shape, dtype, order="C"):
+    return as_order(rng.uniform(0.1, 1.0, shape).astype(dtype), order)
+
+
+# --------------------------------------------------------------------------
+# Fused elementwise kernels
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+def test_relu_residual(rng, dtype, order):
+    P = _mixed(rng, (13, 9), dtype, order)
+    A = _pos(rng, (13, 9), dtype, order)
+    expected = ref.f64(A) - ref.relu(ref.f64(P))
+    total = K.relu_residual_(P, A)
+    assert P.dtype == dtype
+    assert_close(P, expected, dtype)
+    np.testing.assert_allclose(total, np.sum(expected ** 2), rtol=10 * rtol(dtype) if
+                               dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+def test_blocks_relu_residual_any_order(rng, dtype, order):
+    """The _blocks wrapper feeds F-ordered operands to the kernel transposed."""
+    P = _mixed(rng, (7, 11), dtype, order)
+    A = _pos(rng, (7, 11), dtype, order)
+    expected = ref.f64(A) - ref.relu(ref.f64(P))
+    total = _blocks.relu_residual_(P, A)
+    assert_close(P, expected, dtype)
+    np.testing.assert_allclose(total, np.sum(expected ** 2), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("omega", [1.0, -0.37, 2.5])
+def test_add_scaled(rng, dtype, order, omega):
+    X = _mixed(rng, (17, 5), dtype, order)
+    D = _mixed(rng, (17, 5), dtype, order)
+    expected = ref.f64(X) + omega * ref.f64(D)
+    K.add_scaled_(X, D, omega)
+    assert X.dtype == dtype
+    assert_close(X, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("omega", [1.0, 0.3])
+def test_clip_add(rng, dtype, order, omega):
+    X = _pos(rng, (17, 5), dtype, order)
+    D = _mixed(rng, (17, 5), dtype, order)
+    expected = np.maximum(0.0, ref.f64(X) + omega * ref.f64(D))
+    assert (expected == 0).any() and (expected > 0).any()  # both branches exercised
+    K.clip_add_(X, D, omega)
+    assert_close(X, expected, dtype)
+    assert (X >= 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+def test_mu_nmf_update(rng, dtype, order):
+    p, k = 19, 4
+    X = _pos(rng, (p, k), dtype, order)
+    C = _pos(rng, (p, k), dtype, order)
+    W = _pos(rng, (8, k), dtype)
+    G = (W.T @ W).astype(dtype)
+    D = as_order((X @ G).astype(dtype), order)
+    eps = 1e-3
+    expected = ref.mu_nmf(X, C, G, eps)
+    K.mu_nmf_update_(X, C, D, eps)
+    assert_close(X, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+def test_mu_semi_update(rng, dtype, order):
+    p, k = 19, 4
+    X = _pos(rng, (p, k), dtype, order)
+    C = _mixed(rng, (p, k), dtype, order)
+    G = _mixed(rng, (k, k), dtype)
+    G = (G + G.T).astype(dtype)  # symmetric, mixed sign
+    Gp = np.maximum(G, 0)
+    Gm = Gp - G
+    DP = as_order((X @ Gp).astype(dtype), order)
+    DM = as_order((X @ Gm).astype(dtype), order)
+    eps = 1e-4
+    expected = ref.mu_semi(X, C, G, eps)
+    K.mu_semi_update_(X, C, DP, DM, eps)
+    assert_close(X, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+def test_dot64_accumulates_in_float64(rng, dtype, order):
+    X = _mixed(rng, (301, 7), dtype, order)
+    Y = _mixed(rng, (301, 7), dtype, order)
+    expected = float(np.sum(ref.f64(X) * ref.f64(Y)))
+    # Products of float32 numbers are exact in float64, so a float64
+    # accumulator agrees to ~1e-13 even for float32 input (a float32
+    # accumulator would be off by ~1e-6).
+    np.testing.assert_allclose(K.dot64(X, Y), expected, rtol=1e-11)
+    np.testing.assert_allclose(_blocks.sq_norm(X), np.sum(ref.f64(X) ** 2), rtol=1e-11)
+
+
+# --------------------------------------------------------------------------
+# HALS sweeps: Cython (both builds + dispatched) and the Numba twin
+# --------------------------------------------------------------------------
+def _cython_sweeps():
+    """(id, callable(X, C, G) -> delta) for every HALS implementation available."""
+    impls = []
+    for modname in ("fastnmf._cy._hals", "fastnmf._cy._hals_avx2"):
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError:  # AVX2 build absent on this platform
+            continue
+        impls.append((modname.rsplit(".", 1)[1] + "-1t",
+                      lambda X, C, G, f=mod.hals_update_rows: f(X, C, G, 1)))
+        impls.append((modname.rsplit(".", 1)[1] + "-2t",
+                      lambda X, C, G, f=mod.hals_update_rows: f(X, C, G, 2)))
+    impls.append(("dispatched", lambda X, C, G: _hals_dispatch.hals_update_rows(X, C, G, 2)))
+    impls.append(("blocks.hals_sweep_", _blocks.hals_sweep_))
+    return impls
+
+
+CY_IMPLS = _cython_sweeps()
+ALL_IMPLS = CY_IMPLS + [("numba", K.hals_update_rows_numba)]
+IMPL_IDS = [name for name, _ in ALL_IMPLS]
+
+
+def _hals_problem(rng, p, k, dtype, dead=None):
+    """X >= 0 start, mixed-sign C (so the clip is active), SPD G = W^T W."""
+    W = rng.uniform(0.0, 1.0, (max(3 * k, 8), k))
+    if dead is not None:
+        W[:, dead] = 0.0
+    G = (W.T @ W).astype(dtype)
+    X = rng.uniform(0.0, 1.0, (p, k)).astype(dtype)
+    C = (rng.standard_normal((p, W.shape[0])) @ W + 0.5).astype(dtype)
+    if dead is not None:
+        # A dead component with a nonzero cross product: dividing by the zero
+        # diagonal would give Inf/NaN, so this checks the skip, not luck.
+        C[:, dead] = rng.uniform(1.0, 2.0, p).astype(dtype)
+    return X, C, G
+
+
+def test_reference_sweeps_agree(rng):
+    """The vectorised reference equals the literal double loop."""
+    X, C, G = _hals_problem(rng, 23, 5, np.float64, dead=2)
+    X1, d1 = ref.hals_sweep_rowwise(X, C, G)
+    X2, d2 = ref.hals_sweep(X, C, G)
+    np.testing.assert_allclose(X1, X2, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(d1, d2, rtol=1e-12)
+
+
+SHAPES = [(1, 1), (5, 1), (5, 3), (63, 4), (64, 4), (65, 4), (130, 7), (200, 1)]
+
+
+@pytest.mark.parametrize("impl", ALL_IMPLS, ids=IMPL_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p,k", SHAPES)
+def test_hals_sweep_matches_reference(rng, impl, dtype, p, k):
+    _, f = impl
+    X, C, G = _hals_problem(rng, p, k, dtype)
+    exp_X, exp_delta = (ref.hals_sweep_rowwise if p * k <= 64 else ref.hals_sweep)(X, C, G)
+    delta = f(X, C, G)
+    assert X.dtype == dtype
+    assert_close(X, exp_X, dtype)
+    np.testing.assert_allclose(delta, exp_delta, rtol=10 * rtol(dtype), atol=1e-12)
+    assert (X >= 0).all()
+    assert 0 < (exp_X == 0).sum() or k == 1 or p < 5  # the clip was exercised
+
+
+@pytest.mark.parametrize("impl", ALL_IMPLS, ids=IMPL_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", [3, 64, 100])
+def test_hals_sweep_dead_component_untouched(rng, impl, dtype, p):
+    _, f = impl
+    k, dead = 5, 3
+    X, C, G = _hals_problem(rng, p, k, dtype, dead=dead)
+    assert G[dead, dead] == 0
+    before = X[:, dead].copy()
+    exp_X, exp_delta = ref.hals_sweep(X, C, G)
+    delta = f(X, C, G)
+    assert np.isfinite(X).all() and np.isfinite(delta)
+    np.testing.assert_array_equal(X[:, dead], before)
+    assert_close(X, exp_X, dtype)
+    np.testing.assert_allclose(delta, exp_delta, rtol=10 * rtol(dtype))
+
+
+@pytest.mark.parametrize("impl", ALL_IMPLS, ids=IMPL_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p,k", [(1, 2), (37, 2), (64, 5), (150, 6)])
+def test_hals_sweep_column_slice_views(rng, impl, dtype, p, k):
+    """X[:, :k-1] views (row stride k): only the first k-1 columns change."""
+    _, f = impl
+    Xf, Cf, Gf = _hals_problem(rng, p, k, dtype)
+    X, C, G = Xf[:, :k - 1], Cf[:, :k - 1], Gf[:k - 1, :k - 1]
+    assert X.strides[0] == k * X.itemsize and (p == 1 or not X.flags.c_contiguous)
+    last = Xf[:, -1].copy()
+    exp_X, exp_delta = ref.hals_sweep(X, C, G)
+    delta = f(X, C, G)
+    assert_close(Xf[:, :k - 1], exp_X, dtype)
+    np.testing.assert_array_equal(Xf[:, -1], last)
+    np.testing.assert_allclose(delta, exp_delta, rtol=10 * rtol(dtype), atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_hals_sweep_repeated_sweeps_solve_nnls(rng, dtype):
+    """Many sweeps reach the NNLS optimum (checked by the KKT conditions)."""
+    X, C, G = _hals_problem(rng, 70, 4, np.float64)
+    X, C, G = X.astype(dtype), C.astype(dtype), G.astype(dtype)
+    for _ in range(300):
+        _hals_dispatch.hals_update_rows(X, C, G, 2)
+    grad = ref.f64(X) @ ref.f64(G) - ref.f64(C)
+    scale = np.abs(ref.f64(C)).max()
+    tol = 1e-3 if dtype == np.float32 else 1e-8
+    assert (grad >= -tol * scale).all()                       # dual feasibility
+    assert np.abs(grad[X > 0]).max() <= tol * scale           # complementarity
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cython_builds_agree_and_threads_bitwise(rng, dtype):
+    """Rows are independent, so the thread count cannot change X at all."""
+    X, C, G = _hals_problem(rng, 257, 6, dtype)
+    outs = []
+    for name, f in CY_IMPLS:
+        Y = X.copy()
+        f(Y, C, G)
+        outs.append((name, Y))
+    by_name = dict(outs)
+    for build in ("_hals", "_hals_avx2"):
+        if build + "-1t" in by_name:
+            np.testing.assert_array_equal(by_name[build + "-1t"], by_name[build + "-2t"])
+    for name, Y in outs:
+        assert_close(Y, outs[0][1], dtype, err_msg=name)
+
+
+def test_cython_rejects_non_unit_last_stride(rng):
+    X, C, G = _hals_problem(rng, 10, 3, np.float64)
+    for f in (_hals_dispatch.hals_update_rows, _hals_dispatch.hals_update_rows_baseline):
+        with pytest.raises(ValueError, match="unit stride"):
+            f(np.asfortranarray(X), C, G, 1)
+        with pytest.raises(ValueError, match="shapes"):
+            f(X, C[:, :2], G, 1)
+
+
+def test_dispatch_selects_a_build():
+    assert _hals_dispatch.HALS_ISA in ("avx2", "baseline")
+    if _hals_dispatch.HALS_ISA == "baseline":
+        assert _hals_dispatch.hals_update_rows is _hals_dispatch.hals_update_rows_baseline
+    else:
+        from fastnmf._cy import _hals_avx2
+        assert _hals_dispatch.hals_update_rows is _hals_avx2.hals_update_rows
+        assert _hals_dispatch.hals_sweeps is _hals_avx2.hals_sweeps
+
+
+@pytest.mark.parametrize("impl", ALL_IMPLS, ids=IMPL_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_hals_sweep_empty_input(impl, dtype):
+    _, f = impl
+    X = np.empty((0, 3), dtype)
+    assert f(X, np.empty((0, 3), dtype), np.eye(3, dtype=dtype)) == 0.0
+
+
+def test_dispatch_env_forces_baseline():
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, FASTNMF_HALS_ISA="baseline")
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import fastnmf._hals_dispatch as d; "
+         "assert d.hals_update_rows is d.hals_update_rows_baseline; print(d.HALS_ISA)"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "baseline"
+
+
+# --------------------------------------------------------------------------
+# Extrapolation kernel and the Cython multi-sweep loop
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+def test_extrapolate(rng, dtype, order, beta):
+    N = _pos(rng, (23, 4), dtype, order)
+    O = _pos(rng, (23, 4), dtype, order)
+    H = as_order(np.full((23, 4), np.nan, dtype), order)  # fully overwritten
+    K.extrapolate_(H, N, O, beta)
+    expected = np.maximum(0.0, ref.f64(N) + beta * (ref.f64(N) - ref.f64(O)))
+    assert_close(H, expected, dtype)
+    assert (H >= 0).all()
+    if beta == 1.0:
+        assert (expected == 0).any()  # the projection was exercised
+
+
+def _sweeps_modules():
+    mods = []
+    for modname in ("fastnmf._cy._hals", "fastnmf._cy._hals_avx2"):
+        try:
+            mods.append(importlib.import_module(modname))
+        except ImportError:
+            continue
+    return mods
+
+
+def _ref_sweeps(X, C, G, max_sweeps, inner_tol):
+    """Gillis-Glineur inner loop: stop once a sweep's squared change is
+    <= inner_tol times the first sweep's."""
+    if max_sweeps < 1:
+        return ref.f64(X), 0
+    X, first = ref.hals_sweep(X, C, G)
+    done = 1
+    while done < max_sweeps:
+        X, delta = ref.hals_sweep(X, C, G)
+        done += 1
+        if delta <= inner_tol * first:
+            break
+    return X, done
+
+
+@pytest.mark.parametrize("mod", _sweeps_modules(), ids=lambda m: m.__name__.rsplit(".", 1)[1])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("max_sweeps,inner_tol", [(0, 0.1), (1, 0.1), (5, 0.0), (50, 0.1),
+                                                  (50, 0.5)])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_hals_sweeps_loop(rng, mod, dtype, max_sweeps, inner_tol, n_threads):
+    X, C, G = _hals_problem(rng, 100, 4, np.float64)
+    X, C, G = X.astype(dtype), C.astype(dtype), G.astype(dtype)
+    X0 = X.copy()
+    exp_X, exp_done = _ref_sweeps(X, C, G, max_sweeps, inner_tol)
+    done = mod.hals_sweeps(X, C, G, max_sweeps, inner_tol, n_threads)
+    if dtype == np.float64 or max_sweeps <= 5 or inner_tol == 0:
+        assert done == exp_done
+    else:
+        # A float32 sweep's change can land on the other side of the
+        # threshold: allow one sweep of difference, then compare X with
+        # exactly that many reference sweeps.
+        assert abs(done - exp_done) <= 1
+        exp_X, _ = _ref_sweeps(X0, C, G, done, 0.0)
+    assert 1 < exp_done < max_sweeps or max_sweeps <= 5  # the stopping rule was exercised
+    assert_close(X, exp_X, dtype)
+    if max_sweeps == 0:
+        assert done == 0
+        np.testing.assert_array_equal(X, X0)
+
+
+@pytest.mark.parametrize("mod", _sweeps_modules(), ids=lambda m: m.__name__.rsplit(".", 1)[1])
+def test_hals_sweeps_column_slice_and_dead_component(rng, mod):
+    Xf, Cf, Gf = _hals_problem(rng, 90, 5, np.float64, dead=1)
+    X, C, G = Xf[:, :4], Cf[:, :4], Gf[:4, :4]
+    dead_before, last_before = Xf[:, 1].copy(), Xf[:, 4].copy()
+    exp_X, exp_done = _ref_sweeps(X, C, G, 7, 0.0)
+    done = mod.hals_sweeps(X, C, G, 7, 0.0, 2)
+    assert done == exp_done == 7
+    assert_close(Xf[:, :4], exp_X, np.float64)
+    np.testing.assert_array_equal(Xf[:, 1], dead_before)
+    np.testing.assert_array_equal(Xf[:, 4], last_before)
+    with pytest.raises(ValueError, match="unit stride"):
+        mod.hals_sweeps(np.asfortranarray(Xf), Cf, Gf, 2, 0.1, 1)

@@ -1,0 +1,109 @@
+"""_linalg: ridge inverse, pseudo-inverse factor, guarded Cholesky, GEMM helpers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import DTYPES, ORDERS, as_order, assert_close
+
+from fastnmf import _linalg as L
+
+
+def _spd(rng, k, dtype=np.float64):
+    W = rng.standard_normal((3 * k + 2, k))
+    return (W.T @ W).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [1, 3, 8])
+@pytest.mark.parametrize("alpha", [0.0, 0.7])
+def test_ridge_inverse_matches_numpy_inv(rng, dtype, k, alpha):
+    G = _spd(rng, k, dtype)
+    expected = np.linalg.inv(G.astype(np.float64) + alpha * np.eye(k))
+    out = L.ridge_inverse(G, alpha, dtype)
+    assert out.dtype == dtype and out.shape == (k, k)
+    assert_close(out, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("alpha", [0.0, 2.0])
+def test_pinv_factor_into_matches_solve(rng, dtype, alpha):
+    p, k = 23, 4
+    X = rng.standard_normal((p, k)).astype(dtype)
+    G = (X.T @ X).astype(dtype)
+    M = np.empty((p, k), dtype)
+    out = L.pinv_factor_into(M, X, G, alpha)
+    assert out is M
+    H = X.astype(np.float64).T @ X.astype(np.float64) + alpha * np.eye(k)
+    expected = np.linalg.solve(H, X.astype(np.float64).T).T
+    assert_close(M, expected, dtype)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.25])
+def test_cholesky_lower_of_spd(rng, alpha):
+    G = _spd(rng, 5)
+    Lc = L.cholesky_lower(G, alpha)
+    assert Lc.dtype == np.float64
+    np.testing.assert_array_equal(Lc, np.tril(Lc))
+    np.testing.assert_allclose(Lc @ Lc.T, G + alpha * np.eye(5), rtol=1e-12, atol=1e-12)
+    G32 = G.astype(np.float32)  # factored in float64 even for float32 input
+    assert L.cholesky_lower(G32, alpha).dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", ["rank_deficient", "dead_column", "all_zero", "rank1_constant"])
+def test_cholesky_and_inverse_of_singular_gram_stay_finite(rng, dtype, case):
+    k = 6
+    if case == "rank_deficient":      # rank > min(m, n): 3 rows, 6 components
+        W = rng.uniform(0, 1, (3, k))
+    elif case == "dead_column":       # a dead component
+        W = rng.uniform(0, 1, (20, k))
+        W[:, 2] = 0
+    elif case == "all_zero":          # every component dead
+        W = np.zeros((20, k))
+    else:                             # identical columns
+        W = np.ones((20, k))
+    W = W.astype(dtype)
+    G = (W.T @ W).astype(dtype)
+    with np.errstate(all="raise"):
+        Lc = L.cholesky_lower(G)
+        inv = L.ridge_inverse(G, 0.0, dtype)
+        M = np.empty_like(W)
+        L.pinv_factor_into(M, W, G, 0.0)
+    assert np.isfinite(Lc).all()
+    np.testing.assert_array_equal(Lc, np.tril(Lc))
+    assert np.isfinite(inv).all() and inv.dtype == dtype
+    assert np.isfinite(M).all()
+    scale = max(np.abs(G.astype(np.float64)).max(), 1.0)
+    if case != "all_zero":  # (for G = 0 any SPD factor is as good as another)
+        # The shift is tiny: L L^T reproduces G up to a relative O(eps) change.
+        np.testing.assert_allclose(Lc @ Lc.T, G.astype(np.float64), atol=1e-6 * scale)
+    if case == "all_zero":
+        np.testing.assert_array_equal(M, 0)
+        np.testing.assert_array_equal(inv, inv.T)
+    if case == "dead_column":
+        # The live components are well conditioned: W (G + tau I)^{-1} G = W,
+        # and the dead column of M is exactly zero (0 * finite).
+        WG = M.astype(np.float64) @ G.astype(np.float64)
+        tol = 1e-3 if dtype == np.float32 else 1e-8
+        np.testing.assert_allclose(WG, W, atol=tol * scale)
+        np.testing.assert_array_equal(M[:, 2], 0)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_into_respects_output_order(rng, order, dtype):
+    a = rng.standard_normal((7, 3)).astype(dtype)
+    b = rng.standard_normal((3, 5)).astype(dtype)
+    out = as_order(np.empty((7, 5), dtype), order)
+    res = L.matmul_into(out, a, b)
+    assert res is out
+    assert (out.flags.f_contiguous if order == "F" else out.flags.c_contiguous)
+    assert_close(out, a.astype(np.float64) @ b.astype(np.float64), dtype)
+
+
+def test_gram(rng):
+    X = rng.standard_normal((9, 4))
+    np.testing.assert_allclose(L.gram(X), X.T @ X, rtol=1e-12)
+    out = np.empty((4, 4))
+    assert L.gram(X, out=out) is out
