@@ -7,9 +7,8 @@
 Numba kernels are compiled in each benchmark's untimed setup (warm-up
 round), never inside a timed round.
 """
+import fastnmf  # noqa: I001 -- before numpy where possible (short BLAS spin)
 import pytest
-
-import fastnmf
 
 
 def pytest_addoption(parser):

@@ -11,6 +11,7 @@ threads, set_num_threads, get_num_threads
     One knob for BLAS, OpenMP and Numba threads.
 """
 import os as _os
+import sys as _sys
 
 # libgomp (the OpenMP runtime of our Cython and Numba kernels) keeps idle
 # worker threads spinning for a long time after each parallel region; on a
@@ -19,6 +20,14 @@ import os as _os
 # short spin (it is read when libgomp loads; set it yourself to override,
 # and it has no effect if another library loaded libgomp before fastnmf).
 _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+# The same on the BLAS side: OpenBLAS workers spin for 2**28 cycles (~0.1 s)
+# after every call, sharing the cores with the OpenMP sweep that follows
+# (the HALS sweep then ran no faster on 2 threads than on 1). 2**16 cycles
+# keeps GEMM scaling intact. Read when OpenBLAS loads, i.e. when numpy is
+# first imported: import fastnmf before numpy, or export it yourself.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+#: True if the short spins above could take effect in this process.
+SHORT_SPIN_ACTIVE = "numpy" not in _sys.modules or _os.environ.get("OPENBLAS_THREAD_TIMEOUT") != "16"
 
 from ._result import FactorizationResult  # noqa: E402
 from ._threads import get_num_threads, set_num_threads, threads  # noqa: E402

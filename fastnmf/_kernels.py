@@ -17,12 +17,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-# 'reassoc' lets LLVM vectorise reductions; no 'nnan'/'ninf' because inputs are
-# validated finite and we want max(0, x) to keep IEEE meaning.
-_FM = {"reassoc", "contract", "nsz", "arcp"}
+# Fast-math flags, deliberately minimal. Reductions get 'reassoc' (so LLVM
+# can vectorise the sum) and 'contract' (FMA); elementwise kernels only
+# 'contract'. 'arcp'/'nsz' once let LLVM rewrite X * sqrt(n / d) so that
+# X = 0 with n / d huge gave 0 * inf = NaN in the semi-NMF MU kernel
+# (found by a hypothesis test); 'nnan'/'ninf' would void max(0, x).
+_FM_REDUCE = {"reassoc", "contract"}
+_FM = {"contract"}
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, fastmath=_FM_REDUCE)
 def relu_residual_(P, A):
     """In place ``P <- A - max(P, 0)``; returns ``sum(P**2)`` in float64.
 
@@ -95,7 +99,7 @@ def mu_semi_update_(X, C, DP, DM, eps):
             X[i, j] = X[i, j] * np.sqrt((cp + DM[i, j]) / (cm + DP[i, j] + e))
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, fastmath=_FM_REDUCE)
 def dot64(X, Y):
     """``sum(X * Y)`` accumulated in float64. X, Y: (p, k), same order."""
     p, k = X.shape
@@ -111,7 +115,7 @@ def dot64(X, Y):
 _TILE = 64
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, fastmath=_FM_REDUCE)
 def hals_update_rows_numba(X, C, G):
     """Numba twin of the Cython tiled HALS sweep (same contract and result).
 

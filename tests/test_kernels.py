@@ -376,3 +376,20 @@ def test_hals_sweeps_column_slice_and_dead_component(rng, mod):
     np.testing.assert_array_equal(Xf[:, 4], last_before)
     with pytest.raises(ValueError, match="unit stride"):
         mod.hals_sweeps(np.asfortranarray(Xf), Cf, Gf, 2, 0.1, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mu_semi_update_zero_entry_with_huge_ratio_stays_zero(dtype):
+    """X = 0 where C > 0 and X @ G+ = X @ G- = 0: the ratio is C / eps (huge),
+    and the update must give 0 * sqrt(huge) = 0, not NaN. Fast-math 'arcp'
+    once compiled this to 0 * inf (found by a hypothesis test on semi_nmf)."""
+    from fastnmf import _kernels as K
+    X = np.array([[0.0, 1.0], [0.5, 0.0]], dtype=dtype)
+    C = np.array([[2.1561627561812475, -1.0], [0.3, 4.0]], dtype=dtype)
+    DP = np.zeros_like(X)
+    DM = np.zeros_like(X)
+    eps = float(np.finfo(dtype).eps)
+    expected = X * np.sqrt((np.maximum(C, 0) + DM) / (np.maximum(-C, 0) + DP + eps))
+    K.mu_semi_update_(X, C, DP, DM, eps)
+    assert np.isfinite(X).all()
+    np.testing.assert_allclose(X, expected, rtol=1e-6)
