@@ -283,12 +283,18 @@ def test_dispatch_env_forces_baseline():
     import os
     import subprocess
     import sys
+    from pathlib import Path
+
+    import fastnmf
     env = dict(os.environ, FASTNMF_HALS_ISA="baseline")
+    # Run where the imported package lives: from a checkout, 'python -c' would
+    # import the source tree, which has no compiled extension (see test_demo).
+    pkg_parent = str(Path(fastnmf.__file__).resolve().parent.parent)
     out = subprocess.run(
         [sys.executable, "-c",
          "import fastnmf._hals_dispatch as d; "
          "assert d.hals_update_rows is d.hals_update_rows_baseline; print(d.HALS_ISA)"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env, capture_output=True, text=True, timeout=120, cwd=pkg_parent,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "baseline"
