@@ -31,6 +31,19 @@ def _inner_cap(n_inner, other_dim: int, k: int, inner_alpha: float) -> int:
     return max(1, int(1 + inner_alpha * rho))
 
 
+def _check_iteration_options(dtype, max_iter, tol, n_inner, inner_alpha, inner_tol, eps):
+    """Validate the iteration options nmf and semi_nmf share; eps defaults to
+    the dtype's machine epsilon."""
+    max_iter = check_int(max_iter, "max_iter", minimum=0)
+    tol = check_float(tol, "tol")
+    if n_inner is not None:
+        n_inner = check_int(n_inner, "n_inner", minimum=1)
+    inner_alpha = check_float(inner_alpha, "inner_alpha", strict=True)
+    inner_tol = check_float(inner_tol, "inner_tol")
+    eps = float(np.finfo(dtype).eps) if eps is None else check_float(eps, "eps", strict=True)
+    return max_iter, tol, n_inner, inner_alpha, inner_tol, eps
+
+
 def _prepare_init(A, k, init, rng, nonneg_U):
     m, n = A.shape
     if isinstance(init, (tuple, list)):
@@ -108,13 +121,8 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
     A = check_matrix(A, "A", nonnegative=True, dtype=dtype)
     k = check_rank(rank)
     check_choice(solver, "solver", SOLVERS)
-    max_iter = check_int(max_iter, "max_iter", minimum=0)
-    tol = check_float(tol, "tol")
-    if n_inner is not None:
-        n_inner = check_int(n_inner, "n_inner", minimum=1)
-    inner_alpha = check_float(inner_alpha, "inner_alpha", strict=True)
-    inner_tol = check_float(inner_tol, "inner_tol")
-    eps = float(np.finfo(A.dtype).eps) if eps is None else check_float(eps, "eps", strict=True)
+    max_iter, tol, n_inner, inner_alpha, inner_tol, eps = _check_iteration_options(
+        A.dtype, max_iter, tol, n_inner, inner_alpha, inner_tol, eps)
     if extrapolate is None:
         extrapolate = solver == "hals"
     elif not isinstance(extrapolate, (bool, np.bool_)):

@@ -6,11 +6,10 @@ import time
 import numpy as np
 
 from . import _blocks as B
-from .nmf import _inner_cap, _prepare_init
+from .nmf import _check_iteration_options, _inner_cap, _prepare_init
 from ._threads import sized_by, rank_arg
 from ._result import FactorizationResult
-from ._validation import (check_choice, check_float, check_int, check_matrix,
-                          check_random_state, check_rank)
+from ._validation import check_choice, check_float, check_matrix, check_random_state, check_rank
 
 __all__ = ["semi_nmf"]
 
@@ -67,14 +66,9 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
     A = check_matrix(A, "A", dtype=dtype)
     k = check_rank(rank)
     check_choice(solver, "solver", SOLVERS)
-    max_iter = check_int(max_iter, "max_iter", minimum=0)
-    tol = check_float(tol, "tol")
+    max_iter, tol, n_inner, inner_alpha, inner_tol, eps = _check_iteration_options(
+        A.dtype, max_iter, tol, n_inner, inner_alpha, inner_tol, eps)
     alpha = check_float(alpha, "alpha")
-    if n_inner is not None:
-        n_inner = check_int(n_inner, "n_inner", minimum=1)
-    inner_alpha = check_float(inner_alpha, "inner_alpha", strict=True)
-    inner_tol = check_float(inner_tol, "inner_tol")
-    eps = float(np.finfo(A.dtype).eps) if eps is None else check_float(eps, "eps", strict=True)
     rng = check_random_state(random_state)
     U, Vt = _prepare_init(A, k, init, rng, nonneg_U=False)
 
