@@ -70,6 +70,13 @@ def ridge_update_left_(A, Vt, U, M, alpha: float) -> None:
     np.matmul(A, M, out=U)
 
 
+def model_buffer(A):
+    """An uninitialised work buffer shaped like A in A's memory order (C or F),
+    so the fused residual pass walks A and the buffer in step."""
+    order = "F" if A.flags.f_contiguous and not A.flags.c_contiguous else "C"
+    return np.empty(A.shape, A.dtype, order=order)
+
+
 def model_into_(P, U, Vt) -> None:
     """``P <- U @ Vt.T`` in P's own memory order (P matches A's order)."""
     matmul_into(P, U, Vt.T)

@@ -146,13 +146,8 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         if solver == "hals":
             delta = B.hals_sweep_(X, C, G)
             first = delta if first is None else first
-        else:
-            Xc = X if X.flags.c_contiguous else None
-            if Xc is None:
-                Xc = np.ascontiguousarray(X)
-            B.nnls_mu_semi_(Xc, C, G, DP, DM, 1, eps)
-            if Xc is not X:
-                X[...] = Xc
+        else:  # X may be a column slice (fixed ones row): kernel and BLAS take it as is
+            B.nnls_mu_semi_(X, C, G, DP, DM, 1, eps)
         errors.append(err())
         times.append(time.perf_counter() - t0)
         if solver == "hals" and delta <= tol * first:

@@ -82,8 +82,7 @@ def nonlinear_semi_nmf(A, rank, *, activation="relu", init="nndsvda", max_iter=1
     MU = np.empty((m, k), dt)   # U^+ (transposed), formed once per V-block
     if not isinstance(init, (tuple, list)):
         B.ridge_update_left_(A, Vt, U, MV, alpha)
-    P = np.empty((m, n), dt, order="F" if A.flags.f_contiguous and not A.flags.c_contiguous
-                 else "C")
+    P = B.model_buffer(A)
     D = np.empty((m, k), dt)
     S = np.empty((n, k), dt)
     t0 = time.perf_counter()

@@ -84,8 +84,7 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     U = np.array(U, order="C", copy=True)
     Vt = np.array(V.T, order="C", copy=True)
 
-    P = np.empty((m, n), dt, order="F" if A.flags.f_contiguous and not A.flags.c_contiguous
-                 else "C")
+    P = B.model_buffer(A)
     t0 = time.perf_counter()
     normA2 = B.sq_norm(A)
     normA = np.sqrt(normA2) if normA2 > 0 else 1.0
