@@ -3,35 +3,29 @@
 Fashion-MNIST comes from the Debian package ``dataset-fashion-mnist`` (IDX
 files under /usr/share/datasets/fashion-mnist); ``ensure_fashion_mnist``
 installs it with apt-get when it is missing and we are root. Benchmarks
-only: no test needs it.
+only: no test needs it. Reading and scaling are fastnmf_dnn.datasets'.
 """
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from fastnmf_dnn import datasets as _datasets
+
 FASHION_DIR = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 
 
-def read_idx(path) -> np.ndarray:
-    """Read an IDX (MNIST-format) file, gzipped or raw, with header checks."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    offset = 4 + 4 * ndim
-    if len(data) - offset != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says {dims} but payload has {len(data) - offset} bytes")
-    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
+def read_idx(path, *, start=0, stop=None) -> np.ndarray:
+    """Read an IDX (MNIST-format) file, gzipped or raw, with header checks.
+
+    Delegates to :func:`fastnmf_dnn.datasets.read_idx` (records ``start:stop``).
+    """
+    return _datasets.read_idx(path, start=start, stop=stop)
 
 
 def ensure_fashion_mnist() -> Path:
@@ -48,9 +42,8 @@ def ensure_fashion_mnist() -> Path:
 def fashion_mnist(split: str = "train", dtype=np.float32):
     """(X (N, 784) in [0, 1], y (N,)) for split 'train' (60000) or 't10k' (10000)."""
     d = ensure_fashion_mnist()
-    X = read_idx(d / f"{split}-images-idx3-ubyte.gz").reshape(-1, 784).astype(dtype) / 255
-    y = read_idx(d / f"{split}-labels-idx1-ubyte.gz").astype(np.int64)
-    return X, y
+    return _datasets.load_idx_pair(d / f"{split}-images-idx3-ubyte.gz",
+                                   d / f"{split}-labels-idx1-ubyte.gz", dtype=dtype)
 
 
 def digits(dtype=np.float32):
