@@ -9,7 +9,7 @@ from . import _blocks as B
 from ._linalg import ridge_inverse
 from ._threads import columns_of_second, rows_of_second, sized_by
 from ._result import FactorizationResult
-from ._validation import check_choice, check_factor, check_float, check_int, check_matrix
+from ._validation import check_choice, check_float, check_int, check_matrix
 from .relu_lstsq import check_ones_row
 
 __all__ = ["ridge_lstsq", "nnls"]
@@ -58,7 +58,7 @@ def ridge_lstsq(A, V, *, alpha=0.0, dtype=None):
 
 @sized_by(columns_of_second)
 def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row=False,
-         eps=None, dtype=None):
+         prox=0.0, l1=0.0, overwrite=False, track_error=True, eps=None, dtype=None):
     """``argmin_{V >= 0} ||A - U V||_F^2`` (the semi-NMF / NMF V-step).
 
     Parameters
@@ -84,6 +84,24 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         The last row of V is a constant ones row (bias input) kept exactly
         as it is; the last column of U is then the bias. V0's last row must
         be ones; the default start sets it.
+    prox : float >= 0, default 0
+        Proximal weight gamma: solve ``min_{V>=0} ||A - U V||^2 +
+        gamma ||V - V0||^2`` instead (V0 required), i.e. stay near the
+        starting point. It only adds gamma to the Gram's diagonal and
+        ``gamma V0`` to the cross product: no extra GEMM. This is how the
+        network trainer keeps a hidden layer's targets near its forward
+        activations.
+    l1 : float >= 0, default 0
+        Sparsity penalty ``l1 * sum(V)`` on the free rows (V >= 0, so this
+        is the l1 norm); subtracted from the cross product.
+    overwrite : bool, default False
+        Update ``V0`` in place when ``V0.T`` is already C-contiguous in the
+        working dtype (e.g. ``V0 = H.T`` for a C-ordered (n, k) array H):
+        saves one n x k copy. Otherwise V0 is never modified.
+    track_error : bool, default True
+        Compute the error after every sweep (one n x k x k Gram each, as
+        much work as a HALS sweep). False skips it: ``errors`` is then all
+        NaN and MU runs ``max_iter`` updates (its ``tol`` needs the errors).
     eps : float, optional
         MU denominator guard (default ``finfo(dtype).eps``).
     dtype : {None, numpy.float32, numpy.float64}
@@ -97,6 +115,10 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     check_choice(solver, "solver", ("hals", "mu"))
     max_iter = check_int(max_iter, "max_iter", minimum=0)
     tol = check_float(tol, "tol")
+    prox = check_float(prox, "prox")
+    l1 = check_float(l1, "l1")
+    if prox > 0 and V0 is None:
+        raise ValueError("prox > 0 needs V0 (the point to stay near)")
     dt = A.dtype
     eps = float(np.finfo(dt).eps) if eps is None else check_float(eps, "eps", strict=True)
     m, n = A.shape
@@ -112,9 +134,11 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     CV = np.matmul(A.T, U)          # (n, k): the only GEMM with A
     GU = B.gram(U)
     # Free part of the problem: X = Vt[:, :kf], C = A^T W - 1 (b^T W), G = W^T W.
-    G = np.ascontiguousarray(GU[:kf, :kf])
+    G = np.array(GU[:kf, :kf], order="C", copy=True)
     C = np.empty((n, kf), dt)
     np.subtract(CV[:, :kf], GU[-1, :kf] if fixed_ones_row else 0, out=C)
+    if l1 > 0:
+        C -= dt.type(l1)
     if V0 is None:
         Vt = np.empty((n, k), dt)
         X = Vt[:, :kf]
@@ -125,14 +149,22 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         if fixed_ones_row:
             Vt[:, -1] = 1
     else:
-        V0 = check_factor(V0, "V0", (k, n), dt, nonnegative=True)
+        V0 = check_matrix(V0, "V0", nonnegative=True, dtype=dt)
+        if V0.shape != (k, n):
+            raise ValueError(f"V0 must have shape {(k, n)}, got {V0.shape}")
         if fixed_ones_row:
             check_ones_row(V0, "V0")
-        Vt = np.ascontiguousarray(V0.T)
+        inplace = overwrite and V0.T.flags.c_contiguous and V0.dtype == dt
+        Vt = V0.T if inplace else np.array(V0.T, order="C", copy=True)
     X = Vt[:, :kf]
+    if prox > 0:  # + gamma ||X - X0||^2: G + gamma I, C + gamma X0
+        G.flat[:: kf + 1] += dt.type(prox)
+        C += dt.type(prox) * X
     GV = np.empty((k, k), dt)
 
     def err():
+        if not track_error:
+            return np.nan
         B.gram(Vt, out=GV)
         return np.sqrt(B.linear_sq_error(normA2, Vt, CV, GU, GV)) / normA
 
@@ -153,7 +185,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         if solver == "hals" and delta <= tol * first:
             converged = True
             break
-        if solver == "mu" and errors[-2] - errors[-1] < tol * errors[-1]:
+        if solver == "mu" and track_error and errors[-2] - errors[-1] < tol * errors[-1]:
             converged = True
             break
     return FactorizationResult(

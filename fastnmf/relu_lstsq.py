@@ -22,7 +22,7 @@ def check_ones_row(V, name: str):
 
 @sized_by(columns_of_second)
 def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_ones_row=False,
-               final_error=True, dtype=None):
+               final_error=True, overwrite=False, dtype=None):
     """Solve one block of ``A ~ relu(U V)`` with the other factor fixed.
 
     ``update="U"``: ``min_U ||A - relu(U V)||_F^2 + alpha ||U||^2`` (U free).
@@ -53,13 +53,19 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         row must be exactly ones.
     final_error : bool, default True
         Also compute the error of the returned point (one more GEMM).
+    overwrite : bool, default False
+        Update the starting factor in place when it is already in the
+        working layout (``update="U"``: U C-contiguous; ``update="V"``:
+        ``V.T`` C-contiguous) and dtype: saves an n-sized copy. Otherwise
+        neither input is modified. The fixed factor is never copied.
     dtype : {None, numpy.float32, numpy.float64}
         Working dtype; default that of A.
 
     Returns
     -------
     FactorizationResult
-        Both factors (the fixed one is a copy of the input), ``n_iter`` and
+        Both factors (the fixed one is the input itself, or a contiguous
+        copy if it was in neither C nor F order), ``n_iter`` and
         ``errors`` (relative error entering each iteration, plus the final
         point's if ``final_error``).
     """
@@ -81,8 +87,14 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     if fixed_ones_row:
         check_ones_row(V, "V")
     k = U.shape[1]
-    U = np.array(U, order="C", copy=True)
-    Vt = np.array(V.T, order="C", copy=True)
+
+    def working(F, moves):  # the moving factor is copied unless overwrite allows otherwise
+        if moves and not (overwrite and F.flags.c_contiguous):
+            return np.array(F, order="C", copy=True)
+        return np.ascontiguousarray(F)
+
+    U = working(U, update == "U")
+    Vt = working(V.T, update == "V")
 
     P = B.model_buffer(A)
     t0 = time.perf_counter()

@@ -1,0 +1,108 @@
+"""Options of the block solves used by the network trainer: nnls ``prox`` /
+``l1`` / ``overwrite`` / ``track_error`` and relu_lstsq ``overwrite``."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.optimize
+
+from conftest import DTYPES
+
+import fastnmf
+
+
+def problem(rng, m=9, n=30, k=5, dtype=np.float64):
+    A = rng.standard_normal((m, n)).astype(dtype)
+    U = rng.standard_normal((m, k)).astype(dtype)
+    V0 = rng.uniform(0, 1, (k, n)).astype(dtype)
+    return A, U, V0
+
+
+def nnls_columns(A, U):
+    """Exact NNLS column by column (scipy's active-set solver)."""
+    return np.stack([scipy.optimize.nnls(U, A[:, j])[0] for j in range(A.shape[1])], axis=1)
+
+
+@pytest.mark.parametrize("gamma", [0.1, 2.0])
+def test_nnls_prox_equals_stacked_nnls(gamma):
+    """min ||A - UV||^2 + g ||V - V0||^2 == NNLS of [A; sqrt(g) V0] by [U; sqrt(g) I]."""
+    rng = np.random.default_rng(0)
+    A, U, V0 = problem(rng)
+    k = U.shape[1]
+    want = nnls_columns(np.vstack([A, np.sqrt(gamma) * V0]), np.vstack([U, np.sqrt(gamma) * np.eye(k)]))
+    got = fastnmf.nnls(A, U, V0=V0, prox=gamma, max_iter=2000, tol=0.0).V
+    np.testing.assert_allclose(got, want, atol=1e-7)
+
+
+def test_nnls_l1_equals_shifted_problem():
+    """l1 * sum(V): the KKT point of the penalised problem (checked by its
+    optimality conditions: gradient >= 0, = 0 where V > 0)."""
+    rng = np.random.default_rng(1)
+    A, U, _ = problem(rng)
+    l1 = 0.5
+    V = fastnmf.nnls(A, U, l1=l1, max_iter=3000, tol=0.0).V
+    grad = U.T @ (U @ V - A) + l1
+    assert (V >= 0).all()
+    assert grad.min() > -1e-6
+    np.testing.assert_allclose(grad[V > 1e-9], 0, atol=1e-6)
+    assert (V == 0).sum() > (fastnmf.nnls(A, U, max_iter=3000, tol=0.0).V == 0).sum()
+
+
+def test_nnls_prox_keeps_ones_row_and_needs_V0():
+    rng = np.random.default_rng(2)
+    A, U, V0 = problem(rng)
+    V0[-1] = 1
+    r = fastnmf.nnls(A, U, V0=V0, prox=1.0, fixed_ones_row=True, max_iter=5)
+    assert np.array_equal(r.V[-1], np.ones(V0.shape[1]))
+    with pytest.raises(ValueError, match="prox"):
+        fastnmf.nnls(A, U, prox=1.0)
+    with pytest.raises(ValueError, match="prox"):
+        fastnmf.nnls(A, U, V0=V0, prox=-1.0)
+    with pytest.raises(ValueError, match="l1"):
+        fastnmf.nnls(A, U, l1=-1.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nnls_overwrite(dtype):
+    rng = np.random.default_rng(3)
+    A, U, V0 = problem(rng, dtype=dtype)
+    H = np.ascontiguousarray(V0.T)            # (n, k) C: V0 = H.T is the working layout
+    keep = H.copy()
+    r = fastnmf.nnls(A, U, V0=H.T, max_iter=3)
+    assert np.array_equal(H, keep), "overwrite=False must not touch V0"
+    r2 = fastnmf.nnls(A, U, V0=H.T, max_iter=3, overwrite=True)
+    assert np.shares_memory(r2.V, H)
+    np.testing.assert_array_equal(H.T, r.V)
+    # a V0 in another layout is never modified, even with overwrite=True
+    V0c = np.ascontiguousarray(keep.T)
+    r3 = fastnmf.nnls(A, U, V0=V0c, max_iter=3, overwrite=True)
+    assert np.array_equal(V0c, keep.T) and not np.shares_memory(r3.V, V0c)
+    np.testing.assert_array_equal(r3.V, r.V)
+
+
+def test_nnls_track_error_false_same_result():
+    rng = np.random.default_rng(4)
+    A, U, V0 = problem(rng)
+    a = fastnmf.nnls(A, U, V0=V0, max_iter=4)
+    b = fastnmf.nnls(A, U, V0=V0, max_iter=4, track_error=False)
+    np.testing.assert_array_equal(a.V, b.V)
+    assert np.isnan(b.errors).all() and b.errors.shape == a.errors.shape
+
+
+@pytest.mark.parametrize("update", ["U", "V"])
+def test_relu_lstsq_overwrite(update):
+    rng = np.random.default_rng(5)
+    m, n, k = 8, 40, 4
+    A = np.maximum(rng.standard_normal((m, k)) @ rng.uniform(0, 1, (k, n)), 0)
+    U = np.ascontiguousarray(rng.standard_normal((m, k)))
+    H = np.ascontiguousarray(rng.uniform(0, 1, (n, k)))   # V = H.T
+    U0, H0 = U.copy(), H.copy()
+    r = fastnmf.relu_lstsq(A, U, H.T, update=update, n_iter=2)
+    assert np.array_equal(U, U0) and np.array_equal(H, H0), "inputs must be untouched by default"
+    r2 = fastnmf.relu_lstsq(A, U, H.T, update=update, n_iter=2, overwrite=True)
+    moved = U if update == "U" else H
+    fixed, fixed0 = (H, H0) if update == "U" else (U, U0)
+    assert np.shares_memory(r2.U if update == "U" else r2.V, moved)
+    assert np.array_equal(fixed, fixed0), "the fixed factor is never modified"
+    np.testing.assert_array_equal(r2.U, r.U)
+    np.testing.assert_array_equal(r2.V, r.V)
