@@ -17,7 +17,7 @@ import numpy as np
 from . import _kernels as K
 from ._hals_dispatch import hals_sweeps as _hals_sweeps_cy
 from ._hals_dispatch import hals_update_rows as _hals_cy
-from ._linalg import gram, matmul_into, pinv_factor_into  # noqa: F401 (gram re-exported)
+from ._linalg import gram, matmul_into, pinv_factor_into, ridge_inverse  # noqa: F401 (gram re-exported)
 from ._threads import get_num_threads
 
 
@@ -59,15 +59,17 @@ def nnls_mu_semi_(X, C, G, DP, DM, n_updates: int, eps: float) -> None:
         K.mu_semi_update_(X, C, DP, DM, eps)
 
 
-def ridge_update_left_(A, Vt, U, M, alpha: float) -> None:
+def ridge_update_left_(A, Vt, U, E, alpha: float) -> None:
     """``U <- A V^T (V V^T + alpha I)^{-1}`` written into U (m, k).
 
-    ``M`` (n, k) is a work buffer that receives ``V^+ = V^T (V V^T + aI)^{-1}``.
-    GEMMs: ``Vt.T @ Vt`` (k x n x k), ``M = Vt @ inv`` (n x k x k),
-    ``U = A @ M`` (m x n x k); one k x k Cholesky.
+    ``E`` (m, k) is a work buffer for the cross product ``A V^T``.
+    GEMMs: ``Vt.T @ Vt`` (k x n x k), ``E = A @ Vt`` (m x n x k), then only
+    ``U = E @ inv`` (m x k x k); one k x k Cholesky. (Forming
+    ``V^+ = V^T (V V^T + aI)^{-1}`` first would cost another n x k x k GEMM.)
     """
-    pinv_factor_into(M, Vt, gram(Vt), alpha)
-    np.matmul(A, M, out=U)
+    inv = ridge_inverse(gram(Vt), alpha, Vt.dtype)
+    np.matmul(A, Vt, out=E)
+    np.matmul(E, inv, out=U)
 
 
 def model_buffer(A):
@@ -89,23 +91,27 @@ def relu_residual_(P, A) -> float:
     return K.relu_residual_(P.T, A.T)
 
 
-def relu_update_left_(A, U, Vt, P, D, M, alpha: float, omega: float, n_iter: int,
-                      errs: list, residual_ready: bool = False) -> None:
+def relu_update_left_(A, U, Vt, P, D, E, alpha: float, omega: float, n_iter: int,
+                      errs: list, residual_ready: bool = False, gram_V=None) -> None:
     """Fixed-point iterations ``U <- U + omega R V^+`` for ``A ~ relu(U V)``.
 
-    ``V^+ = V^T (V V^T + alpha I)^{-1}`` is formed once into ``M`` (n, k):
-    the Gram matrix of the fixed factor is factored once per block. Appends
-    ``||R||^2`` of the point entering each iteration to ``errs``.
-    ``residual_ready``: P already holds the residual of the current point.
-    GEMMs per iteration: ``P = U @ Vt.T`` (m x k x n), ``D = R @ M``
-    (m x n x k); plus one fused residual pass over P and a fused axpy.
+    ``V^+ = V^T (V V^T + alpha I)^{-1}`` is applied as ``(R V^T) inv``: the
+    Gram matrix of the fixed factor is factored once per block, and V^+
+    itself (an n x k x k GEMM) is never formed. Appends ``||R||^2`` of the
+    point entering each iteration to ``errs``. ``residual_ready``: P
+    already holds the residual of the current point. ``gram_V``: the
+    caller's ``Vt.T @ Vt`` when it already has it. D and E are (m, k).
+    GEMMs per iteration: ``P = U @ Vt.T`` (m x k x n), ``E = R @ Vt``
+    (m x n x k), ``D = E @ inv`` (m x k x k); plus one fused residual pass
+    over P and a fused axpy.
     """
-    pinv_factor_into(M, Vt, gram(Vt), alpha)
+    inv = ridge_inverse(gram(Vt) if gram_V is None else gram_V, alpha, Vt.dtype)
     for it in range(n_iter):
         if it or not residual_ready:
             model_into_(P, U, Vt)
             errs.append(relu_residual_(P, A))
-        np.matmul(P, M, out=D)
+        np.matmul(P, Vt, out=E)
+        np.matmul(E, inv, out=D)
         K.add_scaled_(U, D, omega)
 
 

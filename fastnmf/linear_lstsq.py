@@ -45,14 +45,15 @@ def ridge_lstsq(A, V, *, alpha=0.0, dtype=None):
 
     Notes
     -----
-    ``U = A V^T (V V^T + alpha I)^{-1}`` by one GEMM (2 m n k flops), one
-    Gram (n k^2), a k x k Cholesky and two trsm; never an SVD of V.
+    ``U = (A V^T) (V V^T + alpha I)^{-1}``: one GEMM (2 m n k flops), one
+    Gram (n k^2), a k x k Cholesky and an m x k x k product; never an SVD
+    of V.
     """
     A, V = _check_pair(A, V, "V", dtype, rows=True)
     alpha = check_float(alpha, "alpha")
     Vt = V.T  # (n, k) view; C-contiguous when V is F-ordered, either way BLAS reads it
     U = np.empty((A.shape[0], V.shape[0]), A.dtype)
-    B.ridge_update_left_(A, Vt, U, np.empty(Vt.shape, A.dtype), alpha)
+    B.ridge_update_left_(A, Vt, U, np.empty(U.shape, A.dtype), alpha)
     return U
 
 

@@ -78,7 +78,7 @@ def nonlinear_semi_nmf(A, rank, *, activation="relu", init="nndsvda", max_iter=1
     U, Vt = _prepare_init(A, k, init, rng, nonneg_U=False)
     m, n = A.shape
     dt = A.dtype
-    MV = np.empty((n, k), dt)   # V^+ (transposed), formed once per U-block
+    MV = np.empty((m, k), dt)   # cross product A V^T / R V^T
     MU = np.empty((m, k), dt)   # U^+ (transposed), formed once per V-block
     if not isinstance(init, (tuple, list)):
         B.ridge_update_left_(A, Vt, U, MV, alpha)

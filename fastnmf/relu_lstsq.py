@@ -22,7 +22,7 @@ def check_ones_row(V, name: str):
 
 @sized_by(columns_of_second)
 def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_ones_row=False,
-               final_error=True, overwrite=False, dtype=None):
+               final_error=True, overwrite=False, fixed_gram=None, dtype=None):
     """Solve one block of ``A ~ relu(U V)`` with the other factor fixed.
 
     ``update="U"``: ``min_U ||A - relu(U V)||_F^2 + alpha ||U||^2`` (U free).
@@ -58,6 +58,11 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         working layout (``update="U"``: U C-contiguous; ``update="V"``:
         ``V.T`` C-contiguous) and dtype: saves an n-sized copy. Otherwise
         neither input is modified. The fixed factor is never copied.
+    fixed_gram : array_like, shape (k, k), optional
+        ``update="U"`` only: the Gram matrix ``V V^T`` of the fixed factor,
+        when the caller already has it (e.g. a network's first layer, whose
+        input never changes): saves its n x k x k product. Used as given;
+        only its shape and finiteness are checked.
     dtype : {None, numpy.float32, numpy.float64}
         Working dtype; default that of A.
 
@@ -87,6 +92,12 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     if fixed_ones_row:
         check_ones_row(V, "V")
     k = U.shape[1]
+    if fixed_gram is not None:
+        if update != "U":
+            raise ValueError("fixed_gram is only used with update='U' (the Gram of V)")
+        fixed_gram = check_matrix(fixed_gram, "fixed_gram", dtype=dt)
+        if fixed_gram.shape != (k, k):
+            raise ValueError(f"fixed_gram must have shape {(k, k)}, got {fixed_gram.shape}")
 
     def working(F, moves):  # the moving factor is copied unless overwrite allows otherwise
         if moves and not (overwrite and F.flags.c_contiguous):
@@ -102,8 +113,8 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     normA = np.sqrt(normA2) if normA2 > 0 else 1.0
     sq = []
     if update == "U":
-        B.relu_update_left_(A, U, Vt, P, np.empty((m, k), dt), np.empty((n, k), dt), alpha,
-                            omega, n_iter, sq)
+        B.relu_update_left_(A, U, Vt, P, np.empty((m, k), dt), np.empty((m, k), dt), alpha,
+                            omega, n_iter, sq, gram_V=fixed_gram)
     else:
         kf = k - 1 if fixed_ones_row else k
         B.relu_update_right_(A, U, Vt, P, np.empty((n, kf), dt), np.empty((m, kf), dt), alpha,

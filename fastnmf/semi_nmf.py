@@ -75,7 +75,7 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
     m, n = A.shape
     dt = A.dtype
     CV = np.empty((n, k), dt)
-    MV = np.empty((n, k), dt)
+    MV = np.empty((m, k), dt)   # cross product A V^T
     GU = np.empty((k, k), dt)
     GV = np.empty((k, k), dt)
     if solver == "mu":

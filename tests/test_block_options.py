@@ -106,3 +106,20 @@ def test_relu_lstsq_overwrite(update):
     assert np.array_equal(fixed, fixed0), "the fixed factor is never modified"
     np.testing.assert_array_equal(r2.U, r.U)
     np.testing.assert_array_equal(r2.V, r.V)
+
+
+def test_relu_lstsq_fixed_gram_same_result_and_checked():
+    rng = np.random.default_rng(6)
+    m, n, k = 8, 40, 4
+    A = np.maximum(rng.standard_normal((m, k)) @ rng.uniform(0, 1, (k, n)), 0)
+    U = rng.standard_normal((m, k))
+    V = rng.uniform(0, 1, (k, n))
+    a = fastnmf.relu_lstsq(A, U, V, n_iter=3, alpha=0.1)
+    b = fastnmf.relu_lstsq(A, U, V, n_iter=3, alpha=0.1, fixed_gram=V @ V.T)
+    np.testing.assert_allclose(b.U, a.U, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="fixed_gram"):
+        fastnmf.relu_lstsq(A, U, V, fixed_gram=np.eye(k + 1))
+    with pytest.raises(ValueError, match="fixed_gram"):
+        fastnmf.relu_lstsq(A, U, V, update="V", fixed_gram=np.eye(k))
+    with pytest.raises(ValueError, match="fixed_gram"):
+        fastnmf.relu_lstsq(A, U, V, fixed_gram=np.full((k, k), np.nan))
