@@ -123,3 +123,25 @@ def test_relu_lstsq_fixed_gram_same_result_and_checked():
         fastnmf.relu_lstsq(A, U, V, update="V", fixed_gram=np.eye(k))
     with pytest.raises(ValueError, match="fixed_gram"):
         fastnmf.relu_lstsq(A, U, V, fixed_gram=np.full((k, k), np.nan))
+
+
+@pytest.mark.parametrize("prox", [0.0, 0.5, 10.0])
+def test_ridge_lstsq_prox_matches_normal_equations(prox):
+    rng = np.random.default_rng(7)
+    m, n, k = 6, 25, 4
+    A, V, U0 = rng.standard_normal((m, n)), rng.standard_normal((k, n)), rng.standard_normal((m, k))
+    alpha = 0.3
+    want = (A @ V.T + prox * U0) @ np.linalg.inv(V @ V.T + (alpha + prox) * np.eye(k))
+    got = fastnmf.ridge_lstsq(A, V, alpha=alpha, U0=U0, prox=prox)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
+
+
+def test_ridge_lstsq_prox_validation():
+    rng = np.random.default_rng(8)
+    A, V = rng.standard_normal((6, 25)), rng.standard_normal((4, 25))
+    with pytest.raises(ValueError, match="U0"):
+        fastnmf.ridge_lstsq(A, V, prox=1.0)
+    with pytest.raises(ValueError, match="U0"):
+        fastnmf.ridge_lstsq(A, V, U0=np.zeros((6, 5)), prox=1.0)
+    with pytest.raises(ValueError, match="prox"):
+        fastnmf.ridge_lstsq(A, V, U0=np.zeros((6, 4)), prox=-1.0)

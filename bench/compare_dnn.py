@@ -1,0 +1,221 @@
+"""NMFNetClassifier vs PyTorch Adam backprop, same network, same run.
+
+    python bench/compare_dnn.py                      # digits + Fashion-MNIST
+    python bench/compare_dnn.py --datasets digits    # seconds
+    python bench/compare_dnn.py --out bench/results/compare_dnn.md
+
+Needs ``pip install ".[bench]"`` (PyTorch 2.13.0 CPU) and, for Fashion-MNIST,
+Debian's ``dataset-fashion-mnist`` (installed automatically when run as root).
+
+What is compared, per dataset (digits 64-100-10: a fixed stratified 80/20
+split of the bundled set; Fashion-MNIST 784-500-500-10: the 60k/10k split):
+
+* backprop: ``torch.nn`` ReLU MLP of the same shape, Adam lr 1e-3,
+  batch 128, cross-entropy, default PyTorch init, ``--epochs`` epochs;
+* NMF: ``NMFNetClassifier`` with its defaults (no learning rate), ``--sweeps``
+  sweeps, ``eval`` of the test set after every sweep through the fit callback.
+
+Both in float32 with ``--threads`` threads (torch.set_num_threads and
+fastnmf.threads), same seed. Times are training time only (test evaluation
+excluded, cumulative), Numba compilation excluded by a warm-up fit first
+(its time is reported). The GEMM floor of one NMF sweep: every matrix
+product the sweep issues (``Trainer.sweep_gemms``) timed alone with BLAS in
+this process, median of 3.
+"""
+from __future__ import annotations
+
+import fastnmf  # first: short BLAS/OpenMP spin-waits before numpy loads BLAS
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import digits, fashion_mnist  # noqa: E402
+
+import fastnmf_dnn  # noqa: E402
+from fastnmf_dnn.network import init_random  # noqa: E402
+from fastnmf_dnn.trainer import Trainer  # noqa: E402
+
+THRESHOLDS = {"digits": [0.95, 0.96, 0.97, 0.98], "fashion": [0.84, 0.85, 0.86, 0.87, 0.88]}
+SHAPES = {"digits": (100,), "fashion": (500, 500)}
+
+
+def load(name):
+    if name == "digits":
+        X, y = digits()
+        X = X / np.float32(16)
+        rng = np.random.default_rng(0)
+        te = np.zeros(len(y), bool)
+        for c in np.unique(y):  # stratified 20 % test split, fixed
+            idx = rng.permutation(np.flatnonzero(y == c))
+            te[idx[: int(round(0.2 * len(idx)))]] = True
+        return X[~te], y[~te], X[te], y[te]
+    Xtr, ytr = fashion_mnist("train")
+    Xte, yte = fashion_mnist("t10k")
+    return Xtr, ytr, Xte, yte
+
+
+def run_backprop(Xtr, ytr, Xte, yte, hidden, epochs, threads, seed):
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    d, c = Xtr.shape[1], int(ytr.max()) + 1
+    layers, n_in = [], d
+    for h in hidden:
+        layers += [torch.nn.Linear(n_in, h), torch.nn.ReLU()]
+        n_in = h
+    layers.append(torch.nn.Linear(n_in, c))
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    lossf = torch.nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(Xtr), torch.from_numpy(ytr.astype(np.int64))
+    Xe = torch.from_numpy(Xte)
+    gen = torch.Generator().manual_seed(seed)
+    rows, total = [], 0.0
+    for ep in range(epochs):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(len(yt), generator=gen)
+        for s in range(0, len(yt), 128):
+            b = perm[s: s + 128]
+            opt.zero_grad(set_to_none=True)
+            loss = lossf(model(Xt[b]), yt[b])
+            loss.backward()
+            opt.step()
+        total += time.perf_counter() - t0
+        model.eval()
+        with torch.no_grad():
+            acc = float((model(Xe).argmax(1).numpy() == yte).mean())
+        rows.append((ep + 1, acc, total))
+    return rows
+
+
+def run_nmf(Xtr, ytr, Xte, yte, hidden, sweeps, threads, seed):
+    rows, total = [], [0.0]
+
+    def cb(est, it, rec):
+        total[0] += rec["seconds"]
+        rows.append((it, rec["eval_score"], total[0]))
+
+    clf = fastnmf_dnn.NMFNetClassifier(hidden, max_iter=sweeps, n_iter_no_change=sweeps + 1,
+                                       random_state=seed, n_threads=threads)
+    clf.fit(Xtr, ytr, eval_set=(Xte, yte), callback=cb)
+    return rows, clf
+
+
+def gemm_floor(Xtr, ytr, hidden, threads, seed, repeat=3):
+    """Seconds of one sweep's GEMMs (and the measured sweep, median of repeat)."""
+    clf = fastnmf_dnn.NMFNetClassifier(hidden)
+    opts = clf.training_options()
+    Y = np.eye(int(ytr.max()) + 1, dtype=np.float32)[ytr]
+    net = init_random([Xtr.shape[1], *hidden, Y.shape[1]], np.random.default_rng(seed), np.float32)
+    with fastnmf.threads(threads):
+        tr = Trainer(Xtr, Y, net, opts)
+        tr.sweep()  # warm
+        sweep_t = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            tr.sweep()
+            sweep_t.append(time.perf_counter() - t0)
+        floor = 0.0
+        rng = np.random.default_rng(0)
+        for m, k, n in tr.sweep_gemms():
+            a = rng.random((m, k), dtype=np.float32)
+            b = rng.random((k, n), dtype=np.float32)
+            o = np.empty((m, n), np.float32)
+            ts = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                np.matmul(a, b, out=o)
+                ts.append(time.perf_counter() - t0)
+            floor += float(np.median(ts))
+    return float(np.median(sweep_t)), floor
+
+
+def time_to(rows, thr):
+    for _, acc, t in rows:
+        if acc >= thr:
+            return t
+    return None
+
+
+def fmt_t(t):
+    return "not reached" if t is None else f"{t:.1f} s"
+
+
+def report(name, hidden, bp, nm, compile_s, sweep_s, floor_s, threads, lines):
+    d = {"digits": 64, "fashion": 784}[name]
+    shape = "-".join(str(x) for x in (d, *hidden, 10))
+    lines.append(f"\n### {name} {shape} ({threads} threads)\n")
+    lines.append("| iter | backprop test acc | backprop s | NMF test acc | NMF s |")
+    lines.append("|---:|---:|---:|---:|---:|")
+    n_rows = max(len(bp), len(nm))
+    for i in range(n_rows):
+        if i >= 20 and (i + 1) % 25 and i + 1 != n_rows:
+            continue
+        b = bp[i] if i < len(bp) else None
+        n = nm[i] if i < len(nm) else None
+        lines.append(f"| {i + 1} | {b[1]:.4f} | {b[2]:.1f} |" if b else f"| {i + 1} | | |")
+        lines[-1] += f" {n[1]:.4f} | {n[2]:.1f} |" if n else " | |"
+    bb, nb = max(r[1] for r in bp), max(r[1] for r in nm)
+    lines.append("")
+    b15 = bp[min(15, len(bp)) - 1][1]
+    lines.append(f"- backprop test accuracy at epoch 15: {b15:.4f}")
+    lines.append(f"- best test accuracy: backprop **{bb:.4f}**, NMF **{nb:.4f}** "
+                 f"(gap {100 * (bb - nb):+.2f} points; target: within 1.0)")
+    lines.append(f"- NMF sweep {sweep_s:.2f} s vs its GEMM floor {floor_s:.2f} s: "
+                 f"**{sweep_s / floor_s:.2f}x** (target <= 1.3x)")
+    lines.append(f"- Numba compile/warm-up before timing: {compile_s:.1f} s (excluded)")
+    tt = " | ".join(f"{thr:.2f}" for thr in THRESHOLDS[name])
+    lines.append(f"\n| time to test acc | {tt} |")
+    lines.append("|---|" + "---:|" * len(THRESHOLDS[name]))
+    lines.append("| backprop (Adam) | " + " | ".join(fmt_t(time_to(bp, t))
+                                                   for t in THRESHOLDS[name]) + " |")
+    lines.append("| NMFNetClassifier | " + " | ".join(fmt_t(time_to(nm, t))
+                                                     for t in THRESHOLDS[name]) + " |")
+    both = [t for t in THRESHOLDS[name] if time_to(bp, t) and time_to(nm, t)]
+    if both:
+        t = max(both)
+        lines.append(f"\nTime to {t:.2f} (highest both reach): backprop/NMF = "
+                     f"**{time_to(bp, t) / time_to(nm, t):.2f}x**")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--datasets", default="digits,fashion")
+    ap.add_argument("--epochs", type=int, help="backprop epochs (default: digits 200, "
+                    "fashion 30: enough for its best test accuracy)")
+    ap.add_argument("--sweeps", type=int, help="NMF sweeps (default: digits 50, fashion 15)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    from compare import machine
+    lines = [f"Machine: {machine()}; torch threads = fastnmf threads = {args.threads}"]
+    for name in args.datasets.split(","):
+        hidden = SHAPES[name]
+        Xtr, ytr, Xte, yte = load(name)
+        t0 = time.perf_counter()  # warm-up: compile every kernel the fit uses
+        fastnmf_dnn.NMFNetClassifier(hidden, max_iter=1).fit(Xtr[:256], ytr[:256])
+        compile_s = time.perf_counter() - t0
+        epochs = args.epochs or {"digits": 200, "fashion": 30}[name]
+        sweeps = args.sweeps or {"digits": 50, "fashion": 15}[name]
+        bp = run_backprop(Xtr, ytr, Xte, yte, hidden, epochs, args.threads, args.seed)
+        print(f"{name} backprop best {max(r[1] for r in bp):.4f}", flush=True)
+        nm, _ = run_nmf(Xtr, ytr, Xte, yte, hidden, sweeps, args.threads, args.seed)
+        print(f"{name} NMF best {max(r[1] for r in nm):.4f}", flush=True)
+        sweep_s, floor_s = gemm_floor(Xtr, ytr, hidden, args.threads, args.seed)
+        report(name, hidden, bp, nm, compile_s, sweep_s, floor_s, args.threads, lines)
+        print("\n".join(lines), flush=True)
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

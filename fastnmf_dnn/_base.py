@@ -1,0 +1,454 @@
+"""The fit loop shared by NMFNetClassifier and NMFNetRegressor (internal).
+
+Parameters, validation, initialisation (random or NMF pre-training), the
+sweep loop with history, early stopping on a validation split (keeping the
+best weights), checkpoint/resume and warm start. Subclasses only say how
+targets are encoded (``_encode_targets``) and how a prediction is scored
+(``_score_outputs``).
+"""
+from __future__ import annotations
+
+import time
+import zlib
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+import fastnmf
+
+from . import model_io
+from .network import Network, init_random
+from .pretrain import pretrain_stack
+from .trainer import PRESETS, TrainOptions, Trainer
+
+_OPTION_PARAMS = ("bias", "alpha", "inner_iter", "omega", "z_iter", "z_solver", "z_prox", "l1",
+                  "refresh_targets")
+
+
+def _check_positive_int(value, name, minimum=1):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_real(value, name, *, minimum=0.0, strict=False, maximum=None):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < minimum or (strict and value == minimum) or (
+            maximum is not None and value >= maximum):
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        bound += f" and < {maximum}" if maximum is not None else ""
+        raise ValueError(f"{name} must be finite and {bound}, got {value}")
+    return value
+
+
+def check_hidden_layer_sizes(sizes):
+    if isinstance(sizes, (int, np.integer)) and not isinstance(sizes, bool):
+        sizes = (sizes,)
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        raise TypeError("hidden_layer_sizes must be an int or a sequence of ints, "
+                        f"got {type(sizes).__name__}") from None
+    return tuple(_check_positive_int(s, "hidden_layer_sizes entries") for s in sizes)
+
+
+def _dtype(value):
+    try:
+        dt = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {value!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be numpy.float32 or numpy.float64, got {dt}")
+    return dt
+
+
+def _fingerprint(*arrays):
+    """Cheap identity of the training data, stored in checkpoints."""
+    crc = 0
+    for a in arrays:
+        crc = zlib.crc32(np.ascontiguousarray(a).view(np.uint8).ravel(), crc)
+    return f"{[a.shape for a in arrays]}:{crc:08x}"
+
+
+class BaseNMFNet(BaseEstimator):
+    """Shared parameters and fit loop (see NMFNetClassifier for the docs)."""
+
+    _target_is_label = False
+
+    def __init__(self, hidden_layer_sizes=(100,), *, max_iter=30, alpha=None, preset="default",
+                 bias=None, inner_iter=None, omega=None, z_iter=None, z_solver=None,
+                 z_prox=None, l1=None, refresh_targets=None, pretrain=False, pretrain_iter=30,
+                 init_scale=1.0, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, tol=1e-4, warm_start=False, random_state=None,
+                 n_threads=None, dtype=np.float32, verbose=False):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.preset = preset
+        self.bias = bias
+        self.inner_iter = inner_iter
+        self.omega = omega
+        self.z_iter = z_iter
+        self.z_solver = z_solver
+        self.z_prox = z_prox
+        self.l1 = l1
+        self.refresh_targets = refresh_targets
+        self.pretrain = pretrain
+        self.pretrain_iter = pretrain_iter
+        self.init_scale = init_scale
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.dtype = dtype
+        self.verbose = verbose
+
+    # -- parameters ----------------------------------------------------------
+    def training_options(self) -> TrainOptions:
+        """The :class:`TrainOptions` these parameters select (preset + overrides)."""
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        opts = PRESETS[self.preset]
+        changes = {k: getattr(self, k) for k in _OPTION_PARAMS if getattr(self, k) is not None}
+        for k in ("alpha", "z_prox", "l1"):
+            if k in changes:
+                changes[k] = _check_real(changes[k], k)
+        if "omega" in changes:
+            changes["omega"] = _check_real(changes["omega"], "omega", strict=True)
+        for k in ("inner_iter", "z_iter"):
+            if k in changes:
+                changes[k] = _check_positive_int(changes[k], k)
+        if "z_solver" in changes and changes["z_solver"] not in ("hals", "mu"):
+            raise ValueError(f"z_solver must be 'hals' or 'mu', got {changes['z_solver']!r}")
+        for k in ("bias", "refresh_targets"):
+            if k in changes and not isinstance(changes[k], (bool, np.bool_)):
+                raise TypeError(f"{k} must be True, False or None, got {changes[k]!r}")
+        return opts.replace(**changes)
+
+    def _validate_params(self):
+        check_hidden_layer_sizes(self.hidden_layer_sizes)
+        _check_positive_int(self.max_iter, "max_iter", minimum=0)
+        _check_positive_int(self.pretrain_iter, "pretrain_iter")
+        _check_positive_int(self.n_iter_no_change, "n_iter_no_change")
+        _check_real(self.init_scale, "init_scale", strict=True)
+        _check_real(self.tol, "tol")
+        _check_real(self.validation_fraction, "validation_fraction", strict=True, maximum=1.0)
+        if self.n_threads is not None:
+            _check_positive_int(self.n_threads, "n_threads")
+        for k in ("pretrain", "early_stopping", "warm_start"):
+            if not isinstance(getattr(self, k), (bool, np.bool_)):
+                raise TypeError(f"{k} must be True or False, got {getattr(self, k)!r}")
+        _dtype(self.dtype)
+        return self.training_options()
+
+    # -- hooks for subclasses --------------------------------------------------
+    def _encode_targets(self, y, first_fit):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _score_outputs(self, out, y_enc):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- fitting ---------------------------------------------------------------
+    def _layer_sizes(self, n_features, n_outputs):
+        return [n_features, *check_hidden_layer_sizes(self.hidden_layer_sizes), n_outputs]
+
+    def _split(self, X, y, Y):
+        if not self.early_stopping:
+            return X, Y, y, None, None, None
+        from sklearn.model_selection import train_test_split
+        idx = np.arange(X.shape[0])
+        strat = y if (self._target_is_label and self._can_stratify(y)) else None
+        tr, va = train_test_split(idx, test_size=self.validation_fraction,
+                                  random_state=self._split_seed, stratify=strat)
+        tr.sort()
+        va.sort()
+        return X[tr], Y[tr], y[tr], X[va], y[va], va
+
+    @staticmethod
+    def _can_stratify(y):
+        _, counts = np.unique(y, return_counts=True)
+        return counts.min() >= 2
+
+    def _check_warm_start_sizes(self, sizes):
+        fitted = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+        if fitted != list(sizes):
+            raise ValueError(f"warm_start=True continues the fitted network of layer sizes "
+                             f"{fitted}, but hidden_layer_sizes and the data now give {sizes}; "
+                             "set warm_start=False to train a new network")
+
+    def _initial_network(self, X, sizes, opts, rng):
+        dt = X.dtype
+        if self.warm_start and hasattr(self, "coefs_"):
+            return Network([c.astype(dt) for c in self.coefs_],
+                           [b.astype(dt) for b in self.intercepts_])
+        net = init_random(sizes, rng, dt, scale=self.init_scale)
+        if self.pretrain and len(sizes) > 2:
+            if X.min() < 0:
+                raise ValueError("pretrain=True needs nonnegative X (NMF of the input); "
+                                 f"X has minimum {X.min()!r}")
+            st = pretrain_stack(X, sizes[1:-1], nmf_iter=self.pretrain_iter, alpha=opts.alpha,
+                                bias=opts.bias, random_state=rng, verbose=bool(self.verbose))
+            net.coefs[:-1] = st.coefs
+            net.intercepts[:-1] = st.intercepts
+        return net
+
+    def _fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None):
+        opts = self._validate_params()
+        dt = _dtype(self.dtype)
+        first_fit = not (self.warm_start and hasattr(self, "coefs_"))
+        X = validate_data(self, X, dtype=dt, reset=first_fit, order="C")
+        y_enc, Y = self._encode_targets(y, first_fit, n_samples=X.shape[0])
+        Y = Y.astype(dt, copy=False)
+        rng = np.random.default_rng(
+            self.random_state if not isinstance(self.random_state, np.random.RandomState)
+            else self.random_state.randint(2**31 - 1))
+        self._split_seed = int(rng.integers(2**31 - 1))
+        sizes = self._layer_sizes(X.shape[1], Y.shape[1])
+        if not first_fit:
+            self._check_warm_start_sizes(sizes)
+        state = None
+        if checkpoint is not None and resume:
+            state = self._read_checkpoint(checkpoint, X, y_enc, opts, sizes)
+        if state is not None and state["split_seed"] is not None:
+            # the validation split of the interrupted run (random_state=None
+            # would otherwise draw another split than the one trained on)
+            self._split_seed = state["split_seed"]
+        Xtr, Ytr, ytr, Xva, yva, va_idx = self._split(X, y_enc, Y)
+        if eval_set is not None:
+            Xev, yev = eval_set
+            Xev = validate_data(self, Xev, dtype=dt, reset=False)
+            yev = self._encode_eval(yev)
+        with fastnmf.threads(self.n_threads) if self.n_threads else _nullcontext():
+            if state is not None:
+                net = state["network"]
+            else:
+                net = self._initial_network(Xtr, sizes, opts, rng)
+            trainer = Trainer(Xtr, Ytr, net, opts)
+            if state is not None:
+                trainer.load_state_arrays(state["arrays"])
+                hist = state["history"]
+                best = state["best"]
+            else:
+                hist = {k: [] for k in ("loss", "train_score", "validation_score", "eval_score",
+                                        "seconds")}
+                best = {"score": -np.inf, "loss": np.inf, "iter": 0, "no_improve": 0,
+                        "network": None}
+            it = len(hist["loss"])
+            while it < self.max_iter and not best.get("stopped", False):
+                t0 = time.perf_counter()
+                out = trainer.sweep()
+                secs = time.perf_counter() - t0
+                it += 1
+                loss = 0.5 * float(np.mean((out - Ytr) ** 2))
+                net_now = trainer.network()
+                hist["loss"].append(loss)
+                hist["train_score"].append(self._score_outputs(out, ytr))
+                hist["seconds"].append(secs)
+                hist["validation_score"].append(
+                    self._score_outputs(net_now.forward(Xva), yva) if Xva is not None else None)
+                hist["eval_score"].append(
+                    self._score_outputs(net_now.forward(Xev), yev) if eval_set is not None
+                    else None)
+                self._update_best(best, hist, net_now, it)
+                if checkpoint is not None:
+                    self._write_checkpoint(checkpoint, X, y_enc, trainer, hist, best, sizes)
+                if self.verbose:
+                    self._print_progress(it, hist)
+                if callback is not None:
+                    callback(self, it, {k: v[-1] for k, v in hist.items()})
+            final = best["network"] if (self.early_stopping and best["network"] is not None) \
+                else trainer.network()
+            if final is None:  # max_iter == 0
+                final = trainer.network()
+        self.coefs_ = [np.ascontiguousarray(c) for c in final.coefs]
+        self.intercepts_ = [np.ascontiguousarray(b) for b in final.intercepts]
+        self.n_iter_ = it
+        self.n_layers_ = len(sizes)
+        self.n_outputs_ = sizes[-1]
+        self.out_activation_ = "identity"
+        self.loss_curve_ = list(hist["loss"])
+        self.loss_ = hist["loss"][-1] if hist["loss"] else np.nan
+        self.best_loss_ = None if self.early_stopping else (min(hist["loss"]) if hist["loss"]
+                                                            else np.nan)
+        self.validation_scores_ = list(hist["validation_score"]) if self.early_stopping else None
+        self.best_validation_score_ = best["score"] if self.early_stopping else None
+        self.history_ = {k: list(v) for k, v in hist.items()}
+        self.training_options_ = opts
+        return self
+
+    def _update_best(self, best, hist, net, it):
+        if self.early_stopping:
+            score = hist["validation_score"][-1]
+            if score > best["score"] + self.tol:
+                best["no_improve"] = 0
+            else:
+                best["no_improve"] += 1
+            if score > best["score"]:
+                best.update(score=score, iter=it, network=net.copy())
+        else:
+            loss = hist["loss"][-1]
+            if loss < best["loss"] - self.tol * max(abs(best["loss"]), 1e-300) \
+                    if np.isfinite(best["loss"]) else True:
+                best["no_improve"] = 0
+            else:
+                best["no_improve"] += 1
+            best["loss"] = min(best["loss"], loss)
+        if best["no_improve"] >= self.n_iter_no_change:
+            best["stopped"] = True
+
+    def _print_progress(self, it, hist):
+        parts = [f"iter {it:3d}", f"loss {hist['loss'][-1]:.5f}",
+                 f"train {hist['train_score'][-1]:.4f}"]
+        if hist["validation_score"][-1] is not None:
+            parts.append(f"val {hist['validation_score'][-1]:.4f}")
+        if hist["eval_score"][-1] is not None:
+            parts.append(f"eval {hist['eval_score'][-1]:.4f}")
+        parts.append(f"{hist['seconds'][-1]:.2f}s")
+        print("  ".join(parts), flush=True)
+
+    # -- checkpoints -----------------------------------------------------------
+    def _write_checkpoint(self, path, X, y, trainer, hist, best, sizes):
+        net = trainer.network()
+        arrays = _network_arrays(net, "coef", "intercept")
+        if best["network"] is not None:
+            arrays.update(_network_arrays(best["network"], "best_coef", "best_intercept"))
+        arrays.update(trainer.state_arrays())
+        arrays.update(self._class_arrays())
+        meta = {
+            "kind": "checkpoint", "estimator": type(self).__name__,
+            "params": _json_params(self.get_params()), "layer_sizes": sizes,
+            "data": _fingerprint(X, y), "history": hist, "split_seed": self._split_seed,
+            "best": {k: (None if (isinstance(v, float) and not np.isfinite(v)) else v)
+                     for k, v in best.items() if k != "network"},
+            "fastnmf_version": fastnmf.__version__,
+        }
+        model_io.write_npz(path, meta, arrays)
+
+    def _read_checkpoint(self, path, X, y, opts, sizes):
+        import os
+        if not os.path.exists(path):
+            return None
+        meta, arrays = model_io.read_npz(path, kind="checkpoint")
+        try:
+            estimator, layer_sizes = meta["estimator"], meta["layer_sizes"]
+            data, theirs = meta["data"], meta["params"]
+            history, best_meta = meta["history"], meta["best"]
+            split_seed = meta.get("split_seed")
+        except (KeyError, TypeError) as exc:
+            raise model_io.ModelFileError(f"{path}: corrupt checkpoint (missing {exc})") from None
+        if estimator != type(self).__name__:
+            raise ValueError(f"checkpoint {path} was written by {estimator}, "
+                             f"not {type(self).__name__}")
+        if layer_sizes != sizes:
+            raise ValueError(f"checkpoint {path} has layer sizes {layer_sizes}, "
+                             f"this model {sizes}")
+        mine = _json_params(self.get_params())
+        differ = sorted(k for k in mine if k not in ("max_iter", "verbose", "n_threads")
+                        and mine.get(k) != theirs.get(k))
+        if differ:  # before the data check: another dtype also changes the data's bytes
+            raise ValueError(f"checkpoint {path} was written with other parameters: {differ}")
+        if data != _fingerprint(X, y):
+            raise ValueError(f"checkpoint {path} was written for other training data")
+        try:
+            best = {k: (-np.inf if k == "score" and v is None else
+                        np.inf if k == "loss" and v is None else v)
+                    for k, v in best_meta.items()}
+            # "stopped" is kept: a run that had stopped early stays stopped
+            best.setdefault("stopped", False)
+            best["network"] = (_arrays_network(arrays, "best_coef", "best_intercept")
+                               if "best_coef_0" in arrays else None)
+            network = _arrays_network(arrays, "coef", "intercept")
+            hist = {k: list(history[k]) for k in ("loss", "train_score", "validation_score",
+                                                  "eval_score", "seconds")}
+            if len({len(v) for v in hist.values()}) != 1:
+                raise ValueError("history lists of different lengths")
+            _check_network(network, sizes)
+            if best["network"] is not None:
+                _check_network(best["network"], sizes)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise model_io.ModelFileError(f"{path}: corrupt checkpoint ({exc})") from None
+        return {"network": network, "arrays": arrays, "history": hist, "best": best,
+                "split_seed": split_seed if isinstance(split_seed, int) else None}
+
+    def _class_arrays(self):
+        return {}
+
+    # -- prediction ------------------------------------------------------------
+    def _forward(self, X):
+        check_is_fitted(self, "coefs_")
+        X = validate_data(self, X, dtype=self.coefs_[0].dtype, reset=False)
+        return Network(self.coefs_, self.intercepts_).forward(X)
+
+    # -- files -----------------------------------------------------------------
+    def save(self, path):
+        """Save the fitted model to ``path`` (.npz + JSON metadata, no pickle)."""
+        from .persistence import save_model
+        return save_model(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model saved by :meth:`save` (must be of this class)."""
+        from .persistence import load_model
+        est = load_model(path)
+        if not isinstance(est, cls):
+            raise ValueError(f"{path} holds a {type(est).__name__}, not a {cls.__name__}")
+        return est
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _network_arrays(net, cname, bname):
+    out = {}
+    for i, (c, b) in enumerate(zip(net.coefs, net.intercepts)):
+        out[f"{cname}_{i}"] = c
+        out[f"{bname}_{i}"] = b
+    return out
+
+
+def _arrays_network(arrays, cname, bname):
+    n = sum(1 for k in arrays if k.startswith(cname + "_") and k[len(cname) + 1:].isdigit())
+    return Network([arrays[f"{cname}_{i}"] for i in range(n)],
+                   [arrays[f"{bname}_{i}"] for i in range(n)])
+
+
+def _check_network(net, sizes):
+    """Weights read from a file have the shapes of ``sizes`` (else ValueError)."""
+    if len(net.coefs) != len(sizes) - 1:
+        raise ValueError(f"{len(net.coefs)} weight matrices for layer sizes {sizes}")
+    for c, b, n_in, n_out in zip(net.coefs, net.intercepts, sizes[:-1], sizes[1:]):
+        if c.shape != (n_in, n_out) or b.shape != (n_out,) or c.dtype.kind != "f" \
+                or b.dtype != c.dtype:
+            raise ValueError(f"weights of shape {c.shape} / {b.shape} for a {n_in} -> {n_out} "
+                             "layer")
+
+
+def _json_params(params):
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, (np.integer,)):
+            v = int(v)
+        elif isinstance(v, (np.floating,)):
+            v = float(v)
+        elif isinstance(v, tuple):
+            v = [int(x) for x in v]
+        elif isinstance(v, type) or isinstance(v, np.dtype):
+            v = np.dtype(v).name
+        elif isinstance(v, (np.random.Generator, np.random.RandomState)):
+            v = repr(type(v).__name__)
+        out[k] = v
+    return out

@@ -1,0 +1,242 @@
+"""scikit-learn estimators: NMFNetClassifier and NMFNetRegressor."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+
+from ._base import BaseNMFNet
+
+__all__ = ["NMFNetClassifier", "NMFNetRegressor"]
+
+_PARAMS_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default (100,)
+        Widths of the hidden ReLU layers.
+    max_iter : int >= 0, default 30
+        Training sweeps (one sweep updates every layer once: method.md
+        section 3). Training stops earlier when the training loss (or, with
+        ``early_stopping``, the validation score) has not improved by
+        ``tol`` for ``n_iter_no_change`` sweeps.
+    alpha : float >= 0, optional
+        Ridge penalty on the weights per training sample (``alpha * N`` is
+        added to every U-step's Gram matrix). Default: the preset's.
+    preset : {"default", "paper"}, default "default"
+        Option set: "default" is what measurement chose (README), "paper"
+        the published algorithm (Sakurai et al. 2016: no biases, no
+        regularization, targets carried over between sweeps).
+    bias, inner_iter, omega, z_iter, z_solver, z_prox, l1, refresh_targets : optional
+        Override single options of the preset; see
+        :class:`fastnmf_dnn.TrainOptions` for what each does.
+    pretrain : bool, default False
+        Initialise the hidden layers by the stacked NMF autoencoder
+        (method.md section 4; X must be nonnegative). Otherwise He-scaled
+        random weights.
+    pretrain_iter : int >= 1, default 30
+        NMF iterations per pre-trained layer.
+    init_scale : float > 0, default 1.0
+        Variance scale of the random initial weights (1 = He).
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the training data (stratified
+        for classification), stop when its score has not improved by
+        ``tol`` for ``n_iter_no_change`` sweeps, and keep the best weights.
+    validation_fraction : float in (0, 1), default 0.1
+    n_iter_no_change : int >= 1, default 10
+    tol : float >= 0, default 1e-4
+    warm_start : bool, default False
+        Continue from the fitted weights on the next ``fit``.
+    random_state : int, Generator or None
+        Seeds the initial weights, pre-training and the validation split.
+    n_threads : int or None
+        Threads for BLAS and the kernels during fit (``fastnmf.threads``);
+        None leaves the current setting.
+    dtype : numpy.float32 or numpy.float64, default float32
+        Working precision of training and prediction.
+    verbose : bool, default False
+        Print one line per sweep.
+"""
+
+_ATTRS_DOC = """
+    Attributes
+    ----------
+    coefs_ : list of ndarray
+        ``coefs_[i]`` has shape (n_i, n_{i+1}), as in MLPClassifier.
+    intercepts_ : list of ndarray
+        ``intercepts_[i]`` has shape (n_{i+1},).
+    n_iter_ : int
+        Sweeps run (including those of a resumed checkpoint).
+    loss_curve_ : list of float
+        Training loss after each sweep: half the mean squared error of the
+        real network's output (a forward pass, not a factorization residual).
+    best_validation_score_ : float or None
+        Best validation score (``early_stopping`` only).
+    history_ : dict of lists
+        Per sweep: ``loss``, ``train_score``, ``validation_score``,
+        ``eval_score`` (on ``eval_set``), ``seconds``.
+    n_features_in_ : int
+    training_options_ : TrainOptions
+        The options actually used (preset plus overrides).
+"""
+
+
+class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
+    __doc__ = """Fully-connected ReLU network trained without backpropagation.
+
+    Each training sweep updates the layers top-down by alternating
+    (nonlinear) semi-NMF solves (Sakurai et al. 2016, with the biases and
+    regularization of Arai et al. 2018); there is no learning rate. Classes
+    are coded one-hot and fitted by least squares; ``predict_proba``
+    normalises the clipped outputs.
+    """ + _PARAMS_DOC + _ATTRS_DOC + """
+    classes_ : ndarray of shape (n_classes,)
+    """
+
+    _target_is_label = True
+
+    def fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None):
+        """Train on X (n_samples, n_features) and labels y (n_samples,).
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+        y : array_like, shape (n_samples,)
+            Class labels (at least two classes).
+        eval_set : (X_eval, y_eval), optional
+            Scored after every sweep into ``history_["eval_score"]`` (for
+            monitoring only; never used to choose weights).
+        checkpoint : path, optional
+            Write the full training state there after every sweep
+            (atomically), so a killed run loses at most one sweep.
+        resume : bool, default False
+            If ``checkpoint`` exists, continue from it (same data and
+            parameters required) up to ``max_iter`` sweeps in total.
+        callback : callable(estimator, iteration, record), optional
+            Called after every sweep with that sweep's history record.
+        """
+        return self._fit(X, y, eval_set=eval_set, checkpoint=checkpoint, resume=resume,
+                         callback=callback)
+
+    def _encode_targets(self, y, first_fit, n_samples):
+        if y is None:
+            raise ValueError("NMFNetClassifier requires y to be passed, but the target y is None")
+        y = column_or_1d(y, warn=True)
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError("Input y contains NaN or infinity.")
+        if y.shape[0] != n_samples:
+            raise ValueError(f"y has {y.shape[0]} samples but X has {n_samples}")
+        check_classification_targets(y)
+        if first_fit:
+            classes = np.unique(y)
+            if classes.size < 2:
+                raise ValueError("y has only one class "
+                                 f"({classes[0]!r}); a classifier needs at least 2 classes")
+            self.classes_ = classes
+        else:
+            unseen = np.setdiff1d(np.unique(y), self.classes_)
+            if unseen.size:
+                raise ValueError(f"y contains classes not seen in the first fit: {unseen}")
+        codes = np.searchsorted(self.classes_, y)
+        Y = np.zeros((y.shape[0], self.classes_.size))
+        Y[np.arange(y.shape[0]), codes] = 1.0
+        return codes, Y
+
+    def _encode_eval(self, y):
+        y = column_or_1d(y)
+        codes = np.searchsorted(self.classes_, y)
+        codes[codes >= self.classes_.size] = 0
+        ok = self.classes_[codes] == y
+        return np.where(ok, codes, -1)
+
+    def _score_outputs(self, out, codes):
+        return float(np.mean(out.argmax(axis=1) == codes))
+
+    def _class_arrays(self):
+        return {"classes": self.classes_}
+
+    def predict(self, X):
+        """Class labels (n_samples,): the largest network output."""
+        codes = self._forward(X).argmax(axis=1)  # checks fitted before classes_ is read
+        return self.classes_[codes]
+
+    def predict_proba(self, X):
+        """Outputs clipped at 0 and normalised per row (n_samples, n_classes);
+        a row with no positive output falls back to a softmax of the outputs.
+        The argmax equals :meth:`predict`."""
+        out = self._forward(X).astype(np.float64)
+        P = np.maximum(out, 0)
+        s = P.sum(axis=1, keepdims=True)
+        dead = s[:, 0] <= 0
+        if dead.any():
+            z = out[dead] - out[dead].max(axis=1, keepdims=True)
+            e = np.exp(z)
+            P[dead] = e / e.sum(axis=1, keepdims=True)
+            s[dead] = 1.0
+        return P / s
+
+    def predict_log_proba(self, X):
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+class NMFNetRegressor(RegressorMixin, BaseNMFNet):
+    __doc__ = """Fully-connected ReLU network for (multi-output) least-squares
+    regression, trained without backpropagation (see NMFNetClassifier).
+    """ + _PARAMS_DOC + _ATTRS_DOC
+
+    def fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None):
+        """Train on X (n_samples, n_features) and y (n_samples,) or
+        (n_samples, n_outputs). Keywords as in :meth:`NMFNetClassifier.fit`;
+        scores are R^2."""
+        return self._fit(X, y, eval_set=eval_set, checkpoint=checkpoint, resume=resume,
+                         callback=callback)
+
+    def _encode_targets(self, y, first_fit, n_samples):
+        if y is None:
+            raise ValueError("NMFNetRegressor requires y to be passed, but the target y is None")
+        y = np.asarray(y)
+        if y.dtype.kind not in "fiubO":
+            raise TypeError(f"y must be numeric, got dtype {y.dtype}")
+        if y.ndim not in (1, 2) or y.shape[0] != n_samples:
+            raise ValueError(f"y must have shape ({n_samples},) or ({n_samples}, n_outputs), "
+                             f"got {y.shape}")
+        # object arrays of numbers become float64 (scikit-learn convention);
+        # NaN / Inf raise "Input y contains ..."
+        try:
+            y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        except ValueError as exc:
+            if "Input y contains" in str(exc):
+                raise
+            raise ValueError(f"y must be numeric: {exc}") from None
+        if first_fit:
+            self._y_ndim = y.ndim
+        Y = y.reshape(n_samples, -1).astype(np.float64)
+        return Y, Y
+
+    def _encode_eval(self, y):
+        return np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+
+    def _score_outputs(self, out, Y):
+        ss_res = ((Y - out) ** 2).sum(axis=0)
+        ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1),
+                          np.where(ss_res > 0, 0.0, 1.0))
+        return float(np.mean(r2))
+
+    def predict(self, X):
+        """Predictions (n_samples,) or (n_samples, n_outputs) like y in fit."""
+        check_is_fitted(self, "coefs_")
+        out = self._forward(X)
+        return out.ravel() if getattr(self, "_y_ndim", 2) == 1 else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # y of shape (n_samples, n_outputs)
+        return tags

@@ -1,0 +1,279 @@
+"""Backprop-free training of a ReLU MLP by alternating (semi-)NMF solves.
+
+One call of :meth:`Trainer.sweep` is one outer iteration of method.md
+section 3 (Sakurai et al. 2016), written with samples as rows:
+
+1. output layer, semi-NMF ``Y ~ [Z_{L-1}, 1] W_L^T``: ``W_L`` by ridge least
+   squares (:func:`fastnmf.ridge_lstsq`), then the targets ``Z_{L-1} >= 0``
+   by nonnegative least squares (:func:`fastnmf.nnls`, HALS) with the ones
+   column fixed;
+2. hidden layers ``i = L-1 .. 2``, nonlinear semi-NMF
+   ``Z_i ~ relu([Z_{i-1}, 1] W_i^T)``: the U-step then the V-step of
+   :func:`fastnmf.relu_lstsq` (ones column fixed);
+3. first layer: only the U-step (the data X is fixed);
+4. a forward pass, which is both the training loss users see and (with
+   ``refresh_targets``) the hidden targets of the next sweep.
+
+Every N-sized buffer is allocated once, in :class:`Trainer`; the public
+fastnmf solves update them in place (``overwrite=True``). Cost per sweep:
+a few GEMMs of size ``n_i x n_{i-1} x N`` per layer (see
+``bench/bench_trainer.py`` for the measured ratio to the GEMM floor).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+import fastnmf
+
+from .network import Network, stack_layer, unstack_layer
+
+__all__ = ["TrainOptions", "Trainer", "PRESETS"]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Every open choice of method.md section 3 (defaults: see ``PRESETS``).
+
+    Attributes
+    ----------
+    bias : bool
+        A ones column on every layer's input (Arai et al. 2018) that no
+        target update may change.
+    alpha : float >= 0
+        Ridge penalty on the weights per sample: every U-step adds
+        ``alpha * N`` to the Gram matrix's diagonal (N = training samples),
+        so the same alpha means the same thing for any N.
+    inner_iter : int >= 1
+        Fixed-point iterations per nonlinear block (U- and V-step each).
+    omega : float > 0
+        Relaxation factor of the fixed-point iterations.
+    z_iter : int >= 1
+        HALS sweeps (or MU updates) of the output layer's target update.
+    z_solver : {"hals", "mu"}
+        The output layer's target (V-) step.
+    z_prox : float >= 0
+        Proximal weight gamma of every target update: the targets move to
+        ``argmin ||layer residual||^2 + gamma ||Z - Z_start||^2``, i.e. they
+        stay near the forward activations they start from (for the
+        nonlinear blocks this is the damping of the Gauss-Newton step).
+        0 is the published algorithm.
+    l1 : float >= 0
+        l1 penalty on the output layer's targets (sparsity).
+    refresh_targets : bool
+        Reset the hidden targets to the forward activations at the start of
+        every sweep (True) or carry them over from the previous sweep.
+    """
+
+    bias: bool = True
+    alpha: float = 1e-4
+    inner_iter: int = 1
+    omega: float = 1.5
+    z_iter: int = 5
+    z_solver: str = "hals"
+    z_prox: float = 0.03
+    l1: float = 0.0
+    refresh_targets: bool = True
+
+    def replace(self, **changes) -> "TrainOptions":
+        d = asdict(self)
+        unknown = set(changes) - set(d)
+        if unknown:
+            raise ValueError(f"unknown training options: {sorted(unknown)}")
+        d.update(changes)
+        return TrainOptions(**d)
+
+    @classmethod
+    def names(cls):
+        return [f.name for f in fields(cls)]
+
+
+#: Named option sets. "paper": the published algorithm (Sakurai et al. 2016:
+#: no biases, no regularization, targets carried over, one fixed-point
+#: iteration, omega = 1). "default": what measurement chose (README table).
+PRESETS = {
+    "paper": TrainOptions(bias=False, alpha=0.0, inner_iter=1, omega=1.0, z_iter=1,
+                          z_solver="mu", z_prox=0.0, l1=0.0, refresh_targets=False),
+    "default": TrainOptions(),
+}
+
+
+class Trainer:
+    """Buffers and the sweep of the alternating trainer for one training set.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, d), float32 or float64
+        Training inputs (copied once into the first layer's input buffer).
+    Y : ndarray, shape (N, c), same dtype
+        Training targets (one-hot rows for classification).
+    network : Network
+        Initial weights; layer sizes ``d, n_1, ..., c``.
+    options : TrainOptions
+    """
+
+    def __init__(self, X, Y, network: Network, options: TrainOptions):
+        self.options = o = options
+        dt = X.dtype
+        self.N = N = X.shape[0]
+        self.sizes = sizes = network.layer_sizes
+        self.nb = nb = 1 if o.bias else 0
+        self.Y = np.ascontiguousarray(Y, dtype=dt)
+        # H[i]: input of layer i+1, (N, n_i + nb), ones in the last column;
+        # H[0] is the data, H[i >= 1] holds forward activations / targets.
+        self.H = [np.empty((N, n + nb), dt) for n in sizes[:-1]]
+        self.H[0][:, : sizes[0]] = X
+        for H in self.H:
+            if nb:
+                H[:, -1] = 1
+        # T[i]: contiguous copy of layer i's target (the ``A`` of its block).
+        self.T = [None] + [np.empty((N, n), dt) for n in sizes[1:-1]] if nb else None
+        # Separate forward buffers when targets persist across sweeps.
+        self.F = None
+        if not o.refresh_targets:
+            self.F = [None] + [np.empty((N, n + nb), dt) for n in sizes[1:-1]]
+            for F in self.F[1:]:
+                if nb:
+                    F[:, -1] = 1
+        self.out = np.empty((N, sizes[-1]), dt)
+        self.W = [stack_layer(c.astype(dt), b.astype(dt), o.bias)
+                  for c, b in zip(network.coefs, network.intercepts)]
+        self.block_errors = []
+        # The first layer's input never changes: its Gram matrix is formed
+        # once here instead of in every sweep (an N x d x d product).
+        self.gram0 = self.H[0].T @ self.H[0]
+        self.forward()
+        if self.F is not None:  # targets start at the forward activations
+            for i in range(1, len(self.H)):
+                self.H[i][...] = self.F[i]
+
+    # -- network view -------------------------------------------------------
+    def network(self) -> Network:
+        coefs, intercepts = zip(*(unstack_layer(W, self.options.bias) for W in self.W))
+        return Network(list(coefs), list(intercepts))
+
+    def set_network(self, network: Network) -> None:
+        dt = self.out.dtype
+        self.W = [stack_layer(c.astype(dt), b.astype(dt), self.options.bias)
+                  for c, b in zip(network.coefs, network.intercepts)]
+
+    def forward(self):
+        """Forward pass over the training set into the activation buffers;
+        returns the output (N, c). One GEMM per layer, ReLU in place."""
+        acts = self.H if self.F is None else [self.H[0]] + self.F[1:]
+        for i in range(len(self.W) - 1):
+            Z = acts[i + 1][:, : self.sizes[i + 1]]
+            np.matmul(acts[i], self.W[i].T, out=Z)
+            np.maximum(Z, 0, out=Z)
+        np.matmul(acts[-1], self.W[-1].T, out=self.out)
+        return self.out
+
+    def _target(self, i):
+        """Layer i's target as an (n_i, N) F-ordered matrix (no allocation)."""
+        n = self.sizes[i]
+        if not self.nb:
+            return self.H[i].T
+        np.copyto(self.T[i], self.H[i][:, :n])
+        return self.T[i].T
+
+    # -- one outer iteration ------------------------------------------------
+    def sweep(self, record_errors: bool = False):
+        """One backward sweep (method.md section 3, steps 1-3), then the
+        forward pass (step 4). Returns the output on the training set.
+
+        ``record_errors``: append ``(layer, step, errors before, after)`` of
+        every block to ``self.block_errors`` (costs one GEMM per block).
+        """
+        o = self.options
+        L = len(self.W)
+        lam = o.alpha * self.N
+        fixed = bool(o.bias)
+        YT = self.Y.T
+        # 1. output layer: W_L by ridge LS, then its input targets by NNLS.
+        VL = self.H[L - 1].T
+        if record_errors:
+            e0 = _linear_error(YT, self.W[L - 1], VL)
+        self.W[L - 1] = fastnmf.ridge_lstsq(YT, VL, alpha=lam)
+        if record_errors:
+            self.block_errors.append((L, "U", e0, _linear_error(YT, self.W[L - 1], VL)))
+        if L > 1:
+            r = fastnmf.nnls(YT, self.W[L - 1], V0=VL, solver=o.z_solver, max_iter=o.z_iter,
+                             tol=0.0, fixed_ones_row=fixed, prox=o.z_prox, l1=o.l1,
+                             overwrite=True, track_error=record_errors)
+            _written(self.H[L - 1], r.V.T)
+            if record_errors:
+                self.block_errors.append((L, "V", r.errors[0], r.errors[-1]))
+        # 2.-3. hidden layers top-down, then the first layer (U-step only).
+        for i in range(L - 1, 0, -1):
+            A = self._target(i)
+            V = self.H[i - 1].T
+            r = fastnmf.relu_lstsq(A, self.W[i - 1], V, update="U", n_iter=o.inner_iter,
+                                   omega=o.omega, alpha=lam, overwrite=True,
+                                   final_error=record_errors,
+                                   fixed_gram=self.gram0 if i == 1 else None)
+            _written(self.W[i - 1], r.U)
+            if record_errors:
+                self.block_errors.append((i, "U", r.errors[0], r.errors[-1]))
+            if i > 1:
+                r = fastnmf.relu_lstsq(A, self.W[i - 1], V, update="V", n_iter=o.inner_iter,
+                                       omega=o.omega, alpha=o.z_prox, fixed_ones_row=fixed,
+                                       overwrite=True, final_error=record_errors)
+                _written(self.H[i - 1], r.V.T)
+                if record_errors:
+                    self.block_errors.append((i, "V", r.errors[0], r.errors[-1]))
+        # 4. forward pass: the real network's output (and next sweep's targets).
+        return self.forward()
+
+    def sweep_gemms(self):
+        """The matrix products one :meth:`sweep` issues, as ``(m, k, n)``
+        shapes (an ``m x k`` times ``k x n`` product, 2 m k n flops each).
+
+        HALS sweeps are listed as the ``N x kf x kf`` product they equal in
+        flops. k x k factorizations and elementwise passes are left out: this
+        is the GEMM floor of method.md section 7 (``bench/compare_dnn.py``
+        times these shapes with BLAS to get the floor in seconds).
+        """
+        o, N, nb = self.options, self.N, self.nb
+        L = len(self.W)
+        sizes = self.sizes
+        k = sizes[L - 1] + nb
+        c = sizes[-1]
+        g = [(k, N, k), (c, N, k), (c, k, k)]                  # ridge_lstsq
+        if L > 1:
+            g += [(N, c, k), (c, c, k)] + [(N, k - nb, k - nb)] * o.z_iter   # nnls
+        for i in range(L - 1, 0, -1):
+            m, k = sizes[i], sizes[i - 1] + nb
+            g += [(k, N, k)] if i > 1 else []                     # Gram (layer 1: cached)
+            g += [(m, k, N), (m, N, k), (m, k, k)] * o.inner_iter                  # U-step
+            if i > 1:
+                g += [(m, k, N), (N, m, k - nb)] * o.inner_iter                  # V-step
+        for i in range(L):                                                     # forward
+            g.append((N, sizes[i] + nb, sizes[i + 1]))
+        return g
+
+    def state_arrays(self):
+        """N-sized state needed to resume exactly (the carried-over targets)."""
+        if self.options.refresh_targets:
+            return {}
+        return {f"target_{i}": self.H[i] for i in range(1, len(self.H))}
+
+    def load_state_arrays(self, arrays):
+        for i in range(1, len(self.H)):
+            key = f"target_{i}"
+            if key in arrays:
+                self.H[i][...] = arrays[key]
+
+
+def _written(dst, src):
+    """Make sure an in-place update landed in ``dst`` (copy if the solver
+    had to work on a copy, e.g. an unexpected layout)."""
+    if not np.shares_memory(dst, src):
+        dst[...] = src
+
+
+def _linear_error(AT, W, V):
+    """Relative error ``||A - W V|| / ||A||`` for the output block (A = AT)."""
+    R = AT - W @ V
+    nA = np.linalg.norm(AT)
+    return float(np.linalg.norm(R) / (nA if nA > 0 else 1.0))

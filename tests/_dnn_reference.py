@@ -1,0 +1,175 @@
+"""A slow, plain-NumPy reference of ONE sweep of fastnmf_dnn's trainer.
+
+Written from method.md (sections 2, 3 and 5) with samples as COLUMNS, in
+float64, without importing fastnmf or fastnmf_dnn, so that
+``fastnmf_dnn.Trainer.sweep`` (samples as rows, fused kernels, in-place
+buffers, BLAS) is compared against something simple enough to check by
+reading. The option names are those of ``fastnmf_dnn.TrainOptions``.
+
+Notation (column form, biases as a trailing ones row, section 5):
+
+* ``Z[0] = [X^T; 1]`` (d + 1, N), ``Z[i] = [targets of layer i; 1]``;
+* ``W[i]`` (n_{i+1}, n_i + 1) = ``[coefs[i].T, intercepts[i]]``;
+* the network output is ``W[L-1] Z[L-1]`` (linear last layer).
+
+Two details that the reference reproduces on purpose, because the trainer
+uses them (they are not free choices of a reference):
+
+* every ridge inverse ``(G + a I)^{-1}`` is the one of
+  ``fastnmf._linalg.ridge_inverse``: Cholesky of ``G + a I`` in float64 and,
+  when its pivots show ``cond > 1/sqrt(eps)`` of the working dtype, an extra
+  diagonal shift ``sqrt(eps) * mean(diag(G + a I))`` (``_ridge_inverse``);
+* the hidden layers' V-step uses ``z_prox`` as its ridge (the damping of the
+  Gauss-Newton step), not ``alpha * N``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def relu(X):
+    return np.maximum(X, 0.0)
+
+
+def _cholesky_or_shift(H):
+    """Cholesky factor of SPD H; a numerically singular H gets the smallest
+    shift ``eps * mean(diag) * 10**j`` that makes it definite (as fastnmf)."""
+    try:
+        L = np.linalg.cholesky(H)
+        if np.isfinite(L).all():
+            return L
+    except np.linalg.LinAlgError:
+        pass
+    k = H.shape[0]
+    mean_diag = np.trace(H) / k
+    if not mean_diag > 0:
+        return np.eye(k)
+    tau = np.finfo(np.float64).eps * mean_diag
+    for _ in range(20):
+        try:
+            return np.linalg.cholesky(H + tau * np.eye(k))
+        except np.linalg.LinAlgError:
+            tau *= 10
+    raise AssertionError("reference: Gram matrix could not be factored")
+
+
+def effective_ridge(G, a, dtype):
+    """The diagonal shift that ``ridge_inverse(G, a, dtype)`` really adds:
+    ``a``, plus ``sqrt(eps) * mean(diag(G + a I))`` when ``G + a I`` is too
+    ill-conditioned for the working dtype (ignoring the O(eps) shift of a
+    numerically singular matrix)."""
+    G = np.array(G, dtype=np.float64)
+    k = G.shape[0]
+    H = G + a * np.eye(k)
+    d = np.diag(_cholesky_or_shift(H))
+    rcond = float(np.sqrt(np.finfo(dtype).eps))
+    return a + (rcond * np.trace(H) / k if d.min() ** 2 < rcond * d.max() ** 2 else 0.0)
+
+
+def ridge_inverse(G, a, dtype):
+    """``(G + a I)^{-1}`` as fastnmf forms it (see module docstring)."""
+    G = np.array(G, dtype=np.float64)
+    k = G.shape[0]
+    H = G + a * np.eye(k)
+    L = _cholesky_or_shift(H)
+    d = np.diag(L)
+    rcond = float(np.sqrt(np.finfo(dtype).eps))
+    if d.min() ** 2 < rcond * d.max() ** 2:
+        H = H + rcond * np.trace(H) / k * np.eye(k)
+        L = _cholesky_or_shift(H)
+    Linv = np.linalg.inv(L)
+    return Linv.T @ Linv
+
+
+def _free(Z, bias):
+    """Rows of Z a target update may change (all but the ones row)."""
+    return Z[:-1] if bias else Z
+
+
+def hals_rows(V, C, G, n_sweeps):
+    """``min_{V >= 0} 0.5 tr(V^T G V) - tr(C^T V)`` by coordinate descent on
+    the rows of V (k, N): row a <- max(0, V_a + (C_a - G_a V) / G_aa), rows in
+    order 0..k-1, each using the rows already updated (Gauss-Seidel)."""
+    V = V.copy()
+    for _ in range(n_sweeps):
+        for a in range(V.shape[0]):
+            if G[a, a] <= 0:
+                continue
+            V[a] = np.maximum(0.0, V[a] + (C[a] - G[a] @ V) / G[a, a])
+    return V
+
+
+def mu_semi(V, C, G, n_updates, eps):
+    """Ding-Li-Jordan: ``V <- V * sqrt((C+ + G- V) / (C- + G+ V + eps))``."""
+    Cp, Cm = np.maximum(C, 0), np.maximum(-C, 0)
+    Gp, Gm = np.maximum(G, 0), np.maximum(-G, 0)
+    for _ in range(n_updates):
+        V = V * np.sqrt((Cp + Gm @ V) / (Cm + Gp @ V + eps))
+    return V
+
+
+def forward(W, X, bias):
+    """Column-form forward pass: hidden Z[i] (with ones row) and the output."""
+    ones = np.ones((1, X.shape[0]))
+    Z = [np.vstack([X.T, ones]) if bias else X.T.copy()]
+    for Wi in W[:-1]:
+        h = relu(Wi @ Z[-1])
+        Z.append(np.vstack([h, ones]) if bias else h)
+    return Z, W[-1] @ Z[-1]
+
+
+def sweep(W, Z, X, Y, opts, dtype):
+    """One backward sweep then the forward pass (method.md section 3).
+
+    W: list of (n_{i+1}, n_i [+1]) weights; Z: list of current targets
+    (column form, ones row included), Z[0] = data; X (N, d), Y (N, c).
+    Returns (W, targets after the backward sweep, forward Z, output (c, N)).
+    """
+    W = [np.array(w, dtype=np.float64) for w in W]
+    Z = [np.array(z, dtype=np.float64) for z in Z]
+    YT = np.array(Y, dtype=np.float64).T
+    b = bool(opts["bias"])
+    N = YT.shape[1]
+    lam = opts["alpha"] * N
+    gamma = opts["z_prox"]
+    om = opts["omega"]
+    L = len(W)
+
+    # 1. output layer: U-step (ridge LS), then the V-step on Z[L-1].
+    V = Z[L - 1]
+    W[L - 1] = YT @ V.T @ ridge_inverse(V @ V.T, lam, dtype)
+    if L > 1:
+        U = W[L - 1]
+        Uf = U[:, :-1] if b else U
+        G = Uf.T @ Uf + gamma * np.eye(Uf.shape[1])
+        Vf0 = _free(V, b)
+        # cross product: U^T Y minus the fixed ones row's contribution,
+        # minus l1, plus the proximal pull towards the starting targets.
+        C = Uf.T @ YT - (np.outer(Uf.T @ U[:, -1], np.ones(N)) if b else 0)
+        C = C - opts["l1"] + gamma * Vf0
+        if opts["z_solver"] == "hals":
+            Vf = hals_rows(Vf0, C, G, opts["z_iter"])
+        else:
+            Vf = mu_semi(Vf0, C, G, opts["z_iter"], float(np.finfo(dtype).eps))
+        Z[L - 1] = np.vstack([Vf, np.ones((1, N))]) if b else Vf
+
+    # 2.-3. hidden layers top-down, the first one U-step only.
+    for i in range(L - 1, 0, -1):
+        A = _free(Z[i], b)
+        V = Z[i - 1]
+        U = W[i - 1]
+        Vp = V.T @ ridge_inverse(V @ V.T, lam, dtype)          # V^+ (N, k)
+        for _ in range(opts["inner_iter"]):
+            U = U + om * (A - relu(U @ V)) @ Vp
+        W[i - 1] = U
+        if i > 1:
+            Uf = U[:, :-1] if b else U
+            Up = ridge_inverse(Uf.T @ Uf, gamma, dtype) @ Uf.T   # U^+ (kf, m)
+            for _ in range(opts["inner_iter"]):
+                Vf = relu(_free(V, b) + om * Up @ (A - relu(U @ V)))
+                V = np.vstack([Vf, np.ones((1, N))]) if b else Vf
+            Z[i - 1] = V
+
+    # 4. forward pass.
+    Zf, out = forward(W, np.array(X, dtype=np.float64), b)
+    return W, Z, Zf, out

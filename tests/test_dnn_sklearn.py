@@ -1,0 +1,55 @@
+"""scikit-learn's estimator checks for the fastnmf_dnn estimators.
+
+Every check runs on a float32 (the default working precision) and a float64
+instance of each estimator. The only expected failure, float32 only:
+
+* ``check_methods_subset_invariance``: it requires predictions on single
+  rows to equal those on the whole batch to rtol = atol = 1e-7. In float32
+  (eps = 1.2e-7) the BLAS GEMM of a 1-row batch and of a 20-row batch
+  accumulate in different orders (different kernels/blocking), so outputs
+  differ by a few ulp (measured 3.6e-7 for outputs of size ~1). This is a
+  property of float32 arithmetic, not of the estimator; the float64 instances
+  pass the same check.
+* ``check_regressor_multioutput`` (NMFNetRegressor only): it requires float64
+  predictions. The regressor predicts in its working precision (the
+  ``dtype`` parameter, default float32), like MLPRegressor does for float32
+  input; the float64 instance passes.
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from fastnmf_dnn import NMFAutoencoder, NMFNetClassifier, NMFNetRegressor
+
+SUBSET_REASON = ("float32: BLAS GEMM of a 1-row and of a 20-row batch round differently "
+                 "(~3e-7 measured), above the check's rtol = atol = 1e-7; the float64 "
+                 "instance passes it")
+
+
+def _instances():
+    for dtype in (np.float32, np.float64):
+        yield NMFNetClassifier(hidden_layer_sizes=(10,), max_iter=10, random_state=0,
+                               dtype=dtype)
+        yield NMFNetRegressor(hidden_layer_sizes=(10,), max_iter=10, random_state=0,
+                              dtype=dtype)
+        yield NMFAutoencoder(hidden_layer_sizes=(10,), nmf_iter=10, encoder_iter=5,
+                             random_state=0, dtype=dtype)
+
+
+MULTIOUTPUT_REASON = ("predictions are in the working precision (dtype=float32 here), the "
+                      "check wants float64; the float64 instance passes it")
+
+
+def _expected_failed_checks(estimator):
+    if np.dtype(estimator.dtype) != np.float32:
+        return {}
+    failing = {"check_methods_subset_invariance": SUBSET_REASON}
+    if isinstance(estimator, NMFNetRegressor):
+        failing["check_regressor_multioutput"] = MULTIOUTPUT_REASON
+    return failing
+
+
+@parametrize_with_checks(list(_instances()), expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
