@@ -59,16 +59,19 @@ def nnls_mu_semi_(X, C, G, DP, DM, n_updates: int, eps: float) -> None:
         K.mu_semi_update_(X, C, DP, DM, eps)
 
 
-def ridge_update_left_(A, Vt, U, E, alpha: float) -> None:
-    """``U <- A V^T (V V^T + alpha I)^{-1}`` written into U (m, k).
+def ridge_update_left_(A, Vt, U, E, alpha: float, U0=None, prox: float = 0.0) -> None:
+    """``U <- A V^T (V V^T + alpha I)^{-1}`` written into U (m, k); with
+    ``U0``: ``(A V^T + prox U0) (V V^T + (alpha + prox) I)^{-1}``.
 
     ``E`` (m, k) is a work buffer for the cross product ``A V^T``.
     GEMMs: ``Vt.T @ Vt`` (k x n x k), ``E = A @ Vt`` (m x n x k), then only
     ``U = E @ inv`` (m x k x k); one k x k Cholesky. (Forming
     ``V^+ = V^T (V V^T + aI)^{-1}`` first would cost another n x k x k GEMM.)
     """
-    inv = ridge_inverse(gram(Vt), alpha, Vt.dtype)
+    inv = ridge_inverse(gram(Vt), alpha + prox, Vt.dtype)
     np.matmul(A, Vt, out=E)
+    if U0 is not None:
+        E += Vt.dtype.type(prox) * U0
     np.matmul(E, inv, out=U)
 
 

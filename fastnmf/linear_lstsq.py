@@ -27,7 +27,7 @@ def _check_pair(A, F, name, dtype, rows: bool):
 
 
 @sized_by(rows_of_second)
-def ridge_lstsq(A, V, *, alpha=0.0, dtype=None):
+def ridge_lstsq(A, V, *, alpha=0.0, U0=None, prox=0.0, dtype=None):
     """``argmin_U ||A - U V||_F^2 + alpha ||U||_F^2`` (the semi-NMF U-step).
 
     Parameters
@@ -37,6 +37,13 @@ def ridge_lstsq(A, V, *, alpha=0.0, dtype=None):
     alpha : float >= 0, default 0
         Ridge penalty; 0 gives the least-squares solution (a rank-deficient V
         gets the smallest stabilising diagonal shift).
+    U0 : array_like, shape (m, k), optional
+        Point to stay near, with ``prox``.
+    prox : float >= 0, default 0
+        Adds ``prox ||U - U0||_F^2`` to the objective (U0 required):
+        ``U = (A V^T + prox U0) (V V^T + (alpha + prox) I)^{-1}``. With a
+        block of samples as A and V, this is a damped (trust-region) step
+        from U0, as in the trainer's mini-batch sweeps.
     dtype : {None, numpy.float32, numpy.float64}
 
     Returns
@@ -51,9 +58,18 @@ def ridge_lstsq(A, V, *, alpha=0.0, dtype=None):
     """
     A, V = _check_pair(A, V, "V", dtype, rows=True)
     alpha = check_float(alpha, "alpha")
+    prox = check_float(prox, "prox")
+    shape = (A.shape[0], V.shape[0])
+    if prox > 0 and U0 is None:
+        raise ValueError("prox > 0 needs U0 (the point to stay near)")
+    if U0 is not None:
+        U0 = check_matrix(U0, "U0", dtype=A.dtype)
+        if U0.shape != shape:
+            raise ValueError(f"U0 must have shape {shape}, got {U0.shape}")
     Vt = V.T  # (n, k) view; C-contiguous when V is F-ordered, either way BLAS reads it
-    U = np.empty((A.shape[0], V.shape[0]), A.dtype)
-    B.ridge_update_left_(A, Vt, U, np.empty(U.shape, A.dtype), alpha)
+    U = np.empty(shape, A.dtype)
+    B.ridge_update_left_(A, Vt, U, np.empty(shape, A.dtype), alpha,
+                         U0=U0 if prox > 0 else None, prox=prox)
     return U
 
 
