@@ -27,7 +27,6 @@ from __future__ import annotations
 import fastnmf  # first: short BLAS/OpenMP spin-waits before numpy loads BLAS
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -76,6 +75,16 @@ def run_backprop(Xtr, ytr, Xte, yte, hidden, epochs, threads, seed):
     Xt, yt = torch.from_numpy(Xtr), torch.from_numpy(ytr.astype(np.int64))
     Xe = torch.from_numpy(Xte)
     gen = torch.Generator().manual_seed(seed)
+    # Warm-up outside the timing (thread pool start, allocator, kernels):
+    # a few batches through a throwaway copy of the model.
+    import copy
+    tmp = copy.deepcopy(model)
+    tmp_opt = torch.optim.Adam(tmp.parameters(), lr=1e-3)
+    for s in range(0, min(len(yt), 20 * 128), 128):
+        tmp_opt.zero_grad(set_to_none=True)
+        lossf(tmp(Xt[s: s + 128]), yt[s: s + 128]).backward()
+        tmp_opt.step()
+    del tmp, tmp_opt
     rows, total = [], 0.0
     for ep in range(epochs):
         t0 = time.perf_counter()

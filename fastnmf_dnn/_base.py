@@ -23,6 +23,7 @@ from .pretrain import pretrain_stack
 from .trainer import PRESETS, TrainOptions, Trainer
 
 _OPTION_PARAMS = ("bias", "alpha", "inner_iter", "omega", "z_iter", "z_solver", "z_prox", "l1",
+                  "batch_size", "weight_prox", "margin_targets",
                   "refresh_targets")
 
 
@@ -83,7 +84,9 @@ class BaseNMFNet(BaseEstimator):
 
     def __init__(self, hidden_layer_sizes=(100,), *, max_iter=30, alpha=None, preset="default",
                  bias=None, inner_iter=None, omega=None, z_iter=None, z_solver=None,
-                 z_prox=None, l1=None, refresh_targets=None, pretrain=False, pretrain_iter=30,
+                 z_prox=None, l1=None, refresh_targets=None, batch_size=None, weight_prox=None,
+                 margin_targets=None,
+                 pretrain=False, pretrain_iter=30,
                  init_scale=1.0, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, tol=1e-4, warm_start=False, random_state=None,
                  n_threads=None, dtype=np.float32, verbose=False):
@@ -99,6 +102,9 @@ class BaseNMFNet(BaseEstimator):
         self.z_prox = z_prox
         self.l1 = l1
         self.refresh_targets = refresh_targets
+        self.batch_size = batch_size
+        self.weight_prox = weight_prox
+        self.margin_targets = margin_targets
         self.pretrain = pretrain
         self.pretrain_iter = pretrain_iter
         self.init_scale = init_scale
@@ -119,7 +125,12 @@ class BaseNMFNet(BaseEstimator):
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         opts = PRESETS[self.preset]
         changes = {k: getattr(self, k) for k in _OPTION_PARAMS if getattr(self, k) is not None}
-        for k in ("alpha", "z_prox", "l1"):
+        if "batch_size" in changes:
+            if changes["batch_size"] == "full":
+                changes["batch_size"] = None
+            else:
+                changes["batch_size"] = _check_positive_int(changes["batch_size"], "batch_size")
+        for k in ("alpha", "z_prox", "l1", "weight_prox"):
             if k in changes:
                 changes[k] = _check_real(changes[k], k)
         if "omega" in changes:
@@ -129,9 +140,14 @@ class BaseNMFNet(BaseEstimator):
                 changes[k] = _check_positive_int(changes[k], k)
         if "z_solver" in changes and changes["z_solver"] not in ("hals", "mu"):
             raise ValueError(f"z_solver must be 'hals' or 'mu', got {changes['z_solver']!r}")
-        for k in ("bias", "refresh_targets"):
+        for k in ("bias", "refresh_targets", "margin_targets"):
             if k in changes and not isinstance(changes[k], (bool, np.bool_)):
                 raise TypeError(f"{k} must be True, False or None, got {changes[k]!r}")
+        if changes.get("margin_targets") and not self._target_is_label:
+            raise ValueError("margin_targets=True is for classification (one-hot targets); "
+                             f"{type(self).__name__} fits real-valued targets")
+        if not self._target_is_label and "margin_targets" not in changes:
+            changes["margin_targets"] = False
         return opts.replace(**changes)
 
     def _validate_params(self):
@@ -232,9 +248,10 @@ class BaseNMFNet(BaseEstimator):
                 net = state["network"]
             else:
                 net = self._initial_network(Xtr, sizes, opts, rng)
-            trainer = Trainer(Xtr, Ytr, net, opts)
+            trainer = Trainer(Xtr, Ytr, net, opts, seed=self._split_seed)
             if state is not None:
                 trainer.load_state_arrays(state["arrays"])
+                trainer.n_sweeps = len(state["history"]["loss"])
                 hist = state["history"]
                 best = state["best"]
             else:

@@ -27,9 +27,12 @@ _PARAMS_DOC = """
         Option set: "default" is what measurement chose (README), "paper"
         the published algorithm (Sakurai et al. 2016: no biases, no
         regularization, targets carried over between sweeps).
-    bias, inner_iter, omega, z_iter, z_solver, z_prox, l1, refresh_targets : optional
+    bias, inner_iter, omega, z_iter, z_solver, z_prox, l1, refresh_targets, weight_prox : optional
         Override single options of the preset; see
         :class:`fastnmf_dnn.TrainOptions` for what each does.
+    batch_size : int, "full" or None
+        Samples per block of a mini-batch sweep, or "full" for full-batch
+        sweeps. None: the preset's.
     pretrain : bool, default False
         Initialise the hidden layers by the stacked NMF autoencoder
         (method.md section 4; X must be nonnegative). Otherwise He-scaled

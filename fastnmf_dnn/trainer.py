@@ -22,6 +22,7 @@ a few GEMMs of size ``n_i x n_{i-1} x N`` per layer (see
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Optional
 
 import numpy as np
 
@@ -64,6 +65,20 @@ class TrainOptions:
     refresh_targets : bool
         Reset the hidden targets to the forward activations at the start of
         every sweep (True) or carry them over from the previous sweep.
+    batch_size : int or None
+        None: every sweep solves each layer on all N samples at once (the
+        published method). An int B: a sweep runs the layer updates on
+        N / B blocks of B samples in turn, like mini-batch NMF.
+    margin_targets : bool
+        Classification: before each update, outputs already beyond their
+        one-hot target on the right side (above 1 for the true class, below
+        0 for the others) get their current value as the target, so the
+        least-squares fit spends nothing on them (a squared-hinge loss,
+        majorized by least squares).
+    weight_prox : float >= 0
+        Mini-batch only: every weight update on a block of b samples is
+        damped towards the current weights by ``weight_prox * b`` (a
+        proximal term, so one block cannot undo what the others learned).
     """
 
     bias: bool = True
@@ -71,10 +86,13 @@ class TrainOptions:
     inner_iter: int = 1
     omega: float = 1.5
     z_iter: int = 5
-    z_solver: str = "hals"
+    z_solver: str = "mu"
     z_prox: float = 0.03
     l1: float = 0.0
     refresh_targets: bool = True
+    batch_size: Optional[int] = None
+    weight_prox: float = 1.0
+    margin_targets: bool = True
 
     def replace(self, **changes) -> "TrainOptions":
         d = asdict(self)
@@ -94,7 +112,8 @@ class TrainOptions:
 #: iteration, omega = 1). "default": what measurement chose (README table).
 PRESETS = {
     "paper": TrainOptions(bias=False, alpha=0.0, inner_iter=1, omega=1.0, z_iter=1,
-                          z_solver="mu", z_prox=0.0, l1=0.0, refresh_targets=False),
+                          z_solver="mu", z_prox=0.0, l1=0.0, refresh_targets=False,
+                          batch_size=None, margin_targets=False),
     "default": TrainOptions(),
 }
 
@@ -111,19 +130,37 @@ class Trainer:
     network : Network
         Initial weights; layer sizes ``d, n_1, ..., c``.
     options : TrainOptions
+    seed : int, default 0
+        Mini-batch sweeps only: the fixed shuffle of the samples into blocks
+        and the block order of sweep t (drawn from ``(seed, t)``, so a
+        resumed run visits the same blocks).
     """
 
-    def __init__(self, X, Y, network: Network, options: TrainOptions):
+    def __init__(self, X, Y, network: Network, options: TrainOptions, seed: int = 0):
         self.options = o = options
         dt = X.dtype
         self.N = N = X.shape[0]
         self.sizes = sizes = network.layer_sizes
         self.nb = nb = 1 if o.bias else 0
-        self.Y = np.ascontiguousarray(Y, dtype=dt)
+        self.seed = int(seed)
+        self.n_sweeps = 0
+        # Mini-batch sweeps work on contiguous row blocks of a once-shuffled
+        # copy of the data (the buffers below are in that order).
+        B = o.batch_size
+        self.perm = None
+        if B is not None and B < N:
+            self.perm = np.random.default_rng([self.seed, 2**31]).permutation(N)
+            self.blocks = [slice(s, min(s + B, N)) for s in range(0, N, B)]
+        else:
+            self.blocks = [slice(0, N)]
+        take = (lambda a: a) if self.perm is None else (lambda a: a[self.perm])
+        self.Y0 = np.ascontiguousarray(take(Y), dtype=dt)
+        # Y: the targets the output layer is fitted to (Y0, or margin targets).
+        self.Y = self.Y0.copy() if o.margin_targets else self.Y0
         # H[i]: input of layer i+1, (N, n_i + nb), ones in the last column;
         # H[0] is the data, H[i >= 1] holds forward activations / targets.
         self.H = [np.empty((N, n + nb), dt) for n in sizes[:-1]]
-        self.H[0][:, : sizes[0]] = X
+        self.H[0][:, : sizes[0]] = take(X)
         for H in self.H:
             if nb:
                 H[:, -1] = 1
@@ -140,9 +177,9 @@ class Trainer:
         self.W = [stack_layer(c.astype(dt), b.astype(dt), o.bias)
                   for c, b in zip(network.coefs, network.intercepts)]
         self.block_errors = []
-        # The first layer's input never changes: its Gram matrix is formed
-        # once here instead of in every sweep (an N x d x d product).
-        self.gram0 = self.H[0].T @ self.H[0]
+        # The first layer's input never changes: its Gram matrix (one per
+        # block) is formed once here instead of in every sweep.
+        self.gram0 = [self.H[0][b].T @ self.H[0][b] for b in self.blocks]
         self.forward()
         if self.F is not None:  # targets start at the forward activations
             for i in range(1, len(self.H)):
@@ -158,72 +195,113 @@ class Trainer:
         self.W = [stack_layer(c.astype(dt), b.astype(dt), self.options.bias)
                   for c, b in zip(network.coefs, network.intercepts)]
 
-    def forward(self):
-        """Forward pass over the training set into the activation buffers;
-        returns the output (N, c). One GEMM per layer, ReLU in place."""
+    def forward(self, rows=slice(None)):
+        """Forward pass over the training set (or a block of ``rows``) into
+        the activation buffers. One GEMM per layer, ReLU in place."""
         acts = self.H if self.F is None else [self.H[0]] + self.F[1:]
         for i in range(len(self.W) - 1):
-            Z = acts[i + 1][:, : self.sizes[i + 1]]
-            np.matmul(acts[i], self.W[i].T, out=Z)
+            Z = acts[i + 1][rows, : self.sizes[i + 1]]
+            np.matmul(acts[i][rows], self.W[i].T, out=Z)
             np.maximum(Z, 0, out=Z)
-        np.matmul(acts[-1], self.W[-1].T, out=self.out)
-        return self.out
+        np.matmul(acts[-1][rows], self.W[-1].T, out=self.out[rows])
+        return self.out[rows]
 
-    def _target(self, i):
-        """Layer i's target as an (n_i, N) F-ordered matrix (no allocation)."""
+    def output(self):
+        """The network's output on the training set (N, c), in the order of
+        the X given to the constructor."""
+        if self.perm is None:
+            return self.out
+        out = np.empty_like(self.out)
+        out[self.perm] = self.out
+        return out
+
+    def _target(self, i, rows):
+        """Layer i's target on ``rows`` as an (n_i, b) F-ordered matrix."""
         n = self.sizes[i]
         if not self.nb:
-            return self.H[i].T
-        np.copyto(self.T[i], self.H[i][:, :n])
-        return self.T[i].T
+            return self.H[i][rows].T
+        np.copyto(self.T[i][rows], self.H[i][rows, :n])
+        return self.T[i][rows].T
 
     # -- one outer iteration ------------------------------------------------
     def sweep(self, record_errors: bool = False):
-        """One backward sweep (method.md section 3, steps 1-3), then the
-        forward pass (step 4). Returns the output on the training set.
+        """One outer iteration, then the forward pass (step 4). Returns the
+        network's output on the training set (N, c), in the input order.
+
+        Full batch: one backward sweep (method.md section 3, steps 1-3).
+        Mini-batch (``options.batch_size``): the same sweep on each block of
+        samples in turn (in an order drawn from ``(seed, sweep)``), every
+        weight update damped towards the current weights by
+        ``weight_prox * block size``, each block's targets refreshed by a
+        forward pass of that block first.
 
         ``record_errors``: append ``(layer, step, errors before, after)`` of
         every block to ``self.block_errors`` (costs one GEMM per block).
         """
+        if len(self.blocks) == 1:
+            self._margin_targets(self.blocks[0])
+            self._update(self.blocks[0], self.gram0[0], record_errors)
+        else:
+            order = np.random.default_rng([self.seed, self.n_sweeps]).permutation(len(self.blocks))
+            for j in order:
+                self.forward(self.blocks[j])
+                self._margin_targets(self.blocks[j])
+                self._update(self.blocks[j], self.gram0[j], record_errors)
+        self.n_sweeps += 1
+        # 4. forward pass: the real network's output (and next sweep's targets).
+        self.forward()
+        return self.output()
+
+    def _margin_targets(self, rows):
+        """Y <- max(out, Y0) where Y0 is 1, min(out, Y0) elsewhere (O(b c))."""
+        if not self.options.margin_targets:
+            return
+        Y0, out = self.Y0[rows], self.out[rows]
+        np.copyto(self.Y[rows], np.where(Y0 > 0, np.maximum(out, Y0), np.minimum(out, Y0)))
+
+    def _update(self, rows, gram0, record_errors):
+        """Steps 1-3 of method.md section 3 on the samples ``rows``."""
         o = self.options
         L = len(self.W)
-        lam = o.alpha * self.N
+        b = rows.stop - rows.start if rows.stop is not None else self.N
+        lam = o.alpha * b
+        mu = o.weight_prox * b if len(self.blocks) > 1 else 0.0
         fixed = bool(o.bias)
-        YT = self.Y.T
+        YT = self.Y[rows].T
         # 1. output layer: W_L by ridge LS, then its input targets by NNLS.
-        VL = self.H[L - 1].T
+        HL = self.H[L - 1][rows]
+        VL = HL.T
         if record_errors:
             e0 = _linear_error(YT, self.W[L - 1], VL)
-        self.W[L - 1] = fastnmf.ridge_lstsq(YT, VL, alpha=lam)
+        self.W[L - 1] = fastnmf.ridge_lstsq(YT, VL, alpha=lam, U0=self.W[L - 1] if mu else None,
+                                            prox=mu)
         if record_errors:
             self.block_errors.append((L, "U", e0, _linear_error(YT, self.W[L - 1], VL)))
         if L > 1:
             r = fastnmf.nnls(YT, self.W[L - 1], V0=VL, solver=o.z_solver, max_iter=o.z_iter,
                              tol=0.0, fixed_ones_row=fixed, prox=o.z_prox, l1=o.l1,
                              overwrite=True, track_error=record_errors)
-            _written(self.H[L - 1], r.V.T)
+            _written(HL, r.V.T)
             if record_errors:
                 self.block_errors.append((L, "V", r.errors[0], r.errors[-1]))
         # 2.-3. hidden layers top-down, then the first layer (U-step only).
         for i in range(L - 1, 0, -1):
-            A = self._target(i)
-            V = self.H[i - 1].T
-            r = fastnmf.relu_lstsq(A, self.W[i - 1], V, update="U", n_iter=o.inner_iter,
-                                   omega=o.omega, alpha=lam, overwrite=True,
+            A = self._target(i, rows)
+            Hin = self.H[i - 1][rows]
+            r = fastnmf.relu_lstsq(A, self.W[i - 1], Hin.T, update="U", n_iter=o.inner_iter,
+                                   omega=o.omega, alpha=lam + mu, overwrite=True,
                                    final_error=record_errors,
-                                   fixed_gram=self.gram0 if i == 1 else None)
+                                   fixed_gram=gram0 if i == 1 else None)
             _written(self.W[i - 1], r.U)
             if record_errors:
                 self.block_errors.append((i, "U", r.errors[0], r.errors[-1]))
             if i > 1:
-                r = fastnmf.relu_lstsq(A, self.W[i - 1], V, update="V", n_iter=o.inner_iter,
+                r = fastnmf.relu_lstsq(A, self.W[i - 1], Hin.T, update="V", n_iter=o.inner_iter,
                                        omega=o.omega, alpha=o.z_prox, fixed_ones_row=fixed,
                                        overwrite=True, final_error=record_errors)
-                _written(self.H[i - 1], r.V.T)
+                _written(Hin, r.V.T)
                 if record_errors:
                     self.block_errors.append((i, "V", r.errors[0], r.errors[-1]))
-        # 4. forward pass: the real network's output (and next sweep's targets).
-        return self.forward()
 
     def sweep_gemms(self):
         """The matrix products one :meth:`sweep` issues, as ``(m, k, n)``
@@ -248,8 +326,10 @@ class Trainer:
             g += [(m, k, N), (m, N, k), (m, k, k)] * o.inner_iter                  # U-step
             if i > 1:
                 g += [(m, k, N), (N, m, k - nb)] * o.inner_iter                  # V-step
-        for i in range(L):                                                     # forward
-            g.append((N, sizes[i] + nb, sizes[i + 1]))
+        passes = 2 if len(self.blocks) > 1 else 1  # mini-batch: each block's own forward too
+        for _ in range(passes):
+            for i in range(L):                                                 # forward
+                g.append((N, sizes[i] + nb, sizes[i + 1]))
         return g
 
     def state_arrays(self):

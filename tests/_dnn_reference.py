@@ -21,6 +21,11 @@ uses them (they are not free choices of a reference):
   diagonal shift ``sqrt(eps) * mean(diag(G + a I))`` (``_ridge_inverse``);
 * the hidden layers' V-step uses ``z_prox`` as its ridge (the damping of the
   Gauss-Newton step), not ``alpha * N``.
+
+Mini-batch sweeps and margin targets (``batch_size``, ``weight_prox``,
+``margin_targets``) are written on top of :func:`sweep`: ``sweep(..., mu=)``
+is the damped update of one block, :func:`margin_targets` the targets of a
+block, :func:`minibatch_sweep` the loop over the blocks.
 """
 from __future__ import annotations
 
@@ -118,12 +123,21 @@ def forward(W, X, bias):
     return Z, W[-1] @ Z[-1]
 
 
-def sweep(W, Z, X, Y, opts, dtype):
+def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0):
     """One backward sweep then the forward pass (method.md section 3).
 
     W: list of (n_{i+1}, n_i [+1]) weights; Z: list of current targets
-    (column form, ones row included), Z[0] = data; X (N, d), Y (N, c).
+    (column form, ones row included), Z[0] = data; X (N, d), Y (N, c): the
+    targets the output layer is fitted to (one-hot labels, or margin
+    targets from :func:`margin_targets`).
     Returns (W, targets after the backward sweep, forward Z, output (c, N)).
+
+    ``mu`` (mini-batch weight damping, ``weight_prox * N`` for a block of N
+    samples): the output layer minimises ``||Y^T - W V||^2 + lam ||W||^2 +
+    mu ||W - W_old||^2``, i.e. ``W = (Y^T V^T + mu W_old) (V V^T + (lam +
+    mu) I)^{-1}``, and the hidden U-steps' pseudo-inverse uses the ridge
+    ``lam + mu`` (a smaller fixed-point step from W_old). 0: the full-batch
+    sweep.
     """
     W = [np.array(w, dtype=np.float64) for w in W]
     Z = [np.array(z, dtype=np.float64) for z in Z]
@@ -137,7 +151,7 @@ def sweep(W, Z, X, Y, opts, dtype):
 
     # 1. output layer: U-step (ridge LS), then the V-step on Z[L-1].
     V = Z[L - 1]
-    W[L - 1] = YT @ V.T @ ridge_inverse(V @ V.T, lam, dtype)
+    W[L - 1] = (YT @ V.T + mu * W[L - 1]) @ ridge_inverse(V @ V.T, lam + mu, dtype)
     if L > 1:
         U = W[L - 1]
         Uf = U[:, :-1] if b else U
@@ -158,7 +172,7 @@ def sweep(W, Z, X, Y, opts, dtype):
         A = _free(Z[i], b)
         V = Z[i - 1]
         U = W[i - 1]
-        Vp = V.T @ ridge_inverse(V @ V.T, lam, dtype)          # V^+ (N, k)
+        Vp = V.T @ ridge_inverse(V @ V.T, lam + mu, dtype)     # V^+ (N, k)
         for _ in range(opts["inner_iter"]):
             U = U + om * (A - relu(U @ V)) @ Vp
         W[i - 1] = U
@@ -172,4 +186,46 @@ def sweep(W, Z, X, Y, opts, dtype):
 
     # 4. forward pass.
     Zf, out = forward(W, np.array(X, dtype=np.float64), b)
+    return W, Z, Zf, out
+
+
+def margin_targets(Y0, out):
+    """Targets of ``margin_targets=True`` (samples as rows, both (N, c)):
+    an output already beyond its one-hot target on the right side (above
+    the target where it is positive, the true class; below it elsewhere)
+    is its own target; every other entry keeps the label's value."""
+    Y0 = np.array(Y0, dtype=np.float64)
+    out = np.asarray(out, dtype=np.float64)
+    T = Y0.copy()
+    beyond = ((Y0 > 0) & (out > Y0)) | ((Y0 <= 0) & (out < Y0))
+    T[beyond] = out[beyond]
+    return T
+
+
+def minibatch_sweep(W, Z, X, Y, opts, dtype, blocks):
+    """One mini-batch sweep: for each block of sample indices in ``blocks``
+    (in that order), a forward pass of the block, the block's targets
+    (forward activations, or the carried-over targets Z without
+    ``refresh_targets``; margin targets from the block's output with
+    ``margin_targets``), one damped :func:`sweep` on the block with
+    ``mu = weight_prox * block size``; then one forward pass of all samples.
+
+    Same arguments and return value as :func:`sweep` (samples in the order
+    of X; ``blocks`` indexes that order).
+    """
+    W = [np.array(w, dtype=np.float64) for w in W]
+    Z = [np.array(z, dtype=np.float64) for z in Z]
+    X = np.array(X, dtype=np.float64)
+    Y = np.array(Y, dtype=np.float64)
+    b = bool(opts["bias"])
+    for idx in blocks:
+        idx = np.asarray(idx)
+        Zf, out = forward(W, X[idx], b)
+        Zb = Zf if opts["refresh_targets"] else [z[:, idx] for z in Z]
+        Yb = margin_targets(Y[idx], out.T) if opts["margin_targets"] else Y[idx]
+        W, Zt, _, _ = sweep(W, Zb, X[idx], Yb, opts, dtype,
+                            mu=opts["weight_prox"] * len(idx))
+        for i in range(1, len(Z)):
+            Z[i][:, idx] = Zt[i]
+    Zf, out = forward(W, X, b)
     return W, Z, Zf, out

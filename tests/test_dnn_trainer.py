@@ -20,10 +20,13 @@ N = 40
 #: does not silently change what a test checks; "default" follows the
 #: current defaults on purpose.
 DAMPED = TrainOptions(bias=True, alpha=1e-4, inner_iter=1, omega=1.0, z_iter=2,
-                      z_solver="hals", z_prox=1.0, l1=0.0, refresh_targets=True)
+                      z_solver="hals", z_prox=1.0, l1=0.0, refresh_targets=True,
+                      batch_size=None, weight_prox=1.0, margin_targets=False)
 
 #: option sets compared with the reference: every TrainOptions field is off
-#: DAMPED's value in at least one of them.
+#: DAMPED's value in at least one of them (batch_size and weight_prox in
+#: tests/test_dnn_options.py, margin_targets there and here when a preset
+#: has it).
 OPTION_SETS = {
     "default": TrainOptions(),
     "damped": DAMPED,
@@ -69,6 +72,15 @@ RTOL = {np.dtype(np.float64): 1e-8, np.dtype(np.float32): 1e-3}
 RTOL_SINGULAR_F64 = 1e-6
 
 
+def fitted_targets(W, X, Y, opts):
+    """What the output layer is fitted to: Y, or with margin_targets the
+    margin targets of the current forward output (the reference's)."""
+    if not opts.margin_targets:
+        return Y
+    _, out = ref.forward(W, np.asarray(X, dtype=np.float64), opts.bias)
+    return ref.margin_targets(Y, out.T)
+
+
 def has_singular_v_step(sizes, opts):
     """A hidden V-step (layers 2..L-1) with no damping and a wide weight."""
     return opts.z_prox == 0 and any(sizes[i - 1] > sizes[i] for i in range(2, len(sizes) - 1))
@@ -87,7 +99,8 @@ def test_sweep_matches_reference(name, sizes, dtype):
     for s in range(3):  # each sweep from the trainer's own current state
         W0 = [w.astype(np.float64) for w in tr.W]
         Z0 = [h.T.astype(np.float64) for h in tr.H]
-        W, Zt, Zf, out = ref.sweep(W0, Z0, X, Y, vars(opts), dtype)
+        T = fitted_targets(W0, X, Y, opts)
+        W, Zt, Zf, out = ref.sweep(W0, Z0, X, T, vars(opts), dtype)
         got = tr.sweep()
         assert got.dtype == dtype and all(w.dtype == dtype for w in tr.W)
         for i, (w, w_ref) in enumerate(zip(tr.W, W)):
@@ -188,8 +201,9 @@ def test_block_objectives_non_increasing(name, dtype):
                 if layer == L and step == "U":
                     V64 = V_before.astype(np.float64)
                     lam_eff = ref.effective_ridge(V64 @ V64.T, lam, dtype)
-                    o0 = _lin_obj(Y.T, W_before, V_before, lam_eff)
-                    o1 = _lin_obj(Y.T, tr.W[L - 1], V_before, lam_eff)
+                    # the targets this sweep fitted (Y, or its margin targets)
+                    o0 = _lin_obj(tr.Y.T, W_before, V_before, lam_eff)
+                    o1 = _lin_obj(tr.Y.T, tr.W[L - 1], V_before, lam_eff)
                     assert o1 <= o0 * (1 + 1e-6), (s, layer, step, o0, o1)
                     if lam_eff == 0:
                         assert after <= before * (1 + 1e-6), (s, layer, step, before, after)

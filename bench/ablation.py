@@ -1,0 +1,140 @@
+"""Ablation of the NMF trainer's options, next to PyTorch Adam, in one run.
+
+    python bench/ablation.py                                   # every case and variant
+    python bench/ablation.py --cases digits,fashion5k          # a subset
+    python bench/ablation.py --variants default,paper,no-bias  # a subset
+    python bench/ablation.py --out bench/results/ablation.md
+
+Cases: ``digits`` (64-100-10, bundled, fixed stratified 80/20 split),
+``fashion`` (784-500-500-10, the full 60k/10k split) and ``fashion5k`` (the
+same network on the first 5,000 training images: the small-train-set case,
+where the question is whether test accuracy declines over sweeps).
+
+Every variant is ``NMFNetClassifier`` with the defaults plus the overrides
+listed in ``VARIANTS`` (float32, ``--threads`` threads, seed 0), trained for
+``--sweeps`` sweeps with the test set scored after each sweep (monitoring
+only). The table gives test accuracy after sweeps 1, 2, 5, 10 and the last,
+the best and the sweep it came at, the last sweep's drop from the best (a
+declining curve shows there), and seconds per sweep (median). Adam backprop
+(lr 1e-3, batch 128, cross-entropy, same shape) runs in the same process
+for ``--epochs`` epochs (see compare_dnn.py). Numba compilation is done by
+a warm-up fit before anything is timed.
+"""
+from __future__ import annotations
+
+import fastnmf  # noqa: F401  (first: short BLAS/OpenMP spin-waits before numpy loads BLAS)
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_dnn import load, run_backprop  # noqa: E402
+
+import fastnmf_dnn  # noqa: E402
+
+#: name -> NMFNetClassifier overrides (on top of its defaults).
+VARIANTS = {
+    "default": {},
+    "paper": {"preset": "paper"},
+    "no-bias": {"bias": False},
+    "alpha=0": {"alpha": 0.0},
+    "alpha=1e-3": {"alpha": 1e-3},
+    "alpha=1e-2": {"alpha": 1e-2},
+    "z_prox=0": {"z_prox": 0.0},
+    "z_prox=0.1": {"z_prox": 0.1},
+    "z_prox=1": {"z_prox": 1.0},
+    "omega=1": {"omega": 1.0},
+    "inner_iter=2": {"inner_iter": 2},
+    "z_iter=1": {"z_iter": 1},
+    "z_solver=mu": {"z_solver": "mu"},
+    "l1=1e-3": {"l1": 1e-3},
+    "keep-targets": {"refresh_targets": False},
+    "minibatch-10k": {"batch_size": 10000, "weight_prox": 0.1},
+    "pretrain": {"pretrain": True},
+    "margin-targets": {"margin_targets": True},
+    "mu+margin": {"z_solver": "mu", "margin_targets": True},
+    "mu+z_iter=10": {"z_solver": "mu", "z_iter": 10},
+    "mu+z_prox=0": {"z_solver": "mu", "z_prox": 0.0},
+    "mu+margin+z_iter=10": {"z_solver": "mu", "margin_targets": True, "z_iter": 10},
+    "mu+margin+z_prox=0.1": {"z_solver": "mu", "margin_targets": True, "z_prox": 0.1},
+    "mu+margin+omega=1": {"z_solver": "mu", "margin_targets": True, "omega": 1.0},
+    "mu+margin+alpha=1e-3": {"z_solver": "mu", "margin_targets": True, "alpha": 1e-3},
+    "mu+margin+inner=2": {"z_solver": "mu", "margin_targets": True, "inner_iter": 2},
+}
+CASES = {
+    "digits": ("digits", (100,), None),
+    "fashion": ("fashion", (500, 500), None),
+    "fashion5k": ("fashion", (500, 500), 5000),
+}
+
+
+def run_variant(Xtr, ytr, Xte, yte, hidden, overrides, sweeps, threads):
+    rows = []
+
+    def cb(est, it, rec):
+        rows.append((it, rec["eval_score"], rec["seconds"], rec["train_score"]))
+
+    t0 = time.perf_counter()
+    clf = fastnmf_dnn.NMFNetClassifier(hidden, max_iter=sweeps, n_iter_no_change=sweeps + 1,
+                                       random_state=0, n_threads=threads, **overrides)
+    clf.fit(Xtr, ytr, eval_set=(Xte, yte), callback=cb)
+    return rows, time.perf_counter() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cases", default="digits,fashion5k,fashion")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--sweeps", type=int, help="default: digits 50, fashion 15, fashion5k 30")
+    ap.add_argument("--epochs", type=int, help="Adam epochs (default: digits 200, fashion 20, "
+                    "fashion5k 100)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    from compare import machine
+    lines = [f"Machine: {machine()}; {args.threads} threads (torch and fastnmf)"]
+    for case in args.cases.split(","):
+        data, hidden, n_train = CASES[case]
+        Xtr, ytr, Xte, yte = load(data)
+        if n_train:
+            Xtr, ytr = Xtr[:n_train], ytr[:n_train]
+        sweeps = args.sweeps or {"digits": 50, "fashion": 15, "fashion5k": 30}[case]
+        epochs = args.epochs or {"digits": 200, "fashion": 20, "fashion5k": 100}[case]
+        fastnmf_dnn.NMFNetClassifier(hidden, max_iter=1, n_threads=args.threads).fit(
+            Xtr[:256], ytr[:256])  # warm-up (Numba compile / cache load)
+        bp = run_backprop(Xtr, ytr, Xte, yte, hidden, epochs, args.threads, 0)
+        bp_best = max(r[1] for r in bp)
+        bp_best_ep = 1 + int(np.argmax([r[1] for r in bp]))
+        shape = "-".join(str(x) for x in (Xtr.shape[1], *hidden, 10))
+        lines.append(f"\n### {case}: {shape}, {len(ytr)} training samples\n")
+        lines.append(f"Adam backprop: best test accuracy **{bp_best:.4f}** (epoch {bp_best_ep} "
+                     f"of {epochs}), {bp[-1][2] / len(bp):.2f} s per epoch; after 15 epochs "
+                     f"{bp[min(15, len(bp)) - 1][1]:.4f}\n")
+        marks = [s for s in (1, 2, 5, 10) if s < sweeps] + [sweeps]
+        lines.append("| variant | " + " | ".join(f"sweep {s}" for s in marks) +
+                     " | best (sweep) | last - best | vs Adam best | s/sweep |")
+        lines.append("|---|" + "---:|" * (len(marks) + 4))
+        for name in args.variants.split(","):
+            rows, wall = run_variant(Xtr, ytr, Xte, yte, hidden, VARIANTS[name], sweeps,
+                                     args.threads)
+            acc = [r[1] for r in rows]
+            best = max(acc)
+            at = 1 + int(np.argmax(acc))
+            cells = [f"{acc[s - 1]:.4f}" if s <= len(acc) else "" for s in marks]
+            lines.append(f"| {name} | " + " | ".join(cells) +
+                         f" | {best:.4f} ({at}) | {100 * (acc[-1] - best):+.2f} | "
+                         f"{100 * (best - bp_best):+.2f} | "
+                         f"{np.median([r[2] for r in rows]):.3f} |")
+            print(lines[-1], flush=True)
+        print("\n".join(lines), flush=True)
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,532 @@
+"""Trainer options margin_targets, batch_size and weight_prox (against the
+plain-NumPy reference of tests/_dnn_reference.py), their estimator
+parameters (validation, determinism, checkpoint/resume), and fastnmf.nnls's
+proximal term with the MU solver."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+import _dnn_reference as ref
+from conftest import DTYPES
+
+import fastnmf
+from fastnmf.datasets import load_digits
+from fastnmf_dnn import NMFNetClassifier, NMFNetRegressor, PRESETS, TrainOptions, Trainer
+from fastnmf_dnn.network import init_random
+
+N = 40
+
+#: Spelled out (not TrainOptions()) so that a change of the tuned defaults
+#: does not change what these tests check; the same set as
+#: tests/test_dnn_trainer.py's DAMPED, with the new options explicit.
+DAMPED = TrainOptions(bias=True, alpha=1e-4, inner_iter=1, omega=1.0, z_iter=2,
+                      z_solver="hals", z_prox=1.0, l1=0.0, refresh_targets=True,
+                      batch_size=None, weight_prox=1.0, margin_targets=False)
+
+# Tolerances of tests/test_dnn_trainer.py (measured there; the measured
+# worst cases of the tests below are given next to each). float64: only
+# summation order differs; the z_prox = 0 "paper" set inverts a rank-
+# deficient Gram matrix, where ridge_inverse's sqrt(eps) shift amplifies
+# rounding to O(sqrt(eps)).
+RTOL = {np.dtype(np.float64): 1e-8, np.dtype(np.float32): 1e-3}
+RTOL_SINGULAR_F64 = 1e-6
+
+
+def make_problem(sizes, dtype, seed, n=N):
+    """Inputs in [0, 1], one-hot targets, He-scaled weights with small biases
+    (as in tests/test_dnn_trainer.py)."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 1, (n, sizes[0])).astype(dtype)
+    Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], n)].astype(dtype)
+    net = init_random(sizes, rng, dtype)
+    net.intercepts = [rng.normal(0, 0.1, b.shape).astype(dtype) for b in net.intercepts]
+    return X, Y, net
+
+
+def rel_diff(actual, expected):
+    """max |actual - expected| relative to max |expected| (float64)."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    assert a.shape == e.shape, (a.shape, e.shape)
+    return float(np.max(np.abs(a - e)) / max(np.max(np.abs(e)), 1e-300))
+
+
+def tolerance(sizes, opts, dtype):
+    if np.dtype(dtype) == np.float64 and opts.z_prox == 0 and any(
+            sizes[i - 1] > sizes[i] for i in range(2, len(sizes) - 1)):
+        return RTOL_SINGULAR_F64
+    return RTOL[np.dtype(dtype)]
+
+
+def trainer_state(tr):
+    """The trainer's weights and targets (column form, float64) in the
+    ORIGINAL sample order (its buffers are in the order of ``tr.perm``)."""
+    W = [w.astype(np.float64) for w in tr.W]
+    Z = [h.T.astype(np.float64) for h in tr.H]
+    if tr.perm is not None:
+        inv = np.argsort(tr.perm)
+        Z = [z[:, inv] for z in Z]
+    return W, Z
+
+
+def assert_matches(tr, got, W, Zt, Zf, out, tol, what):
+    """Trainer after a sweep (weights, returned output, hidden buffers) vs
+    the reference's result, everything in the original sample order."""
+    for i, (w, w_ref) in enumerate(zip(tr.W, W)):
+        assert rel_diff(w, w_ref) <= tol, f"{what}, W[{i}]: {rel_diff(w, w_ref):.3g}"
+    assert rel_diff(got.T, out) <= tol, f"{what}, output: {rel_diff(got.T, out):.3g}"
+    _, Z = trainer_state(tr)
+    targets = Zf if tr.options.refresh_targets else Zt
+    for i in range(1, len(Z)):
+        assert rel_diff(Z[i], targets[i]) <= tol, f"{what}, H[{i}]: {rel_diff(Z[i], targets[i])}"
+
+
+# ---------------------------------------------------------------------------
+# margin_targets
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", [(12, 7, 5, 3), (12, 6, 3)], ids=["12-7-5-3", "12-6-3"])
+@pytest.mark.parametrize("z_solver", ["hals", "mu"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_margin_sweep_matches_reference_on_margin_targets(bias, z_solver, sizes, dtype):
+    """A full-batch sweep with margin_targets=True is the reference sweep
+    fitted to the margin targets of the current forward output. Measured
+    worst (3 sweeps x 16 cases): 2.3e-15 (float64), 3.1e-6 (float32)."""
+    opts = DAMPED.replace(bias=bias, z_solver=z_solver, margin_targets=True)
+    X, Y, net = make_problem(list(sizes), dtype, seed=12 + len(sizes))
+    if not bias:
+        net.intercepts = [np.zeros_like(b) for b in net.intercepts]
+    tr = Trainer(X, Y, net, opts)
+    tol = tolerance(sizes, opts, dtype)
+    for s in range(3):
+        W0, Z0 = trainer_state(tr)
+        _, out0 = ref.forward(W0, X.astype(np.float64), bias)
+        T = ref.margin_targets(Y, out0.T)
+        assert (T != Y).any(), "pick a problem where some output is beyond its target"
+        W, Zt, Zf, out = ref.sweep(W0, Z0, X, T, vars(opts), dtype)
+        got = tr.sweep()
+        assert got.dtype == dtype
+        assert_matches(tr, got, W, Zt, Zf, out, tol, f"sweep {s}")
+        # the comparison can fail: the reference fitted to Y itself differs
+        W_plain, _, _, _ = ref.sweep(W0, Z0, X, Y, vars(opts), dtype)
+        assert rel_diff(tr.W[-1], W_plain[-1]) > 10 * tol
+
+
+def test_paper_preset_has_no_margin_targets():
+    assert PRESETS["paper"].margin_targets is False
+    assert NMFNetClassifier(preset="paper").training_options().margin_targets is False
+
+
+def test_paper_preset_is_full_batch():
+    assert PRESETS["paper"].batch_size is None
+
+
+def _margin_net(dtype, last_bias):
+    """4-5-3 net whose outputs are ~last_bias for every sample (tiny weights)."""
+    rng = np.random.default_rng(5)
+    net = init_random([4, 5, 3], rng, dtype)
+    net.coefs = [0.01 * c for c in net.coefs]
+    net.intercepts = [np.full(5, 0.1, dtype), np.asarray(last_bias, dtype)]
+    X = rng.uniform(0, 1, (30, 4)).astype(dtype)
+    Y = np.eye(3, dtype=dtype)[np.arange(30) % 3]
+    return X, Y, net
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_margin_targets_are_outputs_beyond_the_label(dtype):
+    """Outputs of class 0 are ~1.5 (beyond 1 where 0 is the true class),
+    of class 1 ~-0.5 (beyond 0 where it is not), of class 2 ~0.3 (never
+    beyond): the working targets are those outputs there, Y0 elsewhere."""
+    X, Y, net = _margin_net(dtype, [1.5, -0.5, 0.3])
+    tr = Trainer(X, Y, net, DAMPED.replace(margin_targets=True))
+    for s in range(3):
+        out = tr.out.copy()                     # the output the sweep starts from
+        tr.sweep()
+        beyond = ((Y == 1) & (out > 1)) | ((Y == 0) & (out < 0))
+        if s == 0:
+            assert beyond[:, 0].sum() == 10 and beyond[:, 1].sum() == 20
+            assert not beyond[:, 2].any()
+        np.testing.assert_array_equal(tr.Y[beyond], out[beyond])
+        np.testing.assert_array_equal(tr.Y[~beyond], Y[~beyond])
+        np.testing.assert_array_equal(tr.Y0, Y)   # the labels themselves never change
+        assert tr.Y.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_margin_targets_no_op_when_no_output_is_beyond(dtype):
+    """Outputs inside (0, 1): the margin targets are the labels, and the
+    sweep is bit for bit the one without margin_targets."""
+    X, Y, net = _margin_net(dtype, [0.5, 0.4, 0.6])
+    a = Trainer(X, Y, net, DAMPED.replace(margin_targets=True))
+    b = Trainer(X, Y, net, DAMPED)
+    assert ((a.out > 0) & (a.out < 1)).all()
+    np.testing.assert_array_equal(a.sweep(), b.sweep())
+    np.testing.assert_array_equal(a.Y, Y)
+    for u, v in zip(a.W, b.W):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_margin_targets_deterministic():
+    X, Y, net = make_problem([12, 7, 5, 3], np.float32, seed=4)
+    runs = []
+    for _ in range(2):
+        tr = Trainer(X, Y, net, DAMPED.replace(margin_targets=True), seed=2)
+        runs.append([tr.sweep().copy() for _ in range(3)] + [w.copy() for w in tr.W])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+def _data(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 1, (n, 5))
+    return X, (X[:, 0] + X[:, 1] > 1).astype(int) + (X[:, 2] > 0.7)
+
+
+def test_margin_targets_estimator_parameter():
+    X, y = _data()
+    with pytest.raises(ValueError, match="margin_targets"):
+        NMFNetRegressor(margin_targets=True, max_iter=1).fit(X, y.astype(float))
+    r = NMFNetRegressor(hidden_layer_sizes=(4,), max_iter=1).fit(X, y.astype(float))
+    assert r.training_options_.margin_targets is False
+    r = NMFNetRegressor(hidden_layer_sizes=(4,), max_iter=1, margin_targets=False).fit(X, y)
+    assert r.training_options_.margin_targets is False
+    for Est in (NMFNetClassifier, NMFNetRegressor):
+        for bad in (1, "yes", 0.0):
+            with pytest.raises(TypeError, match="margin_targets"):
+                Est(margin_targets=bad, max_iter=1).fit(X, y)
+    kw = dict(hidden_layer_sizes=(6,), max_iter=3, random_state=0, margin_targets=True,
+              n_iter_no_change=50)
+    a = NMFNetClassifier(**kw).fit(X, y)
+    assert a.training_options_ == PRESETS["default"].replace(margin_targets=True)
+    b = NMFNetClassifier(**kw).fit(X, y)
+    assert all(np.array_equal(u, v) for u, v in zip(a.coefs_ + a.intercepts_,
+                                                   b.coefs_ + b.intercepts_))
+    assert a.loss_curve_ == b.loss_curve_
+    c = NMFNetClassifier(**dict(kw, margin_targets=False)).fit(X, y)
+    assert a.loss_curve_ != c.loss_curve_
+
+
+# ---------------------------------------------------------------------------
+# batch_size, weight_prox: mini-batch sweeps
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B", [N, N + 7, 10**9])
+def test_batch_size_at_least_n_is_the_full_batch_sweep(B, dtype):
+    """No shuffle, one block, no weight damping (weight_prox is ignored)."""
+    X, Y, net = make_problem([12, 7, 5, 3], dtype, seed=1)
+    full = Trainer(X, Y, net, DAMPED)
+    mb = Trainer(X, Y, net, DAMPED.replace(batch_size=B, weight_prox=5.0), seed=3)
+    assert mb.perm is None and mb.blocks == [slice(0, N)]
+    for _ in range(3):
+        np.testing.assert_array_equal(mb.sweep(), full.sweep())
+    for u, v in zip(mb.W, full.W):
+        np.testing.assert_array_equal(u, v)
+    for u, v in zip(mb.H, full.H):
+        np.testing.assert_array_equal(u, v)
+
+
+#: option sets of the mini-batch comparison (on top of DAMPED).
+MINIBATCH_SETS = {
+    "damped": {},
+    "default": {**vars(TrainOptions()), "weight_prox": 1.0},
+    "no-bias": {"bias": False},
+    "carry-targets": {"refresh_targets": False},
+    "z-mu": {"z_solver": "mu", "z_iter": 3},
+    "margin": {"margin_targets": True},
+    "carry-margin-no-bias": {"margin_targets": True, "refresh_targets": False, "bias": False},
+    "strong-prox": {"weight_prox": 5.0, "alpha": 1e-2},
+    "no-prox": {"weight_prox": 0.0},
+    "paper-bias": {**vars(PRESETS["paper"]), "bias": True, "z_solver": "hals",
+                   "weight_prox": 1.0},
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", [(12, 7, 5, 3), (12, 6, 3)], ids=["12-7-5-3", "12-6-3"])
+@pytest.mark.parametrize("B", [13, 16])
+@pytest.mark.parametrize("name", list(MINIBATCH_SETS))
+def test_minibatch_sweep_matches_reference(name, B, sizes, dtype):
+    """Each block (a slice of the once-shuffled samples, in the order
+    ``default_rng([seed, sweep]).permutation(n_blocks)``): forward pass of
+    the block, the reference sweep on it with ``mu = weight_prox * b``; then
+    a full forward pass. B = 13: blocks 13, 13, 13 and a single sample.
+
+    Measured worst over 4 seeds x 3 sweeps: float64 7e-15, except "no-prox"
+    (a 1-sample block's Gram gets ridge_inverse's shift: 1.2e-11) and
+    "paper-bias" 12-7-5-3 (z_prox = 0: 1.0e-8, the singular V-step of
+    test_dnn_trainer.py); float32 2e-6, except "paper-bias" 1e-4 and
+    "no-prox" with B = 13 (3.0e-3, asserted at 1e-2; 3.3e-4 with B = 16)."""
+    opts = DAMPED.replace(**MINIBATCH_SETS[name]).replace(batch_size=B)
+    X, Y, net = make_problem(list(sizes), dtype, seed=B + len(name))
+    if not opts.bias:
+        net.intercepts = [np.zeros_like(b) for b in net.intercepts]
+    seed = 17 + B
+    tr = Trainer(X, Y, net, opts, seed=seed)
+    n_blocks = -(-N // B)
+    assert len(tr.blocks) == n_blocks > 1 and sorted(tr.perm) == list(range(N))
+    tol = tolerance(sizes, opts, dtype)
+    if name == "no-prox":
+        tol = RTOL_SINGULAR_F64 if np.dtype(dtype) == np.float64 else 1e-2 if B == 13 else tol
+    orders = set()
+    for s in range(3):
+        W0, Z0 = trainer_state(tr)
+        order = np.random.default_rng([seed, s]).permutation(n_blocks)
+        orders.add(tuple(order))
+        blocks = [tr.perm[tr.blocks[j]] for j in order]   # original sample indices
+        W, Zt, Zf, out = ref.minibatch_sweep(W0, Z0, X, Y, vars(opts), dtype, blocks)
+        got = tr.sweep()
+        assert tr.n_sweeps == s + 1
+        assert got.dtype == dtype
+        assert_matches(tr, got, W, Zt, Zf, out, tol, f"sweep {s}")
+    assert len(orders) > 1, "the block order is drawn anew every sweep"
+    if name == "damped" and np.dtype(dtype) == np.float64:
+        # the comparison can fail: the reverse block order, no damping, or
+        # the full-batch sweep give other weights
+        tr = Trainer(X, Y, net, opts, seed=seed)
+        W0, Z0 = trainer_state(tr)
+        tr.sweep()
+        order = np.random.default_rng([seed, 0]).permutation(n_blocks)
+        blocks = [tr.perm[tr.blocks[j]] for j in order]
+        others = {
+            "reversed": ref.minibatch_sweep(W0, Z0, X, Y, vars(opts), dtype, blocks[::-1]),
+            "undamped": ref.minibatch_sweep(W0, Z0, X, Y, {**vars(opts), "weight_prox": 0.0},
+                                            dtype, blocks),
+            "full-batch": ref.sweep(W0, Z0, X, Y, vars(opts), dtype),
+        }
+        for what, (W, _, _, _) in others.items():
+            assert max(rel_diff(w, r) for w, r in zip(tr.W, W)) > 1e-6, what
+
+
+@pytest.mark.parametrize("refresh_targets", [True, False])
+def test_minibatch_output_in_original_order(refresh_targets):
+    """sweep() (and output()) return the network's output on X in the order
+    X was given, although the buffers are in the shuffled order."""
+    X, Y, net = make_problem([12, 7, 5, 3], np.float64, seed=6)
+    tr = Trainer(X, Y, net, DAMPED.replace(batch_size=12, refresh_targets=refresh_targets),
+                 seed=1)
+    assert not np.array_equal(tr.perm, np.arange(N))
+    np.testing.assert_allclose(tr.output(), net.forward(X), rtol=1e-12, atol=1e-12)
+    for _ in range(2):
+        got = tr.sweep()
+        want = tr.network().forward(X)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        assert not np.allclose(tr.out, want)              # the buffer is shuffled
+        np.testing.assert_allclose(tr.out, want[tr.perm], rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(tr.Y0, Y[tr.perm])
+        np.testing.assert_array_equal(tr.H[0][:, :12], X[tr.perm])
+
+
+def test_minibatch_deterministic_per_seed():
+    X, Y, net = make_problem([12, 7, 5, 3], np.float32, seed=8)
+    opts = DAMPED.replace(batch_size=10)
+
+    def run(seed):
+        tr = Trainer(X, Y, net, opts, seed=seed)
+        outs = [tr.sweep().copy() for _ in range(3)]
+        return tr, outs
+
+    a, out_a = run(3)
+    b, out_b = run(3)
+    np.testing.assert_array_equal(a.perm, b.perm)
+    for u, v in zip(out_a + a.W, out_b + b.W):
+        np.testing.assert_array_equal(u, v)
+    c, out_c = run(4)
+    assert not np.array_equal(a.perm, c.perm)
+    assert not np.allclose(out_a[-1], out_c[-1])
+    assert not all(np.allclose(u, v) for u, v in zip(a.W, c.W))
+    # seed=0 is the default
+    d, out_d = run(0)
+    e = Trainer(X, Y, net, opts)
+    np.testing.assert_array_equal(d.perm, e.perm)
+    for u in out_d:
+        np.testing.assert_array_equal(u, e.sweep())
+
+
+def test_minibatch_record_errors_changes_nothing():
+    """record_errors=True records every block's steps (in the block order)
+    and leaves the sweep bit for bit as it is."""
+    X, Y, net = make_problem([12, 7, 5, 3], np.float64, seed=2)
+    opts = DAMPED.replace(batch_size=15, margin_targets=True)
+    a, b = Trainer(X, Y, net, opts, seed=5), Trainer(X, Y, net, opts, seed=5)
+    for _ in range(2):
+        a.block_errors.clear()
+        np.testing.assert_array_equal(a.sweep(record_errors=True), b.sweep())
+        per_block = [(3, "U"), (3, "V"), (2, "U"), (2, "V"), (1, "U")]
+        assert [(layer, st) for layer, st, _, _ in a.block_errors] == per_block * 3
+        assert all(np.isfinite(e0) and np.isfinite(e1) for _, _, e0, e1 in a.block_errors)
+    for u, v in zip(a.W, b.W):
+        np.testing.assert_array_equal(u, v)
+
+
+# ---------------------------------------------------------------------------
+# Estimator parameters batch_size / weight_prox
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits()
+    idx = np.random.default_rng(0).choice(X.shape[0], 240, replace=False)
+    return X[idx] / 16.0, y[idx]
+
+
+def same_fit(a, b):
+    assert a.n_iter_ == b.n_iter_
+    for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert u.dtype == v.dtype
+        np.testing.assert_array_equal(u, v)
+    assert a.history_["loss"] == b.history_["loss"]
+    assert a.history_["train_score"] == b.history_["train_score"]
+    assert a.history_["validation_score"] == b.history_["validation_score"]
+    assert a.best_validation_score_ == b.best_validation_score_
+
+
+def test_estimator_trainer_seed_is_the_split_seed(digits):
+    """The estimator's sweeps are the Trainer's with seed = the stored split
+    seed (drawn first from random_state, before the initial weights)."""
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(12, 8), max_iter=3, random_state=7, batch_size=64,
+              weight_prox=0.5, n_iter_no_change=50)
+    est = NMFNetClassifier(**kw).fit(X, y)
+    assert est.training_options_ == PRESETS["default"].replace(batch_size=64, weight_prox=0.5)
+    rng = np.random.default_rng(7)
+    seed = int(rng.integers(2**31 - 1))
+    assert est._split_seed == seed
+    Xf = X.astype(np.float32)
+    Y = np.eye(10, dtype=np.float32)[y]
+    tr = Trainer(Xf, Y, init_random([64, 12, 8, 10], rng, np.float32), est.training_options_,
+                 seed=seed)
+    losses = [0.5 * float(np.mean((tr.sweep() - Y) ** 2)) for _ in range(3)]
+    assert losses == est.loss_curve_
+    for u, v in zip(tr.network().coefs + tr.network().intercepts, est.coefs_ + est.intercepts_):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_estimator_batch_size_full_and_large(digits):
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=0, n_iter_no_change=50)
+    base = NMFNetClassifier(**kw).fit(X, y)
+    assert base.training_options_.batch_size is None
+    for B in ("full", len(y), np.int64(10**6)):
+        m = NMFNetClassifier(batch_size=B, weight_prox=3.0, **kw).fit(X, y)
+        same_fit(base, m)
+    m = NMFNetClassifier(batch_size=np.int64(50), **kw).fit(X, y)
+    assert m.training_options_.batch_size == 50 and type(m.training_options_.batch_size) is int
+    assert m.loss_curve_ != base.loss_curve_
+    r = NMFNetRegressor(batch_size=50, **kw).fit(X, y / 9.0)
+    assert r.training_options_.batch_size == 50 and r.score(X, y / 9.0) > 0
+
+
+def test_bad_option_also_raises_from_training_options():
+    """Bad values of the new options (tests/test_dnn_estimators.py's
+    BAD_PARAMS checks fit) raise from training_options() too, before any
+    data is seen."""
+    for name, value, exc in [("batch_size", 0, ValueError), ("batch_size", "abc", TypeError),
+                             ("weight_prox", np.nan, ValueError),
+                             ("margin_targets", "yes", TypeError)]:
+        for Est in (NMFNetClassifier, NMFNetRegressor):
+            with pytest.raises(exc, match=name):
+                Est(**{name: value}).training_options()
+    with pytest.raises(ValueError, match="margin_targets"):
+        NMFNetRegressor(margin_targets=True).training_options()
+
+
+def test_new_options_survive_save_and_load(tmp_path, digits):
+    from fastnmf_dnn import load_model
+    X, y = digits
+    est = NMFNetClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0, batch_size=100,
+                           weight_prox=0.25, margin_targets=True).fit(X, y)
+    est.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.get_params() == est.get_params()
+    assert loaded.training_options_ == est.training_options_ == PRESETS["default"].replace(
+        batch_size=100, weight_prox=0.25, margin_targets=True)
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    full = NMFNetClassifier(hidden_layer_sizes=(8,), max_iter=1, batch_size="full").fit(X, y)
+    full.save(tmp_path / "f.npz")
+    assert load_model(tmp_path / "f.npz").batch_size == "full"
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_after(k, copy_to=None, path=None):
+    """Callback: stop the run after sweep k (its checkpoint is written by
+    then); or, with copy_to, keep a copy of the checkpoint of sweep k."""
+    def cb(est, it, record):
+        if it == k:
+            if copy_to is None:
+                raise Killed(k)
+            shutil.copy(path, copy_to)
+    return cb
+
+
+CKPT = dict(hidden_layer_sizes=(12, 8), max_iter=6, batch_size=64, n_iter_no_change=50)
+
+
+@pytest.mark.parametrize("extra", [{"refresh_targets": False},
+                                   {"early_stopping": True, "margin_targets": True}],
+                         ids=["carry-targets", "early-stopping-margin"])
+def test_minibatch_resume_equals_uninterrupted(tmp_path, digits, extra):
+    """Shuffle and block order come from the stored split seed and the sweep
+    count, so a resumed mini-batch run visits the same blocks."""
+    X, y = digits
+    kw = dict(CKPT, random_state=0, **extra)
+    full = NMFNetClassifier(**kw).fit(X, y)
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(Killed):
+        NMFNetClassifier(**kw).fit(X, y, checkpoint=path, callback=kill_after(2))
+    seen = []
+    resumed = NMFNetClassifier(**kw).fit(X, y, checkpoint=path, resume=True,
+                                         callback=lambda e, it, r: seen.append(it))
+    assert seen == [3, 4, 5, 6]
+    same_fit(full, resumed)
+
+
+def test_minibatch_resume_without_random_state(tmp_path, digits):
+    """random_state=None: the uninterrupted run's checkpoint after sweep 2,
+    resumed, ends where that run ended (its split seed, i.e. the trainer's
+    seed, is taken from the checkpoint)."""
+    X, y = digits
+    kw = dict(CKPT, random_state=None, refresh_targets=False)
+    path, saved = tmp_path / "run.ckpt", tmp_path / "sweep2.ckpt"
+    full = NMFNetClassifier(**kw).fit(X, y, checkpoint=path,
+                                      callback=kill_after(2, copy_to=saved, path=path))
+    resumed = NMFNetClassifier(**kw).fit(X, y, checkpoint=saved, resume=True)
+    assert resumed._split_seed == full._split_seed
+    same_fit(full, resumed)
+
+
+# ---------------------------------------------------------------------------
+# fastnmf.nnls: the proximal term with the MU solver
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("fixed_ones_row", [False, True])
+@pytest.mark.parametrize("gamma", [0.5, 3.0])
+def test_nnls_mu_prox_converges_to_hals_prox(gamma, fixed_ones_row):
+    """min_{V >= 0} ||A - U V||^2 + gamma ||V - V0||^2 by many MU updates
+    reaches the HALS solution of the same problem (well-conditioned U with
+    orthonormal columns, scaled; 8 to 38 of the 100 entries at 0).
+    Measured max |MU - HALS|: 4e-16 (MU stops once rounding stalls it)."""
+    rng = np.random.default_rng(9)
+    m, n, k = 12, 25, 4
+    U = np.linalg.qr(rng.standard_normal((m, k)))[0] * np.array([2.0, 1.5, 1.2, 1.0])
+    V0 = rng.uniform(0.2, 1.0, (k, n))
+    if fixed_ones_row:
+        V0[-1] = 1
+    A = U @ rng.uniform(-1.0, 1.0, (k, n)) + 0.1 * rng.standard_normal((m, n))
+    kw = dict(V0=V0, prox=gamma, fixed_ones_row=fixed_ones_row, tol=0.0)
+    hals = fastnmf.nnls(A, U, solver="hals", max_iter=500, **kw).V
+    mu = fastnmf.nnls(A, U, solver="mu", max_iter=5000, **kw).V
+    assert (hals == 0).any(), "the solution should touch the constraint somewhere"
+    np.testing.assert_allclose(mu, hals, atol=1e-6)
+    # the prox term is really used by MU: without it MU goes elsewhere
+    plain = fastnmf.nnls(A, U, V0=V0, solver="mu", max_iter=5000, tol=0.0,
+                         fixed_ones_row=fixed_ones_row).V
+    assert np.abs(plain - hals).max() > 1e-2
+    # and the HALS point is the prox problem's KKT point
+    free = slice(0, k - 1) if fixed_ones_row else slice(0, k)
+    grad = (U.T @ (U @ hals - A) + gamma * (hals - V0))[free]
+    assert grad.min() > -1e-8
+    np.testing.assert_allclose(grad[hals[free] > 0], 0, atol=1e-8)
