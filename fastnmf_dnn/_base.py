@@ -22,8 +22,9 @@ from .network import Network, init_random
 from .pretrain import pretrain_stack
 from .trainer import PRESETS, TrainOptions, Trainer
 
-_OPTION_PARAMS = ("bias", "alpha", "inner_iter", "omega", "z_iter", "z_solver", "z_prox", "l1",
+_OPTION_PARAMS = ("bias", "alpha", "ridge", "inner_iter", "omega", "z_iter", "z_solver", "z_prox", "l1",
                   "batch_size", "weight_prox", "margin_targets",
+                  "refit_output",
                   "refresh_targets")
 
 
@@ -82,10 +83,11 @@ class BaseNMFNet(BaseEstimator):
 
     _target_is_label = False
 
-    def __init__(self, hidden_layer_sizes=(100,), *, max_iter=30, alpha=None, preset="default",
+    def __init__(self, hidden_layer_sizes=(100,), *, max_iter=30, alpha=None, ridge=None,
+                 preset="default",
                  bias=None, inner_iter=None, omega=None, z_iter=None, z_solver=None,
                  z_prox=None, l1=None, refresh_targets=None, batch_size=None, weight_prox=None,
-                 margin_targets=None,
+                 margin_targets=None, refit_output=None,
                  pretrain=False, pretrain_iter=30,
                  init_scale=1.0, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, tol=1e-4, warm_start=False, random_state=None,
@@ -93,6 +95,7 @@ class BaseNMFNet(BaseEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.max_iter = max_iter
         self.alpha = alpha
+        self.ridge = ridge
         self.preset = preset
         self.bias = bias
         self.inner_iter = inner_iter
@@ -105,6 +108,7 @@ class BaseNMFNet(BaseEstimator):
         self.batch_size = batch_size
         self.weight_prox = weight_prox
         self.margin_targets = margin_targets
+        self.refit_output = refit_output
         self.pretrain = pretrain
         self.pretrain_iter = pretrain_iter
         self.init_scale = init_scale
@@ -130,7 +134,7 @@ class BaseNMFNet(BaseEstimator):
                 changes["batch_size"] = None
             else:
                 changes["batch_size"] = _check_positive_int(changes["batch_size"], "batch_size")
-        for k in ("alpha", "z_prox", "l1", "weight_prox"):
+        for k in ("alpha", "ridge", "z_prox", "l1", "weight_prox"):
             if k in changes:
                 changes[k] = _check_real(changes[k], k)
         if "omega" in changes:
@@ -140,7 +144,7 @@ class BaseNMFNet(BaseEstimator):
                 changes[k] = _check_positive_int(changes[k], k)
         if "z_solver" in changes and changes["z_solver"] not in ("hals", "mu"):
             raise ValueError(f"z_solver must be 'hals' or 'mu', got {changes['z_solver']!r}")
-        for k in ("bias", "refresh_targets", "margin_targets"):
+        for k in ("bias", "refresh_targets", "margin_targets", "refit_output"):
             if k in changes and not isinstance(changes[k], (bool, np.bool_)):
                 raise TypeError(f"{k} must be True, False or None, got {changes[k]!r}")
         if changes.get("margin_targets") and not self._target_is_label:
@@ -249,9 +253,11 @@ class BaseNMFNet(BaseEstimator):
             else:
                 net = self._initial_network(Xtr, sizes, opts, rng)
             trainer = Trainer(Xtr, Ytr, net, opts, seed=self._split_seed)
+            if state is None and not first_fit and getattr(self, "n_iter_", 0) > 0:
+                trainer.resume_at(0, output_fitted=True)  # warm start after >= 1 sweep
             if state is not None:
                 trainer.load_state_arrays(state["arrays"])
-                trainer.n_sweeps = len(state["history"]["loss"])
+                trainer.resume_at(len(state["history"]["loss"]))
                 hist = state["history"]
                 best = state["best"]
             else:

@@ -46,6 +46,10 @@ class TrainOptions:
         Ridge penalty on the weights per sample: every U-step adds
         ``alpha * N`` to the Gram matrix's diagonal (N = training samples),
         so the same alpha means the same thing for any N.
+    ridge : float >= 0
+        Absolute ridge penalty on the weights, added to ``alpha * N``: the
+        prior of a Bayesian ridge, whose weight relative to the data fades
+        as N grows (so it regularizes small training sets most).
     inner_iter : int >= 1
         Fixed-point iterations per nonlinear block (U- and V-step each).
     omega : float > 0
@@ -75,6 +79,12 @@ class TrainOptions:
         0 for the others) get their current value as the target, so the
         least-squares fit spends nothing on them (a squared-hinge loss,
         majorized by least squares).
+    refit_output : bool
+        Full batch with ``refresh_targets`` only: refit the output layer's weights (ridge least
+        squares, the sweep's first step) to the features of the closing
+        forward pass, so the network evaluated after a sweep has the best
+        output layer for its features; the next sweep then starts from the
+        target step. Costs one Gram and one product of the last hidden layer.
     weight_prox : float >= 0
         Mini-batch only: every weight update on a block of b samples is
         damped towards the current weights by ``weight_prox * b`` (a
@@ -83,6 +93,7 @@ class TrainOptions:
 
     bias: bool = True
     alpha: float = 1e-4
+    ridge: float = 0.0
     inner_iter: int = 1
     omega: float = 1.5
     z_iter: int = 5
@@ -93,6 +104,7 @@ class TrainOptions:
     batch_size: Optional[int] = None
     weight_prox: float = 1.0
     margin_targets: bool = True
+    refit_output: bool = True
 
     def replace(self, **changes) -> "TrainOptions":
         d = asdict(self)
@@ -113,7 +125,7 @@ class TrainOptions:
 PRESETS = {
     "paper": TrainOptions(bias=False, alpha=0.0, inner_iter=1, omega=1.0, z_iter=1,
                           z_solver="mu", z_prox=0.0, l1=0.0, refresh_targets=False,
-                          batch_size=None, margin_targets=False),
+                          batch_size=None, margin_targets=False, refit_output=False),
     "default": TrainOptions(),
 }
 
@@ -177,6 +189,7 @@ class Trainer:
         self.W = [stack_layer(c.astype(dt), b.astype(dt), o.bias)
                   for c, b in zip(network.coefs, network.intercepts)]
         self.block_errors = []
+        self._output_fresh = False  # W_L already fitted to the current features
         # The first layer's input never changes: its Gram matrix (one per
         # block) is formed once here instead of in every sweep.
         self.gram0 = [self.H[0][b].T @ self.H[0][b] for b in self.blocks]
@@ -238,9 +251,11 @@ class Trainer:
         ``record_errors``: append ``(layer, step, errors before, after)`` of
         every block to ``self.block_errors`` (costs one GEMM per block).
         """
+        o = self.options
         if len(self.blocks) == 1:
             self._margin_targets(self.blocks[0])
-            self._update(self.blocks[0], self.gram0[0], record_errors)
+            self._update(self.blocks[0], self.gram0[0], record_errors,
+                         fit_output=not self._output_fresh)
         else:
             order = np.random.default_rng([self.seed, self.n_sweeps]).permutation(len(self.blocks))
             for j in order:
@@ -250,7 +265,25 @@ class Trainer:
         self.n_sweeps += 1
         # 4. forward pass: the real network's output (and next sweep's targets).
         self.forward()
+        if o.refit_output and len(self.blocks) == 1 and len(self.W) > 1 and self.F is None:
+            self._margin_targets(self.blocks[0])
+            HL = self.H[-1]
+            self.W[-1] = fastnmf.ridge_lstsq(self.Y.T, HL.T, alpha=o.alpha * self.N + o.ridge)
+            np.matmul(HL, self.W[-1].T, out=self.out)
+            self._output_fresh = True
         return self.output()
+
+    def resume_at(self, n_sweeps: int, output_fitted: bool = None) -> None:
+        """Continue a run whose weights are those after ``n_sweeps`` sweeps
+        (a checkpoint or a warm start): the mini-batch block order goes on
+        from there, and with ``refit_output`` the output layer is known to be
+        fitted to its features already (as after any sweep), so the next
+        sweep skips that fit exactly as an uninterrupted run would."""
+        self.n_sweeps = int(n_sweeps)
+        fitted = n_sweeps > 0 if output_fitted is None else output_fitted
+        o = self.options
+        self._output_fresh = bool(fitted and o.refit_output and len(self.blocks) == 1
+                                  and len(self.W) > 1 and self.F is None)
 
     def _margin_targets(self, rows):
         """Y <- max(out, Y0) where Y0 is 1, min(out, Y0) elsewhere (O(b c))."""
@@ -259,24 +292,25 @@ class Trainer:
         Y0, out = self.Y0[rows], self.out[rows]
         np.copyto(self.Y[rows], np.where(Y0 > 0, np.maximum(out, Y0), np.minimum(out, Y0)))
 
-    def _update(self, rows, gram0, record_errors):
+    def _update(self, rows, gram0, record_errors, fit_output=True):
         """Steps 1-3 of method.md section 3 on the samples ``rows``."""
         o = self.options
         L = len(self.W)
         b = rows.stop - rows.start if rows.stop is not None else self.N
-        lam = o.alpha * b
+        lam = o.alpha * b + o.ridge * b / self.N
         mu = o.weight_prox * b if len(self.blocks) > 1 else 0.0
         fixed = bool(o.bias)
         YT = self.Y[rows].T
         # 1. output layer: W_L by ridge LS, then its input targets by NNLS.
         HL = self.H[L - 1][rows]
         VL = HL.T
-        if record_errors:
-            e0 = _linear_error(YT, self.W[L - 1], VL)
-        self.W[L - 1] = fastnmf.ridge_lstsq(YT, VL, alpha=lam, U0=self.W[L - 1] if mu else None,
-                                            prox=mu)
-        if record_errors:
-            self.block_errors.append((L, "U", e0, _linear_error(YT, self.W[L - 1], VL)))
+        if fit_output:
+            if record_errors:
+                e0 = _linear_error(YT, self.W[L - 1], VL)
+            self.W[L - 1] = fastnmf.ridge_lstsq(YT, VL, alpha=lam, prox=mu,
+                                                U0=self.W[L - 1] if mu else None)
+            if record_errors:
+                self.block_errors.append((L, "U", e0, _linear_error(YT, self.W[L - 1], VL)))
         if L > 1:
             r = fastnmf.nnls(YT, self.W[L - 1], V0=VL, solver=o.z_solver, max_iter=o.z_iter,
                              tol=0.0, fixed_ones_row=fixed, prox=o.z_prox, l1=o.l1,

@@ -123,7 +123,7 @@ def forward(W, X, bias):
     return Z, W[-1] @ Z[-1]
 
 
-def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0):
+def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=None):
     """One backward sweep then the forward pass (method.md section 3).
 
     W: list of (n_{i+1}, n_i [+1]) weights; Z: list of current targets
@@ -138,20 +138,29 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0):
     mu) I)^{-1}``, and the hidden U-steps' pseudo-inverse uses the ridge
     ``lam + mu`` (a smaller fixed-point step from W_old). 0: the full-batch
     sweep.
+
+    ``fit_output=False``: skip the output U-step (the trainer's previous
+    sweep already refitted W_L to these features: ``refit_output``).
+    ``opts["refit_output"]`` (full batch): after the forward pass, refit
+    W_L by ridge LS to the features of that pass, against the margin
+    targets of its output (``Y0``: the one-hot labels) or Y0 itself.
+    ``n_total``: the training-set size, for the ``ridge`` option's share
+    ``ridge * N / n_total`` (default N).
     """
     W = [np.array(w, dtype=np.float64) for w in W]
     Z = [np.array(z, dtype=np.float64) for z in Z]
     YT = np.array(Y, dtype=np.float64).T
     b = bool(opts["bias"])
     N = YT.shape[1]
-    lam = opts["alpha"] * N
+    lam = opts["alpha"] * N + opts.get("ridge", 0.0) * N / (n_total or N)
     gamma = opts["z_prox"]
     om = opts["omega"]
     L = len(W)
 
     # 1. output layer: U-step (ridge LS), then the V-step on Z[L-1].
     V = Z[L - 1]
-    W[L - 1] = (YT @ V.T + mu * W[L - 1]) @ ridge_inverse(V @ V.T, lam + mu, dtype)
+    if fit_output:
+        W[L - 1] = (YT @ V.T + mu * W[L - 1]) @ ridge_inverse(V @ V.T, lam + mu, dtype)
     if L > 1:
         U = W[L - 1]
         Uf = U[:, :-1] if b else U
@@ -186,6 +195,12 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0):
 
     # 4. forward pass.
     Zf, out = forward(W, np.array(X, dtype=np.float64), b)
+    if opts.get("refit_output") and L > 1 and mu == 0.0 and opts["refresh_targets"]:
+        Y0 = Y if Y0 is None else Y0
+        T = margin_targets(Y0, out.T) if opts.get("margin_targets") else np.asarray(Y0, np.float64)
+        H = Zf[L - 1]
+        W[L - 1] = (T.T @ H.T) @ ridge_inverse(H @ H.T, lam, dtype)
+        out = W[L - 1] @ H
     return W, Z, Zf, out
 
 
@@ -223,8 +238,8 @@ def minibatch_sweep(W, Z, X, Y, opts, dtype, blocks):
         Zf, out = forward(W, X[idx], b)
         Zb = Zf if opts["refresh_targets"] else [z[:, idx] for z in Z]
         Yb = margin_targets(Y[idx], out.T) if opts["margin_targets"] else Y[idx]
-        W, Zt, _, _ = sweep(W, Zb, X[idx], Yb, opts, dtype,
-                            mu=opts["weight_prox"] * len(idx))
+        W, Zt, _, _ = sweep(W, Zb, X[idx], Yb, dict(opts, refit_output=False), dtype,
+                            mu=opts["weight_prox"] * len(idx), n_total=len(X))
         for i in range(1, len(Z)):
             Z[i][:, idx] = Zt[i]
     Zf, out = forward(W, X, b)
