@@ -342,7 +342,7 @@ class Trainer:
         shapes (an ``m x k`` times ``k x n`` product, 2 m k n flops each).
 
         HALS sweeps are listed as the ``N x kf x kf`` product they equal in
-        flops. k x k factorizations and elementwise passes are left out: this
+        flops; a Ding-Li-Jordan MU update issues two such products. k x k factorizations and elementwise passes are left out: this
         is the GEMM floor of method.md section 7 (``bench/compare_dnn.py``
         times these shapes with BLAS to get the floor in seconds).
         """
@@ -353,7 +353,8 @@ class Trainer:
         c = sizes[-1]
         g = [(k, N, k), (c, N, k), (c, k, k)]                  # ridge_lstsq
         if L > 1:
-            g += [(N, c, k), (c, c, k)] + [(N, k - nb, k - nb)] * o.z_iter   # nnls
+            per_update = 2 if o.z_solver == "mu" else 1   # MU: X G+ and X G-
+            g += [(N, c, k), (c, c, k)] + [(N, k - nb, k - nb)] * (o.z_iter * per_update)
         for i in range(L - 1, 0, -1):
             m, k = sizes[i], sizes[i - 1] + nb
             g += [(k, N, k)] if i > 1 else []                     # Gram (layer 1: cached)
