@@ -51,6 +51,14 @@ def test_hals_sweep(benchmark, n_threads, backend, dtype, size):
     X0, C, G = sweep_inputs(*size, dtype)
     fn(X0.copy(), C, G)  # compile / warm caches outside the timed rounds
     benchmark.pedantic(fn, setup=lambda: ((X0.copy(), C, G), {}), rounds=15, warmup_rounds=1)
+    _info(benchmark, "hals_sweep", backend, size, dtype, n_threads)
+
+
+def _info(benchmark, name, impl, size, dtype, n_threads):
+    """What the report groups by (kernels have no GEMM floor)."""
+    benchmark.extra_info.update(kind="kernel", name=f"{name} {impl}",
+                                size="x".join(map(str, size)), dtype=np.dtype(dtype).name,
+                                threads=n_threads)
 
 
 def relu_residual_numpy(P, A):
@@ -71,6 +79,7 @@ def test_relu_residual(benchmark, n_threads, impl, dtype, size):
     fn = K.relu_residual_ if impl == "numba-fused" else relu_residual_numpy
     fn(P0.copy(), A)
     benchmark.pedantic(fn, setup=lambda: ((P0.copy(), A), {}), rounds=15, warmup_rounds=1)
+    _info(benchmark, "relu_residual", impl, size, dtype, n_threads)
 
 
 def mu_semi_numpy(X, C, DP, DM, eps):
@@ -94,3 +103,4 @@ def test_mu_semi_update(benchmark, n_threads, impl, dtype, size):
     fn(X0.copy(), C, DP, DM, eps)
     benchmark.pedantic(fn, setup=lambda: ((X0.copy(), C, DP, DM, eps), {}), rounds=15,
                        warmup_rounds=1)
+    _info(benchmark, "mu_semi_update", impl, size, dtype, n_threads)

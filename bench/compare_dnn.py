@@ -3,6 +3,11 @@
     python bench/compare_dnn.py                      # digits + Fashion-MNIST
     python bench/compare_dnn.py --datasets digits    # seconds
     python bench/compare_dnn.py --out bench/results/compare_dnn.md
+    python bench/compare_dnn.py --json bench/results/compare_dnn.json  # per-epoch rows
+
+``--json`` writes every per-epoch row of both methods (iteration, test
+accuracy, cumulative training seconds) per dataset: the input of the
+time-to-accuracy plot of ``python -m bench report``.
 
 Needs ``pip install ".[bench]"`` (PyTorch 2.13.0 CPU) and, for Fashion-MNIST,
 Debian's ``dataset-fashion-mnist`` (installed automatically when run as root).
@@ -27,6 +32,7 @@ from __future__ import annotations
 import fastnmf  # first: short BLAS/OpenMP spin-waits before numpy loads BLAS
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -194,6 +200,16 @@ def report(name, hidden, bp, nm, compile_s, sweep_s, floor_s, threads, lines):
                      f"**{time_to(bp, t) / time_to(nm, t):.2f}x**")
 
 
+def json_rows(name, hidden, bp, nm, sweep_s, floor_s):
+    """One dataset's entry of the --json output."""
+    d = {"digits": 64, "fashion": 784}[name]
+    def rows(rs):
+        return [[int(i), float(acc), float(t)] for i, acc, t in rs]
+    return {"shape": "-".join(str(x) for x in (d, *hidden, 10)),
+            "columns": ["iter", "test_acc", "seconds"], "backprop": rows(bp), "nmf": rows(nm),
+            "nmf_sweep_s": float(sweep_s), "nmf_gemm_floor_s": float(floor_s)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", default="digits,fashion")
@@ -203,9 +219,12 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--json", type=Path, help="also write the per-epoch rows of both methods "
+                    "as JSON (for python -m bench report)")
     args = ap.parse_args(argv)
     from compare import machine
     lines = [f"Machine: {machine()}; torch threads = fastnmf threads = {args.threads}"]
+    dump = {"machine": machine(), "threads": args.threads, "seed": args.seed, "datasets": {}}
     for name in args.datasets.split(","):
         hidden = SHAPES[name]
         Xtr, ytr, Xte, yte = load(name)
@@ -221,8 +240,11 @@ def main(argv=None):
         sweep_s, floor_s = gemm_floor(Xtr, ytr, hidden, args.threads, args.seed)
         report(name, hidden, bp, nm, compile_s, sweep_s, floor_s, args.threads, lines)
         print("\n".join(lines), flush=True)
+        dump["datasets"][name] = json_rows(name, hidden, bp, nm, sweep_s, floor_s)
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
+    if args.json:
+        args.json.write_text(json.dumps(dump, indent=1) + "\n")
     return 0
 
 

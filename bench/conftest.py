@@ -1,8 +1,11 @@
 """pytest-benchmark configuration for the bench/ suite.
 
-    pytest bench --quick             # small sizes only (about a minute)
-    pytest bench                     # everything
+    pytest bench --quick             # small and medium sizes only (python -m bench quick)
+    pytest bench                     # everything (python -m bench full)
     pytest bench --benchmark-disable # correctness smoke run, no timing
+
+``python -m bench`` (bench/__main__.py) wraps these with baselines, compare
+and report; see the README section "Benchmarks".
 
 Numba kernels are compiled in each benchmark's untimed setup (warm-up
 round), never inside a timed round.

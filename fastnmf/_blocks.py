@@ -95,7 +95,8 @@ def relu_residual_(P, A) -> float:
 
 
 def relu_update_left_(A, U, Vt, P, D, E, alpha: float, omega: float, n_iter: int,
-                      errs: list, residual_ready: bool = False, gram_V=None) -> None:
+                      errs: list, residual_ready: bool = False, gram_V=None,
+                      l2: float = 0.0) -> None:
     """Fixed-point iterations ``U <- U + omega R V^+`` for ``A ~ relu(U V)``.
 
     ``V^+ = V^T (V V^T + alpha I)^{-1}`` is applied as ``(R V^T) inv``: the
@@ -104,16 +105,21 @@ def relu_update_left_(A, U, Vt, P, D, E, alpha: float, omega: float, n_iter: int
     point entering each iteration to ``errs``. ``residual_ready``: P
     already holds the residual of the current point. ``gram_V``: the
     caller's ``Vt.T @ Vt`` when it already has it. D and E are (m, k).
+    ``l2``: weight decay, the step becomes
+    ``(R V^T - l2 U) (V V^T + (alpha + l2) I)^{-1}`` (the minimiser of the
+    linearised ``||R - dU V||^2 + l2 ||U + dU||^2 + alpha ||dU||^2``).
     GEMMs per iteration: ``P = U @ Vt.T`` (m x k x n), ``E = R @ Vt``
     (m x n x k), ``D = E @ inv`` (m x k x k); plus one fused residual pass
     over P and a fused axpy.
     """
-    inv = ridge_inverse(gram(Vt) if gram_V is None else gram_V, alpha, Vt.dtype)
+    inv = ridge_inverse(gram(Vt) if gram_V is None else gram_V, alpha + l2, Vt.dtype)
     for it in range(n_iter):
         if it or not residual_ready:
             model_into_(P, U, Vt)
             errs.append(relu_residual_(P, A))
         np.matmul(P, Vt, out=E)
+        if l2:
+            E -= Vt.dtype.type(l2) * U
         np.matmul(E, inv, out=D)
         K.add_scaled_(U, D, omega)
 

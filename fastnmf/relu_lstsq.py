@@ -22,13 +22,15 @@ def check_ones_row(V, name: str):
 
 @sized_by(columns_of_second)
 def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_ones_row=False,
-               final_error=True, overwrite=False, fixed_gram=None, dtype=None):
+               final_error=True, overwrite=False, fixed_gram=None, l2=0.0, dtype=None):
     """Solve one block of ``A ~ relu(U V)`` with the other factor fixed.
 
-    ``update="U"``: ``min_U ||A - relu(U V)||_F^2 + alpha ||U||^2`` (U free).
-    ``update="V"``: ``min_{V >= 0} ||A - relu(U V)||_F^2`` (+ ridge). Both by
-    the fixed-point iterations of method.md section 2; the fixed factor's
-    regularised Gram matrix is Cholesky-factored once per call.
+    ``update="U"``: ``min_U ||A - relu(U V)||_F^2 (+ l2 ||U||^2)`` (U free).
+    ``update="V"``: ``min_{V >= 0} ||A - relu(U V)||_F^2``. Both by the
+    fixed-point iterations of method.md section 2, whose pseudo-inverse
+    carries the ridge ``alpha`` (a damping of each step, as in method.md:
+    it does not change the fixed point); the fixed factor's regularised Gram
+    matrix is Cholesky-factored once per call.
 
     Parameters
     ----------
@@ -44,7 +46,12 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     omega : float > 0, default 1.0
         Relaxation factor of the fixed-point step.
     alpha : float >= 0, default 0
-        Ridge lambda added to the fixed factor's Gram matrix.
+        Ridge lambda added to the fixed factor's Gram matrix in the
+        pseudo-inverse (method.md's lambda): damps every step.
+    l2 : float >= 0, default 0
+        ``update="U"`` only: weight decay ``l2 ||U||^2`` in the objective;
+        each step is ``(R V^T - l2 U) (V V^T + (alpha + l2) I)^{-1}``, the
+        minimiser of the linearised penalised problem.
     fixed_ones_row : bool, default False
         The last row of V is a constant row of ones (a bias input; then the
         last column of U is the bias). With ``update="V"`` that row is never
@@ -92,6 +99,9 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     if fixed_ones_row:
         check_ones_row(V, "V")
     k = U.shape[1]
+    l2 = check_float(l2, "l2")
+    if l2 > 0 and update != "U":
+        raise ValueError("l2 (weight decay) is only used with update='U'")
     if fixed_gram is not None:
         if update != "U":
             raise ValueError("fixed_gram is only used with update='U' (the Gram of V)")
@@ -114,7 +124,7 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     sq = []
     if update == "U":
         B.relu_update_left_(A, U, Vt, P, np.empty((m, k), dt), np.empty((m, k), dt), alpha,
-                            omega, n_iter, sq, gram_V=fixed_gram)
+                            omega, n_iter, sq, gram_V=fixed_gram, l2=l2)
     else:
         kf = k - 1 if fixed_ones_row else k
         B.relu_update_right_(A, U, Vt, P, np.empty((n, kf), dt), np.empty((m, kf), dt), alpha,

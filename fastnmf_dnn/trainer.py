@@ -47,9 +47,18 @@ class TrainOptions:
         ``alpha * N`` to the Gram matrix's diagonal (N = training samples),
         so the same alpha means the same thing for any N.
     ridge : float >= 0
-        Absolute ridge penalty on the weights, added to ``alpha * N``: the
-        prior of a Bayesian ridge, whose weight relative to the data fades
-        as N grows (so it regularizes small training sets most).
+        Absolute weight decay ``ridge ||W||^2`` on every layer (output: in
+        its ridge least squares; ReLU layers: the ``l2`` of
+        :func:`fastnmf.relu_lstsq`, which, unlike ``alpha`` there, moves
+        the fixed point): the prior of a Bayesian ridge, whose weight
+        relative to the data fades as N grows.
+    rel_ridge : float >= 0
+        Weight decay in units of the layer's input: ``rel_ridge * mean(h^2)``
+        (mean over the layer input's entries) is added to ``ridge``. Like
+        ``ridge`` it is a prior whose weight relative to the data fades as
+        N grows (it regularizes small training sets most), and unlike it, it
+        follows the size of the activations, which is not fixed for ReLU
+        layers (scale-invariant).
     inner_iter : int >= 1
         Fixed-point iterations per nonlinear block (U- and V-step each).
     omega : float > 0
@@ -94,6 +103,7 @@ class TrainOptions:
     bias: bool = True
     alpha: float = 1e-4
     ridge: float = 0.0
+    rel_ridge: float = 20.0
     inner_iter: int = 1
     omega: float = 1.5
     z_iter: int = 5
@@ -125,7 +135,8 @@ class TrainOptions:
 PRESETS = {
     "paper": TrainOptions(bias=False, alpha=0.0, inner_iter=1, omega=1.0, z_iter=1,
                           z_solver="mu", z_prox=0.0, l1=0.0, refresh_targets=False,
-                          batch_size=None, margin_targets=False, refit_output=False),
+                          batch_size=None, margin_targets=False, refit_output=False,
+                          ridge=0.0, rel_ridge=0.0),
     "default": TrainOptions(),
 }
 
@@ -268,7 +279,8 @@ class Trainer:
         if o.refit_output and len(self.blocks) == 1 and len(self.W) > 1 and self.F is None:
             self._margin_targets(self.blocks[0])
             HL = self.H[-1]
-            self.W[-1] = fastnmf.ridge_lstsq(self.Y.T, HL.T, alpha=o.alpha * self.N + o.ridge)
+            lam = o.alpha * self.N + o.ridge + self._rel_ridge(HL)
+            self.W[-1] = fastnmf.ridge_lstsq(self.Y.T, HL.T, alpha=lam)
             np.matmul(HL, self.W[-1].T, out=self.out)
             self._output_fresh = True
         return self.output()
@@ -285,6 +297,16 @@ class Trainer:
         self._output_fresh = bool(fitted and o.refit_output and len(self.blocks) == 1
                                   and len(self.W) > 1 and self.F is None)
 
+    def _rel_ridge(self, H):
+        """``rel_ridge * ||H||_F^2 / (k N)`` for a layer input H (b, k) of
+        a block of b of the N samples: ``rel_ridge`` times the mean squared
+        activation, this block's share b / N of it. O(b k)."""
+        r = self.options.rel_ridge
+        if r == 0:
+            return 0.0
+        flat = H.reshape(-1)
+        return r * float(np.dot(flat, flat)) / (H.shape[1] * self.N)
+
     def _margin_targets(self, rows):
         """Y <- max(out, Y0) where Y0 is 1, min(out, Y0) elsewhere (O(b c))."""
         if not self.options.margin_targets:
@@ -297,7 +319,8 @@ class Trainer:
         o = self.options
         L = len(self.W)
         b = rows.stop - rows.start if rows.stop is not None else self.N
-        lam = o.alpha * b + o.ridge * b / self.N
+        lam = o.alpha * b                      # per-sample ridge / step damping
+        lam_w = o.ridge * b / self.N           # absolute weight decay, this block's share
         mu = o.weight_prox * b if len(self.blocks) > 1 else 0.0
         fixed = bool(o.bias)
         YT = self.Y[rows].T
@@ -307,7 +330,8 @@ class Trainer:
         if fit_output:
             if record_errors:
                 e0 = _linear_error(YT, self.W[L - 1], VL)
-            self.W[L - 1] = fastnmf.ridge_lstsq(YT, VL, alpha=lam, prox=mu,
+            self.W[L - 1] = fastnmf.ridge_lstsq(YT, VL, alpha=lam + lam_w + self._rel_ridge(HL),
+                                                prox=mu,
                                                 U0=self.W[L - 1] if mu else None)
             if record_errors:
                 self.block_errors.append((L, "U", e0, _linear_error(YT, self.W[L - 1], VL)))
@@ -323,7 +347,8 @@ class Trainer:
             A = self._target(i, rows)
             Hin = self.H[i - 1][rows]
             r = fastnmf.relu_lstsq(A, self.W[i - 1], Hin.T, update="U", n_iter=o.inner_iter,
-                                   omega=o.omega, alpha=lam + mu, overwrite=True,
+                                   omega=o.omega, alpha=lam + mu,
+                                   l2=lam_w + self._rel_ridge(Hin), overwrite=True,
                                    final_error=record_errors,
                                    fixed_gram=gram0 if i == 1 else None)
             _written(self.W[i - 1], r.U)

@@ -152,7 +152,12 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
     YT = np.array(Y, dtype=np.float64).T
     b = bool(opts["bias"])
     N = YT.shape[1]
-    lam = opts["alpha"] * N + opts.get("ridge", 0.0) * N / (n_total or N)
+    lam = opts["alpha"] * N
+    lam_w = opts.get("ridge", 0.0) * N / (n_total or N)
+    rel = opts.get("rel_ridge", 0.0)
+
+    def rel_ridge(V):  # rel * ||V||^2 / (k N_total) for V (k, N)
+        return rel * float(np.sum(V ** 2)) / (V.shape[0] * (n_total or N))
     gamma = opts["z_prox"]
     om = opts["omega"]
     L = len(W)
@@ -160,7 +165,8 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
     # 1. output layer: U-step (ridge LS), then the V-step on Z[L-1].
     V = Z[L - 1]
     if fit_output:
-        W[L - 1] = (YT @ V.T + mu * W[L - 1]) @ ridge_inverse(V @ V.T, lam + mu, dtype)
+        lam_out = lam + lam_w + rel_ridge(V)
+        W[L - 1] = (YT @ V.T + mu * W[L - 1]) @ ridge_inverse(V @ V.T, lam_out + mu, dtype)
     if L > 1:
         U = W[L - 1]
         Uf = U[:, :-1] if b else U
@@ -181,9 +187,10 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
         A = _free(Z[i], b)
         V = Z[i - 1]
         U = W[i - 1]
-        Vp = V.T @ ridge_inverse(V @ V.T, lam + mu, dtype)     # V^+ (N, k)
+        l2 = lam_w + rel_ridge(V)                                # weight decay
+        inv = ridge_inverse(V @ V.T, lam + mu + l2, dtype)
         for _ in range(opts["inner_iter"]):
-            U = U + om * (A - relu(U @ V)) @ Vp
+            U = U + om * ((A - relu(U @ V)) @ V.T - l2 * U) @ inv
         W[i - 1] = U
         if i > 1:
             Uf = U[:, :-1] if b else U
@@ -199,7 +206,7 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
         Y0 = Y if Y0 is None else Y0
         T = margin_targets(Y0, out.T) if opts.get("margin_targets") else np.asarray(Y0, np.float64)
         H = Zf[L - 1]
-        W[L - 1] = (T.T @ H.T) @ ridge_inverse(H @ H.T, lam, dtype)
+        W[L - 1] = (T.T @ H.T) @ ridge_inverse(H @ H.T, lam + lam_w + rel_ridge(H), dtype)
         out = W[L - 1] @ H
     return W, Z, Zf, out
 

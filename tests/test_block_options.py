@@ -145,3 +145,38 @@ def test_ridge_lstsq_prox_validation():
         fastnmf.ridge_lstsq(A, V, U0=np.zeros((6, 5)), prox=1.0)
     with pytest.raises(ValueError, match="prox"):
         fastnmf.ridge_lstsq(A, V, U0=np.zeros((6, 4)), prox=-1.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_lstsq_l2_matches_reference_steps(dtype):
+    """U <- U + w (R V^T - l2 U)(V V^T + (a + l2) I)^-1, R = A - relu(U V)."""
+    rng = np.random.default_rng(9)
+    m, n, k = 7, 50, 5
+    A = np.maximum(rng.standard_normal((m, k)) @ rng.uniform(0, 1, (k, n)), 0)
+    U0 = rng.standard_normal((m, k))
+    V = rng.uniform(0, 1, (k, n))
+    a, l2, w = 0.3, 2.0, 0.8
+    U = U0.copy()
+    inv = np.linalg.inv(V @ V.T + (a + l2) * np.eye(k))
+    for _ in range(3):
+        R = A - np.maximum(U @ V, 0)
+        U = U + w * (R @ V.T - l2 * U) @ inv
+    got = fastnmf.relu_lstsq(A.astype(dtype), U0.astype(dtype), V.astype(dtype), n_iter=3,
+                             alpha=a, l2=l2, omega=w).U
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(got, U, rtol=tol, atol=tol)
+    # weight decay shrinks the solution
+    free = fastnmf.relu_lstsq(A, U0, V, n_iter=200, alpha=a).U
+    decayed = fastnmf.relu_lstsq(A, U0, V, n_iter=200, alpha=a, l2=50.0).U
+    assert np.linalg.norm(decayed) < np.linalg.norm(free)
+
+
+def test_relu_lstsq_l2_validation():
+    rng = np.random.default_rng(10)
+    A, U, V = rng.uniform(0, 1, (4, 9)), rng.standard_normal((4, 3)), rng.uniform(0, 1, (3, 9))
+    with pytest.raises(ValueError, match="l2"):
+        fastnmf.relu_lstsq(A, U, V, l2=-1.0)
+    with pytest.raises(ValueError, match="l2"):
+        fastnmf.relu_lstsq(A, U, V, update="V", l2=1.0)
+    with pytest.raises(TypeError, match="l2"):
+        fastnmf.relu_lstsq(A, U, V, l2="1")

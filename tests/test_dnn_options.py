@@ -25,7 +25,7 @@ N = 40
 DAMPED = TrainOptions(bias=True, alpha=1e-4, inner_iter=1, omega=1.0, z_iter=2,
                       z_solver="hals", z_prox=1.0, l1=0.0, refresh_targets=True,
                       batch_size=None, weight_prox=1.0, margin_targets=False,
-                      refit_output=False, ridge=0.0)
+                      refit_output=False, ridge=0.0, rel_ridge=0.0)
 
 # Tolerances of tests/test_dnn_trainer.py (measured there; the measured
 # worst cases of the tests below are given next to each). float64: only

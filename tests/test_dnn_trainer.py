@@ -22,7 +22,7 @@ N = 40
 DAMPED = TrainOptions(bias=True, alpha=1e-4, inner_iter=1, omega=1.0, z_iter=2,
                       z_solver="hals", z_prox=1.0, l1=0.0, refresh_targets=True,
                       batch_size=None, weight_prox=1.0, margin_targets=False,
-                      refit_output=False, ridge=0.0)
+                      refit_output=False, ridge=0.0, rel_ridge=0.0)
 
 #: option sets compared with the reference: every TrainOptions field is off
 #: DAMPED's value in at least one of them (batch_size and weight_prox in
@@ -38,6 +38,7 @@ OPTION_SETS = {
                                       z_prox=0.5),
     "over-relaxed": DAMPED.replace(omega=1.5, z_iter=5, z_prox=0.03),
     "refit-ridge": DAMPED.replace(refit_output=True, margin_targets=True, ridge=3.0),
+    "rel-ridge": DAMPED.replace(rel_ridge=0.05, ridge=1.0, refit_output=True),
     "paper": PRESETS["paper"],
     "paper-bias-hals": PRESETS["paper"].replace(bias=True, z_solver="hals", z_iter=2),
 }
@@ -205,7 +206,9 @@ def test_block_objectives_non_increasing(name, dtype):
                 assert np.isfinite(before) and np.isfinite(after)
                 if layer == L and step == "U":
                     V64 = V_before.astype(np.float64)
-                    lam_eff = ref.effective_ridge(V64 @ V64.T, lam, dtype)
+                    # the ridge the trainer uses: alpha N + ridge + rel_ridge mean(h^2)
+                    lam_all = lam + opts.ridge + opts.rel_ridge * float(np.sum(V64 ** 2)) / V64.size
+                    lam_eff = ref.effective_ridge(V64 @ V64.T, lam_all, dtype)
                     # the targets this sweep fitted (Y, or its margin targets)
                     o0 = _lin_obj(tr.Y.T, W_before, V_before, lam_eff)
                     o1 = _lin_obj(tr.Y.T, tr.W[L - 1], V_before, lam_eff)

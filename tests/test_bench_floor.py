@@ -1,0 +1,77 @@
+"""bench/_floor.py's GEMM lists match the products the solvers really issue.
+
+Every ``np.matmul`` call of one benchmarked solver call is recorded (shape
+and operand layout) on a tiny problem and compared, as a multiset, with the
+op list its GEMM floor replays; so a solver change that adds or removes a
+product shows here instead of silently skewing the floor ratio.
+"""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytest_benchmark")  # bench_solvers imports pytest only, but is a bench file
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import _floor as F  # noqa: E402
+import bench_solvers  # noqa: E402
+from _data import problem  # noqa: E402
+
+
+def _transposed(a):
+    return a.flags.f_contiguous and not a.flags.c_contiguous
+
+
+def recorded_matmuls(fn):
+    """(m, k, n, a transposed, b transposed) of every np.matmul call in fn()."""
+    calls = []
+    orig = np.matmul
+
+    def spy(a, b, *args, **kwargs):
+        if np.ndim(a) == 2 and np.ndim(b) == 2:
+            calls.append((a.shape[0], a.shape[1], b.shape[1], _transposed(a), _transposed(b)))
+        return orig(a, b, *args, **kwargs)
+
+    np.matmul = spy
+    try:
+        fn()
+    finally:
+        np.matmul = orig
+    return Counter(calls)
+
+
+def expected(ops):
+    out = []
+    for op in ops:
+        if op[0] == "gram":
+            out.append((op[2], op[1], op[2], True, False))  # X.T @ X
+        else:
+            out.append(op[1:])
+    return Counter(out)
+
+
+@pytest.mark.parametrize("solver", list(bench_solvers.SOLVERS))
+def test_floor_ops_match_solver_gemms(solver):
+    prepare, run, gemms = bench_solvers.SOLVERS[solver]
+    m, n, k = 37, 23, 4
+    args = prepare(*problem(m, n, k, np.float64))
+    run(*args)  # compile before np.matmul is replaced
+    got = recorded_matmuls(lambda: run(*args))
+    assert got == expected(gemms(m, n, k)), (
+        f"{solver}: only issued {dict(got - expected(gemms(m, n, k)))}, "
+        f"only in the floor {dict(expected(gemms(m, n, k)) - got)}")
+
+
+def test_gemm_floor_and_ratio_in_disabled_mode():
+    class Fake:
+        disabled = True
+        extra_info = {}
+        stats = None
+    b = Fake()
+    floor = F.record_floor(b, F.nmf_ops(30, 20, 3, 2, "hals"), np.float32, work=1800.0)
+    assert floor > 0 and b.extra_info["gemm_floor_s"] == floor
+    assert "floor_ratio" not in b.extra_info
+    assert b.extra_info["gemm_madds"] == F.op_madds(F.nmf_ops(30, 20, 3, 2, "hals"))
