@@ -44,9 +44,24 @@ import report  # noqa: E402
 # pytest as its console script runs it: without the current directory on
 # sys.path ("python -m pytest" in the repository root would import the
 # checkout's fastnmf, which has no compiled extension unless built in place,
-# instead of the installed one).
-PYTEST = [sys.executable, "-c", "import sys; sys.path[:] = [p for p in sys.path if p not in "
-          "('', '.')]; import pytest; sys.exit(pytest.main())"]
+# instead of the installed one). pytest-benchmark ends a session whose
+# --benchmark-compare-fail check failed by raising PerformanceRegression out
+# of pytest (after printing "Performance has regressed: ..."): exit 1 with
+# one line instead of its traceback.
+_RUNNER = """
+import sys
+sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+import pytest
+try:
+    rc = pytest.main()
+except Exception as exc:
+    if type(exc).__name__ != "PerformanceRegression":
+        raise
+    print("pytest-benchmark: --benchmark-compare-fail failed (see 'Performance has regressed')")
+    rc = 1
+sys.exit(rc)
+"""
+PYTEST = [sys.executable, "-c", _RUNNER]
 
 
 def _threshold(text: str) -> int:
@@ -74,27 +89,8 @@ def _pytest_cmd(args, extra, *options):
 
 
 def _run(cmd):
-    """Run pytest, streaming its output. pytest-benchmark ends a session
-    whose compare failed by raising PerformanceRegression from its summary
-    hook, which pytest prints as an INTERNALERROR traceback: that one is
-    shortened to a line (any other INTERNALERROR is printed in full)."""
     print("+ pytest", shlex.join(cmd[len(PYTEST):]), flush=True)
-    internal = []
-    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, bufsize=1) as proc:
-        for line in proc.stdout:
-            if line.startswith("INTERNALERROR>"):
-                internal.append(line)
-            else:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-    if internal:
-        if "PerformanceRegression: Performance has regressed" in "".join(internal):
-            print("(pytest-benchmark: --benchmark-compare-fail failed the session, "
-                  "see 'Performance has regressed' above)")
-        else:
-            sys.stdout.write("".join(internal))
-    return proc.returncode
+    return subprocess.run(cmd, cwd=ROOT).returncode
 
 
 def find_baseline(storage: Path, name: str) -> Path:
