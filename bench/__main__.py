@@ -188,6 +188,7 @@ def main(argv=None):
                    help="also fail when a floor ratio grew by more than this")
     p.add_argument("--floor-only", action="store_true",
                    help="judge by floor ratios only (baseline from another machine)")
+    p.add_argument("--json", type=Path, help="also keep this run's results in this JSON file")
     sub.add_parser("report", add_help=False, help="Markdown tables and PNG plots from saved JSON")
     if argv[:1] == ["report"]:
         return report.main(argv[1:] + extra)
@@ -208,7 +209,7 @@ def main(argv=None):
         ap.error("--floor-only needs --floor-threshold")
     baseline = find_baseline(args.storage, args.name)
     with tempfile.TemporaryDirectory() as tmp:
-        now = Path(tmp) / "now.json"
+        now = args.json.resolve() if args.json else Path(tmp) / "now.json"
         opts = [f"--benchmark-compare={baseline}", f"--benchmark-json={now}"]
         if not args.floor_only:
             opts.append(f"--benchmark-compare-fail=median:{args.threshold}%")

@@ -4,10 +4,11 @@ The *GEMM floor* of an operation is the time of the matrix products it
 issues, replayed alone with ``numpy.matmul`` on random arrays of the same
 shapes, layouts and dtype, in the same process, under the same thread limit
 (``fastnmf.threads`` of the benchmark, and ``fastnmf._threads.for_work`` the
-way the solvers themselves drop small problems to one thread). The *floor
-ratio* ``median time / floor`` is the machine-independent guard next to the
-wall time: a faster or slower machine moves both, a regression in fastnmf's
-own code moves only the numerator.
+way the solvers themselves drop small problems to one thread), once before
+every timed round (:class:`FloorTimer`). The *floor ratio* ``median time /
+floor`` is the machine-independent guard next to the wall time: a faster or
+slower machine (or a slower stretch of a noisy one) moves both, a
+regression in fastnmf's own code moves only the numerator.
 
 Op lists (one entry per ``np.matmul`` call, k x k algebra and fused
 elementwise kernels left out; ``tests/test_bench_floor.py`` checks them
@@ -145,45 +146,66 @@ def _replay(ops, dtype, seed=0):
     return run
 
 
-def gemm_floor(ops, dtype, *, work=None, repeat=None, budget_s=0.5):
-    """Median seconds of the products in ``ops`` (one warm-up run first).
+def gemm_floor(ops, dtype, *, work=None, repeat=5):
+    """Median seconds of the products in ``ops`` (after one warm-up run),
+    standalone; the benchmarks use :class:`FloorTimer` instead.
 
     ``work``: the multiply-adds the solver judges its size by (``A.size *
     k``); the replay then runs under the same ``for_work`` thread rule.
-    ``repeat``: timed runs (default: as many as fit in ``budget_s``, 3 to 9).
     """
-    run = _replay(ops, dtype)
-    with for_work(work) if work is not None else contextlib.nullcontext():
-        t0 = time.perf_counter()
-        run()  # warm-up: first-touch of the outputs, BLAS thread start
-        first = time.perf_counter() - t0
-        if repeat is None:
-            repeat = int(min(9, max(3, budget_s // max(first, 1e-9))))
-        ts = []
-        for _ in range(repeat):
+    t = FloorTimer(ops, dtype, work=work)
+    for _ in range(repeat):
+        t.sample()
+    return t.floor()
+
+
+class FloorTimer:
+    """The GEMM floor of one benchmark, timed once per benchmark round.
+
+    ``setup(args)`` is the ``setup=`` of ``benchmark.pedantic``: before each
+    round (outside pytest-benchmark's timing) it replays the products once
+    and times them, so the floor's median comes from the same stretch of
+    time as the benchmark's own and the ratio does not move when the
+    machine slows down or speeds up during the run. Arrays are allocated and
+    the replay warmed up (first touch, BLAS threads) on construction.
+    """
+
+    def __init__(self, ops, dtype, *, work=None):
+        self.ops, self.work = ops, work
+        self._run = _replay(ops, dtype)
+        self.samples = []
+        self.sample()
+        self.samples.clear()
+
+    def sample(self):
+        with for_work(self.work) if self.work is not None else contextlib.nullcontext():
             t0 = time.perf_counter()
-            run()
-            ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+            self._run()
+            self.samples.append(time.perf_counter() - t0)
 
+    def setup(self, args=()):
+        def setup():
+            self.sample()
+            return tuple(args), {}
+        return setup
 
-def record_floor(benchmark, ops, dtype, *, work=None):
-    """Measure the floor of ``ops`` and store it in ``benchmark.extra_info``:
-    ``gemm_floor_s``, ``gemm_madds`` and (when timed) ``floor_ratio``.
+    def floor(self):
+        return float(np.median(self.samples)) if self.samples else float("nan")
 
-    Call after ``benchmark.pedantic``. With ``--benchmark-disable`` the floor
-    is still computed (one run, so the code path cannot rot) but no ratio.
-    """
-    disabled = getattr(benchmark, "disabled", False)
-    floor = gemm_floor(ops, dtype, work=work, repeat=1 if disabled else None)
-    info = benchmark.extra_info
-    info["gemm_floor_s"] = floor
-    info["gemm_madds"] = op_madds(ops)
-    stats = getattr(benchmark, "stats", None)
-    median = getattr(getattr(stats, "stats", None), "median", None) if stats else None
-    if median is not None and floor > 0:
-        info["floor_ratio"] = float(median) / floor
-    return floor
+    def record(self, benchmark):
+        """``extra_info``: ``gemm_floor_s`` (median of the per-round
+        samples), ``gemm_madds`` and, when timed, ``floor_ratio`` (median
+        time / floor). With ``--benchmark-disable`` the round ran once,
+        untimed: the floor is recorded (so this code runs in CI), no ratio."""
+        floor = self.floor()
+        info = benchmark.extra_info
+        info["gemm_floor_s"] = floor
+        info["gemm_madds"] = op_madds(self.ops)
+        stats = getattr(benchmark, "stats", None)
+        median = getattr(getattr(stats, "stats", None), "median", None) if stats else None
+        if median is not None and floor > 0:
+            info["floor_ratio"] = float(median) / floor
+        return floor
 
 
 def rounds_for(seconds_per_call, *, budget_s=1.0, min_rounds=5, max_rounds=25):

@@ -5,6 +5,8 @@
   tiled twin, same data;
 * fused Numba passes vs the NumPy expressions they replace.
 
+Rounds: 15, or more for kernels under 7 ms (up to 100, about 0.1 s).
+
     pytest bench/bench_kernels.py [--quick] [--benchmark-columns=median,iqr]
 """
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 from fastnmf import _kernels as K
 from fastnmf._cy import _hals
 from fastnmf._threads import get_num_threads
+from _floor import rounds_for, time_once
 
 try:
     from fastnmf._cy import _hals_avx2
@@ -50,8 +53,16 @@ def test_hals_sweep(benchmark, n_threads, backend, dtype, size):
         pytest.skip("AVX2 build not available")
     X0, C, G = sweep_inputs(*size, dtype)
     fn(X0.copy(), C, G)  # compile / warm caches outside the timed rounds
-    benchmark.pedantic(fn, setup=lambda: ((X0.copy(), C, G), {}), rounds=15, warmup_rounds=1)
+    benchmark.pedantic(fn, setup=lambda: ((X0.copy(), C, G), {}),
+                       rounds=_rounds(fn, X0.copy(), C, G), warmup_rounds=1)
     _info(benchmark, "hals_sweep", backend, size, dtype, n_threads)
+
+
+def _rounds(fn, *args):
+    """15 rounds, more for kernels under 7 ms (up to 100, about 0.1 s):
+    a median over a few milliseconds of timing is at the mercy of one
+    scheduler hiccup on a 2-core machine."""
+    return rounds_for(time_once(fn, *args), budget_s=0.1, min_rounds=15, max_rounds=100)
 
 
 def _info(benchmark, name, impl, size, dtype, n_threads):
@@ -78,7 +89,8 @@ def test_relu_residual(benchmark, n_threads, impl, dtype, size):
     P0 = rng.standard_normal(size).astype(dtype)
     fn = K.relu_residual_ if impl == "numba-fused" else relu_residual_numpy
     fn(P0.copy(), A)
-    benchmark.pedantic(fn, setup=lambda: ((P0.copy(), A), {}), rounds=15, warmup_rounds=1)
+    benchmark.pedantic(fn, setup=lambda: ((P0.copy(), A), {}), rounds=_rounds(fn, P0.copy(), A),
+                       warmup_rounds=1)
     _info(benchmark, "relu_residual", impl, size, dtype, n_threads)
 
 
@@ -101,6 +113,6 @@ def test_mu_semi_update(benchmark, n_threads, impl, dtype, size):
     eps = float(np.finfo(dtype).eps)
     fn = K.mu_semi_update_ if impl == "numba-fused" else mu_semi_numpy
     fn(X0.copy(), C, DP, DM, eps)
-    benchmark.pedantic(fn, setup=lambda: ((X0.copy(), C, DP, DM, eps), {}), rounds=15,
-                       warmup_rounds=1)
+    benchmark.pedantic(fn, setup=lambda: ((X0.copy(), C, DP, DM, eps), {}),
+                       rounds=_rounds(fn, X0.copy(), C, DP, DM, eps), warmup_rounds=1)
     _info(benchmark, "mu_semi_update", impl, size, dtype, n_threads)

@@ -5,8 +5,9 @@ real-data comparisons are in bench/compare.py).
     pytest bench/bench_solvers.py [--quick]
 
 Each benchmark also records the GEMM floor of the call it times (every
-matrix product the solver issues, replayed alone with numpy in this process,
-see ``_floor.py``) in ``extra_info``: ``gemm_floor_s`` and ``floor_ratio``.
+matrix product the solver issues, replayed alone with numpy before every
+round, see ``_floor.py``) in ``extra_info``: ``gemm_floor_s`` and
+``floor_ratio``.
 Inputs are prepared (shifted, copied) outside the timed rounds; Numba
 kernels are compiled by an untimed call on a 50-row slice first.
 """
@@ -67,12 +68,13 @@ def test_solver(benchmark, n_threads, solver, dtype, size):
     args = prepare(*problem(m, n, k, dtype))
     A, U, V = args
     run(A[:50], U[:50], V)  # compile outside the timed rounds
+    floor = F.FloorTimer(gemms(m, n, k), dtype, work=float(m) * n * k)
     # One untimed full call: the warm-up round (first touch, thread pools),
-    # and its time picks the rounds (5 to 15, about a second in all).
-    rounds = F.rounds_for(F.time_once(run, *args), budget_s=1.0, max_rounds=15)
-    r = benchmark.pedantic(run, args=args, rounds=rounds)
+    # and its time picks the rounds (5 to 15, about half a second in all).
+    rounds = F.rounds_for(F.time_once(run, *args), budget_s=0.5, max_rounds=15)
+    r = benchmark.pedantic(run, setup=floor.setup(args), rounds=rounds)
     assert np.isfinite(r.errors).all()
     benchmark.extra_info.update(kind="solver", name=solver, size=f"{m}x{n}-k{k}",
                                 dtype=np.dtype(dtype).name, threads=n_threads,
                                 work=float(m) * n * k, iters=ITERS)
-    F.record_floor(benchmark, gemms(m, n, k), dtype, work=float(m) * n * k)
+    floor.record(benchmark)

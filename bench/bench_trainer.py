@@ -14,7 +14,7 @@ run before timing, so every timed round is a steady-state sweep continuing
 from the previous one, which is what training repeats.
 
 ``extra_info``: ``gemm_floor_s`` (the products ``Trainer.sweep_gemms()``
-lists, replayed alone with numpy in this process) and ``floor_ratio``.
+lists, replayed alone with numpy before every round) and ``floor_ratio``.
 """
 import numpy as np
 import pytest
@@ -46,14 +46,15 @@ def test_sweep(benchmark, n_threads, net, dtype):
     X, Y, net0 = synthetic(N, sizes, dtype)
     tr = Trainer(X, Y, net0, TrainOptions())
     tr.sweep()                                  # compile; the first-sweep-only output fit
-    rounds = F.rounds_for(F.time_once(tr.sweep), budget_s=1.5, max_rounds=15)  # warm-up
-    out = benchmark.pedantic(tr.sweep, rounds=rounds)
+    ops = F.trainer_ops(tr)
+    # Small networks: fastnmf's solvers run their GEMMs on one thread (below
+    # fastnmf._threads.SMALL_WORK); the floor is replayed under the same rule.
+    floor = F.FloorTimer(ops, dtype, work=max(m * k * n for m, k, n in map(F.op_shape, ops)))
+    rounds = F.rounds_for(F.time_once(tr.sweep), budget_s=1.0, max_rounds=15)  # warm-up
+    out = benchmark.pedantic(tr.sweep, setup=floor.setup(), rounds=rounds)
     assert out.shape == Y.shape and np.isfinite(out).all()
     benchmark.extra_info.update(kind="trainer", name="trainer-sweep",
                                 size=f"{N}x{sizes[0]} " + "-".join(map(str, sizes)),
                                 dtype=np.dtype(dtype).name, threads=n_threads,
                                 work=float(N) * sum(a * b for a, b in zip(sizes, sizes[1:])))
-    ops = F.trainer_ops(tr)
-    # Small networks: fastnmf's solvers run their GEMMs on one thread (below
-    # fastnmf._threads.SMALL_WORK); replay under the same rule.
-    F.record_floor(benchmark, ops, dtype, work=max(m * k * n for m, k, n in map(F.op_shape, ops)))
+    floor.record(benchmark)

@@ -65,13 +65,18 @@ def test_floor_ops_match_solver_gemms(solver):
         f"only in the floor {dict(expected(gemms(m, n, k)) - got)}")
 
 
-def test_gemm_floor_and_ratio_in_disabled_mode():
-    class Fake:
-        disabled = True
+def test_floor_timer_samples_once_per_round_and_records():
+    class Fake:  # a --benchmark-disable fixture: one untimed call, no stats
         extra_info = {}
         stats = None
+    ops = F.nmf_ops(30, 20, 3, 2, "hals")
+    t = F.FloorTimer(ops, np.float32, work=1800.0)
+    assert t.samples == []  # the warm-up replay is not a sample
+    setup = t.setup((1, 2))
+    assert setup() == ((1, 2), {}) and len(t.samples) == 1
     b = Fake()
-    floor = F.record_floor(b, F.nmf_ops(30, 20, 3, 2, "hals"), np.float32, work=1800.0)
+    floor = t.record(b)
     assert floor > 0 and b.extra_info["gemm_floor_s"] == floor
     assert "floor_ratio" not in b.extra_info
-    assert b.extra_info["gemm_madds"] == F.op_madds(F.nmf_ops(30, 20, 3, 2, "hals"))
+    assert b.extra_info["gemm_madds"] == F.op_madds(ops)
+    assert F.gemm_floor(ops, np.float64, repeat=2) > 0
