@@ -207,9 +207,11 @@ def main(argv=None):
     # compare
     if args.floor_only and args.floor_threshold is None:
         ap.error("--floor-only needs --floor-threshold")
-    baseline = find_baseline(args.storage, args.name)
+    baseline = find_baseline(args.storage, args.name).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         now = args.json.resolve() if args.json else Path(tmp) / "now.json"
+        if now.exists():
+            now.unlink()  # never compare against a stale file if the run dies early
         opts = [f"--benchmark-compare={baseline}", f"--benchmark-json={now}"]
         if not args.floor_only:
             opts.append(f"--benchmark-compare-fail=median:{args.threshold}%")

@@ -9,7 +9,8 @@ Writes into ``--out`` (default bench/results):
 * ``benchmarks.md``: median wall time per benchmark, 1 and 2 threads side
   by side, with the GEMM-floor ratio of every solver and training sweep;
 * ``bench_time_vs_size.png``: median time against problem size per solver
-  (log-log, one panel per dtype and thread count; dotted: its GEMM floor);
+  (log-log, one panel per dtype and thread count; dotted: its GEMM floor),
+  and ``bench_floor_ratio.png``: the floor ratio against size;
 * ``dnn_time_to_accuracy.png``: test accuracy against cumulative training
   seconds, fastnmf_dnn vs PyTorch Adam backprop, per dataset, from
   ``bench/compare_dnn.py --json`` output (``--dnn``; without a JSON, the
@@ -42,14 +43,18 @@ def saved_runs(storage: Path):
 
 def load(paths):
     """Benchmarks of the given JSON files, merged by full name (a later
-    file wins), and the metadata of the last file."""
-    merged, meta = {}, {}
+    file wins), and the metadata of the last file (``runs``: every file's
+    name, date and commit)."""
+    merged, meta, runs = {}, {}, []
     for path in paths:
         data = json.loads(Path(path).read_text())
         for b in data.get("benchmarks", []):
             merged[b["fullname"]] = b
         meta = {k: data.get(k) for k in ("machine_info", "commit_info", "datetime")}
-        meta["source"] = str(path)
+        ci = data.get("commit_info") or {}
+        runs.append((Path(path).stem, (data.get("datetime") or "?")[:19],
+                     (ci.get("id") or "")[:10] + (" (dirty)" if ci.get("dirty") else "")))
+    meta["runs"] = runs
     return list(merged.values()), meta
 
 
@@ -106,11 +111,12 @@ def markdown(benchmarks, meta, images=()):
     threads = sorted(threads_seen)
     mi = meta.get("machine_info") or {}
     cpu = (mi.get("cpu") or {}).get("brand_raw") or mi.get("processor") or "?"
-    ci = meta.get("commit_info") or {}
-    commit = (ci.get("id") or "")[:10] + (" (dirty)" if ci.get("dirty") else "")
+    runs = meta.get("runs") or [("", (meta.get("datetime") or "?")[:19], "")]
+    when = "; ".join(f"{name + ' ' if len(runs) > 1 else ''}{dt}"
+                     + (f" (commit {commit})" if commit else "") for name, dt, commit in runs)
     out = [f"Machine: {cpu}, {(mi.get('cpu') or {}).get('count', '?')} logical CPUs, "
-           f"Python {mi.get('python_version', '?')}; run {meta.get('datetime', '?')[:19]}"
-           + (f", commit {commit}" if commit else "") + "."]
+           f"Python {mi.get('python_version', '?')}. "
+           + ("Run" if len(runs) == 1 else "Runs (merged, a later one wins)") + f": {when}."]
 
     def table(kinds, title, with_floor):
         sel = sorted((k for k in rows if k[0] in kinds),
@@ -137,10 +143,11 @@ def markdown(benchmarks, meta, images=()):
     table({"kernel"}, "Kernels", False)
     table({"other"}, "Other benchmarks", False)
     out.append("\nFloor ratio: median time / GEMM floor, the time of the same call's "
-               "matrix products replayed alone with numpy (same shapes, dtype and thread "
-               "limit) in the same process. It does not depend on the machine's speed the "
-               "way the wall time does: compare it across machines, the wall time only "
-               "on the same machine.")
+               "matrix products replayed alone with numpy (same shapes, layouts, dtype and "
+               "thread limit) before every timed round, in the same process. It does not "
+               "depend on the machine's speed the way the wall time does: compare it across "
+               "machines (or runs on a noisy one), the wall time only on the same quiet "
+               "machine.")
     for title, path in images:
         out.append(f"\n![{title}]({path})")
     return "\n".join(out) + "\n"
@@ -154,9 +161,10 @@ def _plt():
     return plt
 
 
-def plot_time_vs_size(benchmarks, path):
+def plot_time_vs_size(benchmarks, path, ratio=False):
     """Median time vs problem size, one line per solver (and the training
-    sweep), one panel per (dtype, threads); dotted: the GEMM floor."""
+    sweep), one panel per (dtype, threads); dotted: the GEMM floor.
+    ``ratio``: the floor ratio vs size instead."""
     series = {}
     for b in benchmarks:
         kind, name, size, dtype, thr = describe(b)
@@ -179,19 +187,26 @@ def plot_time_vs_size(benchmarks, path):
         ax = axes[dtypes.index(dt)][thrs.index(thr)]
         for name, pts in sorted(lines.items()):
             pts.sort()
-            xs = [p[0] for p in pts]
-            ax.plot(xs, [p[1] for p in pts], "o-", color=colors[name], label=name)
+            if ratio:
+                fl = [(p[0], p[1] / p[2]) for p in pts if p[2]]
+                ax.plot([p[0] for p in fl], [p[1] for p in fl], "o-", color=colors[name],
+                        label=name)
+                continue
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=colors[name], label=name)
             fl = [(p[0], p[2]) for p in pts if p[2]]
             if fl:
                 ax.plot([p[0] for p in fl], [p[1] for p in fl], ":", color=colors[name], lw=1)
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        if ratio:
+            ax.axhline(1.0, color="k", lw=0.8)
+        else:
+            ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
         ax.set_title(f"{dt}, {thr} thread{'s' if thr != 1 else ''}")
     for ax in axes[-1]:
         ax.set_xlabel("size: m n k (solvers), N sum(n_i n_i+1) (sweep)")
     for row in axes:
-        row[0].set_ylabel("median seconds per call")
+        row[0].set_ylabel("median time / GEMM floor" if ratio else "median seconds per call")
     handles, labels = axes[0][0].get_legend_handles_labels()
     seen = dict(zip(labels, handles))
     for row in axes:
@@ -200,8 +215,9 @@ def plot_time_vs_size(benchmarks, path):
             seen.update(zip(lab, h))
     fig.legend(list(seen.values()), list(seen.keys()), loc="lower center",
                ncol=min(4, len(seen)), fontsize=8, frameon=False)
-    fig.suptitle("Time vs size per solver (dotted: the call's GEMM floor)")
-    fig.tight_layout(rect=(0, 0.07 + 0.02 * (len(seen) // 4), 1, 0.97))
+    fig.suptitle("Floor ratio vs size per solver (1 = the call's GEMMs alone)" if ratio else
+                 "Time vs size per solver (dotted: the call's GEMM floor)")
+    fig.tight_layout(rect=(0, 0.04 + 0.02 * ((len(seen) - 1) // 4), 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -251,6 +267,8 @@ def plot_time_to_accuracy(dnn, path, source=""):
                 ax.plot([r[2] for r in rows], [r[1] for r in rows], style, ms=3, label=label)
         ax.set_title(f"{name} {d['shape']}" + (f", {d['threads']} threads" if d.get("threads")
                                                else ""))
+        if all(r[2] > 0 for k in ("backprop", "nmf") for r in d[k]):
+            ax.set_xscale("log")  # the first epochs/sweeps and the long tail both show
         ax.set_xlabel("cumulative training seconds")
         ax.set_ylabel("test accuracy")
         ax.grid(True, alpha=0.3)
@@ -295,6 +313,8 @@ def main(argv=None):
     pngs = []
     if plot_time_vs_size(benchmarks, args.out / "bench_time_vs_size.png"):
         pngs.append(("time vs size per solver", args.out / "bench_time_vs_size.png"))
+        plot_time_vs_size(benchmarks, args.out / "bench_floor_ratio.png", ratio=True)
+        pngs.append(("floor ratio vs size per solver", args.out / "bench_floor_ratio.png"))
     else:
         print("report: no solver or training-sweep benchmarks: no time-vs-size plot")
     dnn_src = args.dnn

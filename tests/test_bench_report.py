@@ -74,7 +74,7 @@ def test_report_writes_tables_plots_and_readme_block(tmp_path):
     assert "| benchmark | size | dtype | 1 thread | floor ratio | 2 threads | floor ratio |" in md
     assert "| nmf-hals | 6000x784-k50 | float32 | 240 | 1.25 | 120 | 1.25 |" in md
     assert "Test CPU" in md and "**Kernels**" in md
-    for png in ("bench_time_vs_size.png", "dnn_time_to_accuracy.png"):
+    for png in ("bench_time_vs_size.png", "bench_floor_ratio.png", "dnn_time_to_accuracy.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in md
     text = readme.read_text()
