@@ -21,7 +21,7 @@ import numpy as np
 
 import fastnmf
 
-from .network import stack_layer, unstack_layer
+from .network import Network, unstack_layer
 
 __all__ = ["StackedNMF", "pretrain_stack"]
 
@@ -47,12 +47,9 @@ class StackedNMF:
     encoder_errors: list
 
     def encode(self, X, n_layers=None):
-        H = X
-        for W, b in list(zip(self.coefs, self.intercepts))[:n_layers]:
-            H = H @ W
-            H += b
-            np.maximum(H, 0, out=H)
-        return H
+        """Codes of the first ``n_layers`` encoders (default: all)."""
+        n = len(self.coefs) if n_layers is None else n_layers
+        return Network(self.coefs, self.intercepts).hidden(X, n)
 
     def decode(self, H):
         for D in reversed(self.decoders):
@@ -124,7 +121,3 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
         H = np.maximum(Hb @ W.T, 0)
         del Hb
     return out
-
-
-# Re-exported for the estimator that maps encoders back to stacked weights.
-_stack_layer = stack_layer

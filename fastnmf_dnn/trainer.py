@@ -279,8 +279,7 @@ class Trainer:
         if o.refit_output and len(self.blocks) == 1 and len(self.W) > 1 and self.F is None:
             self._margin_targets(self.blocks[0])
             HL = self.H[-1]
-            lam = o.alpha * self.N + o.ridge + self._rel_ridge(HL)
-            self.W[-1] = fastnmf.ridge_lstsq(self.Y.T, HL.T, alpha=lam)
+            self.W[-1] = fastnmf.ridge_lstsq(self.Y.T, HL.T, alpha=self._output_ridge(HL))
             np.matmul(HL, self.W[-1].T, out=self.out)
             self._output_fresh = True
         return self.output()
@@ -296,6 +295,12 @@ class Trainer:
         o = self.options
         self._output_fresh = bool(fitted and o.refit_output and len(self.blocks) == 1
                                   and len(self.W) > 1 and self.F is None)
+
+    def _output_ridge(self, HL):
+        """Ridge of the output layer's least squares on a block HL (b, k):
+        ``alpha b + ridge b / N + rel_ridge`` share (all of it a true ridge)."""
+        o, b = self.options, HL.shape[0]
+        return o.alpha * b + o.ridge * b / self.N + self._rel_ridge(HL)
 
     def _rel_ridge(self, H):
         """``rel_ridge * ||H||_F^2 / (k N)`` for a layer input H (b, k) of
@@ -330,8 +335,7 @@ class Trainer:
         if fit_output:
             if record_errors:
                 e0 = _linear_error(YT, self.W[L - 1], VL)
-            self.W[L - 1] = fastnmf.ridge_lstsq(YT, VL, alpha=lam + lam_w + self._rel_ridge(HL),
-                                                prox=mu,
+            self.W[L - 1] = fastnmf.ridge_lstsq(YT, VL, alpha=self._output_ridge(HL), prox=mu,
                                                 U0=self.W[L - 1] if mu else None)
             if record_errors:
                 self.block_errors.append((L, "U", e0, _linear_error(YT, self.W[L - 1], VL)))
