@@ -9,6 +9,15 @@ cross products are plain GEMMs: ``A @ Vt`` (m, k) and ``A.T @ U`` (n, k).
 Each function documents the GEMMs it issues; everything else it does is a
 fused O(p k) or O(p k^2) kernel. Work buffers are passed in: nothing here
 allocates an array with m or n in its shape.
+
+Data parallelism (``comm``, :mod:`fastnmf._comm`): the columns of ``A``
+(samples, the rows of ``Vt``) may be split across processes. The left
+(U) steps need sums over all samples; each gets them with one in-place
+allreduce of one contiguous ``(m + k, k)`` buffer ``EG`` holding the cross
+product ``A V^T`` (rows ``:m``) and the Gram matrix ``V V^T`` (rows
+``m:``). Right (V) steps are row-local in ``Vt`` and communicate only the
+scalar that stops their inner sweeps. With ``comm = SERIAL`` every
+reduction is a no-op: one implementation for both.
 """
 from __future__ import annotations
 
@@ -17,6 +26,7 @@ import numpy as np
 from . import _kernels as K
 from ._hals_dispatch import hals_sweeps as _hals_sweeps_cy
 from ._hals_dispatch import hals_update_rows as _hals_cy
+from ._comm import SERIAL
 from ._linalg import gram, matmul_into, pinv_factor_into, ridge_inverse  # noqa: F401 (gram re-exported)
 from ._threads import get_num_threads
 
@@ -26,14 +36,53 @@ def hals_sweep_(X, C, G) -> float:
     return _hals_cy(X, C, G, get_num_threads())
 
 
-def nnls_hals_(X, C, G, max_sweeps: int, inner_tol: float) -> int:
+def nnls_hals_(X, C, G, max_sweeps: int, inner_tol: float, comm=SERIAL) -> int:
     """Nonnegative LS ``min_{X>=0} 0.5 tr(X G X^T) - tr(C X^T)`` by HALS sweeps.
 
     Runs up to ``max_sweeps`` sweeps and stops once a sweep changes X by less
     than ``inner_tol`` times the change of the first sweep (Gillis & Glineur
     2012). Each sweep does not increase the objective. Returns sweeps run.
+
+    When the rows of X are split across processes (``comm.size > 1``) the
+    stopping test must see the change of all rows: the same loop then runs
+    in Python, one sweep per kernel call and one scalar allreduce per sweep.
+    One process keeps the whole loop in C (a Python round trip per sweep
+    costs more than a small sweep).
     """
-    return _hals_sweeps_cy(X, C, G, max_sweeps, inner_tol, get_num_threads())
+    if comm.size == 1:
+        return _hals_sweeps_cy(X, C, G, max_sweeps, inner_tol, get_num_threads())
+    if max_sweeps < 1 or X.shape[1] == 0:
+        return 0
+    first = comm.sum(_hals_cy(X, C, G, get_num_threads()))
+    done = 1
+    while done < max_sweeps:
+        delta = comm.sum(_hals_cy(X, C, G, get_num_threads()))
+        done += 1
+        if delta <= inner_tol * first:
+            break
+    return done
+
+
+def cross_gram_buffer(m: int, k: int, dtype) -> np.ndarray:
+    """The ``(m + k, k)`` work buffer of a left step: ``A V^T`` over ``V V^T``."""
+    return np.empty((m + k, k), dtype)
+
+
+def cross_and_gram_(A, Vt, EG, comm=SERIAL, with_gram: bool = True):
+    """``EG[:m] = A @ Vt`` and (``with_gram``) ``EG[m:] = Vt.T @ Vt``, summed
+    over the processes in one allreduce. Returns the two views (E, G).
+
+    GEMMs: m x n x k and k x n x k.
+    """
+    m = A.shape[0]
+    E, G = EG[:m], EG[m:]
+    np.matmul(A, Vt, out=E)
+    if with_gram:
+        gram(Vt, out=G)
+        comm.sum_(EG)
+    else:
+        comm.sum_(E)
+    return E, G
 
 
 def nnls_mu_nmf_(X, C, G, D, n_updates: int, eps: float) -> None:
@@ -59,17 +108,19 @@ def nnls_mu_semi_(X, C, G, DP, DM, n_updates: int, eps: float) -> None:
         K.mu_semi_update_(X, C, DP, DM, eps)
 
 
-def ridge_update_left_(A, Vt, U, E, alpha: float, U0=None, prox: float = 0.0) -> None:
+def ridge_update_left_(A, Vt, U, EG, alpha: float, U0=None, prox: float = 0.0,
+                       comm=SERIAL) -> None:
     """``U <- A V^T (V V^T + alpha I)^{-1}`` written into U (m, k); with
     ``U0``: ``(A V^T + prox U0) (V V^T + (alpha + prox) I)^{-1}``.
 
-    ``E`` (m, k) is a work buffer for the cross product ``A V^T``.
+    ``EG`` (m + k, k) is the work buffer of :func:`cross_and_gram_` (one
+    allreduce with ``comm``).
     GEMMs: ``Vt.T @ Vt`` (k x n x k), ``E = A @ Vt`` (m x n x k), then only
     ``U = E @ inv`` (m x k x k); one k x k Cholesky. (Forming
     ``V^+ = V^T (V V^T + aI)^{-1}`` first would cost another n x k x k GEMM.)
     """
-    inv = ridge_inverse(gram(Vt), alpha + prox, Vt.dtype)
-    np.matmul(A, Vt, out=E)
+    E, G = cross_and_gram_(A, Vt, EG, comm)
+    inv = ridge_inverse(G, alpha + prox, Vt.dtype)
     if U0 is not None:
         E += Vt.dtype.type(prox) * U0
     np.matmul(E, inv, out=U)
@@ -94,9 +145,9 @@ def relu_residual_(P, A) -> float:
     return K.relu_residual_(P.T, A.T)
 
 
-def relu_update_left_(A, U, Vt, P, D, E, alpha: float, omega: float, n_iter: int,
+def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: int,
                       errs: list, residual_ready: bool = False, gram_V=None,
-                      l2: float = 0.0) -> None:
+                      l2: float = 0.0, comm=SERIAL) -> None:
     """Fixed-point iterations ``U <- U + omega R V^+`` for ``A ~ relu(U V)``.
 
     ``V^+ = V^T (V V^T + alpha I)^{-1}`` is applied as ``(R V^T) inv``: the
@@ -104,20 +155,25 @@ def relu_update_left_(A, U, Vt, P, D, E, alpha: float, omega: float, n_iter: int
     itself (an n x k x k GEMM) is never formed. Appends ``||R||^2`` of the
     point entering each iteration to ``errs``. ``residual_ready``: P
     already holds the residual of the current point. ``gram_V``: the
-    caller's ``Vt.T @ Vt`` when it already has it. D and E are (m, k).
+    caller's ``Vt.T @ Vt`` when it already has it (summed over processes).
+    D is (m, k), EG the (m + k, k) buffer of :func:`cross_and_gram_`: one
+    allreduce per iteration (the first also carries the Gram matrix).
+    ``errs`` gets this process's part of each ``||R||^2``.
     ``l2``: weight decay, the step becomes
     ``(R V^T - l2 U) (V V^T + (alpha + l2) I)^{-1}`` (the minimiser of the
     linearised ``||R - dU V||^2 + l2 ||U + dU||^2 + alpha ||dU||^2``).
     GEMMs per iteration: ``P = U @ Vt.T`` (m x k x n), ``E = R @ Vt``
     (m x n x k), ``D = E @ inv`` (m x k x k); plus one fused residual pass
-    over P and a fused axpy.
+    over P and a fused axpy; the first iteration also ``Vt.T @ Vt``.
     """
-    inv = ridge_inverse(gram(Vt) if gram_V is None else gram_V, alpha + l2, Vt.dtype)
+    inv = None
     for it in range(n_iter):
         if it or not residual_ready:
             model_into_(P, U, Vt)
             errs.append(relu_residual_(P, A))
-        np.matmul(P, Vt, out=E)
+        E, G = cross_and_gram_(P, Vt, EG, comm, with_gram=(inv is None and gram_V is None))
+        if inv is None:
+            inv = ridge_inverse(G if gram_V is None else gram_V, alpha + l2, Vt.dtype)
         if l2:
             E -= Vt.dtype.type(l2) * U
         np.matmul(E, inv, out=D)
@@ -160,4 +216,23 @@ def linear_sq_error(normA2: float, Vt, CV, GU, GV) -> float:
     ``||A||^2 - 2 <Vt, CV> + <GU, GV>``, O(n k + k^2), clipped at 0.
     """
     val = normA2 - 2.0 * K.dot64(Vt, CV) + float(np.vdot(GU.astype(np.float64), GV))
+    return max(val, 0.0)
+
+
+def reduced_sq_error_(normA2: float, Vt, CV, GU, GV, buf, comm=SERIAL) -> float:
+    """``||A - U V||_F^2`` after a V-step, with the rows of Vt split.
+
+    Writes the Gram matrix ``Vt.T @ Vt`` summed over processes into GV
+    (k x k) and reduces it together with ``<Vt, CV>`` (``CV = A^T U``) in
+    one allreduce of the float64 buffer ``buf`` (k^2 + 1); then the error as
+    in :func:`linear_sq_error` (GU is the same on every process).
+    GEMMs: ``Vt.T @ Vt`` (k x n x k).
+    """
+    k = GV.shape[0]
+    gram(Vt, out=GV)
+    buf[: k * k] = GV.reshape(-1)
+    buf[-1] = K.dot64(Vt, CV)
+    comm.sum_(buf)
+    GV[...] = buf[: k * k].reshape(k, k)
+    val = normA2 - 2.0 * float(buf[-1]) + float(np.vdot(GU.astype(np.float64), GV))
     return max(val, 0.0)

@@ -2,56 +2,116 @@
 
 Factors are produced in the kernels' layout: ``U`` (m, k) and ``Vt = V.T``
 (n, k), both C-contiguous, in the working dtype.
+
+Everything here works on data whose columns (samples) may be split across
+processes (``comm``, see :mod:`fastnmf._comm`) and gives every process its
+rows of the factors a single process would compute for the whole matrix:
+sums over samples are reduced, and random numbers for the sample side are
+drawn in fixed blocks of rows seeded by ``(seed, block)``, so they do not
+depend on how the samples are split.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ._comm import SERIAL
+
 INITS = ("random", "nndsvd", "nndsvda")
 
+#: Rows per independently seeded block of sample-side random numbers.
+_ROW_BLOCK = 4096
+# Stream tags that keep the replicated (m-side) draws apart from the row blocks.
+_TAG_U, _TAG_OMEGA = 2**62, 2**62 + 1
 
-def randomized_svd(A, k: int, rng: np.random.Generator, *, n_oversamples: int = 10,
+
+def sample_rows(seed: int, offset: int, count: int, k: int, dtype, kind: str) -> np.ndarray:
+    """Rows ``offset .. offset + count`` of an (n, k) random matrix.
+
+    Row block ``j`` (rows ``j * 4096 ..``) is drawn from
+    ``default_rng([seed, j])``, so the rows are the same however the n rows
+    are split across processes. ``kind``: ``"absnormal"`` (|N(0, 1)|) or
+    ``"uniform"`` (U(0.01, 0.1)). Cost O(count k) plus at most two partial
+    blocks.
+    """
+    out = np.empty((count, k), dtype)
+    if count == 0:
+        return out
+    for j in range(offset // _ROW_BLOCK, (offset + count - 1) // _ROW_BLOCK + 1):
+        g = np.random.default_rng([seed, j])
+        block = (np.abs(g.standard_normal((_ROW_BLOCK, k))) if kind == "absnormal"
+                 else g.uniform(0.01, 0.1, size=(_ROW_BLOCK, k)))
+        lo, hi = max(offset, j * _ROW_BLOCK), min(offset + count, (j + 1) * _ROW_BLOCK)
+        out[lo - offset: hi - offset] = block[lo - j * _ROW_BLOCK: hi - j * _ROW_BLOCK]
+    return out
+
+
+def column_offset(n_local: int, comm=SERIAL):
+    """(offset of this process's first column, total columns) over ``comm``."""
+    sizes = comm.allgather(int(n_local))
+    return sum(sizes[: comm.rank]), sum(sizes)
+
+
+def randomized_svd(A, k: int, seed: int, *, comm=SERIAL, n_oversamples: int = 10,
                    n_power_iter: int = 7):
     """Top-k singular triplets of A (m, n) by a randomized range finder.
 
-    Halko, Martinsson & Tropp 2011, with QR re-orthonormalisation between
-    power iterations. Cost: ``2 * (n_power_iter + 1)`` GEMMs of m x n x (k + p)
-    plus a small dense SVD. Returns (u (m, k), s (k,), vt (k, n)).
+    Halko, Martinsson & Tropp 2011, with the test matrix on the row side
+    (``Y = A A^T Omega``, Omega (m, k + p)) and QR re-orthonormalisation of
+    Y between power iterations, so every product over the n columns is a
+    sum that one allreduce of an m x (k + p) matrix makes global. The small
+    SVD of ``B = Q^T A`` is taken from the float64 eigendecomposition of
+    ``B B^T`` (another sum over columns). Cost: ``2 (n_power_iter + 1) + 1``
+    GEMMs of m x n x (k + p). Returns (u (m, k), s (k,), vt (k, n_local)).
     """
     m, n = A.shape
-    ell = min(k + n_oversamples, m, n)
-    Q = rng.standard_normal((n, ell)).astype(A.dtype)
-    Q = A @ Q
+    _, N = column_offset(n, comm)
+    ell = min(k + n_oversamples, m, N)
+    Y = np.random.default_rng([seed, _TAG_OMEGA]).standard_normal((m, ell)).astype(A.dtype)
+    Y = comm.sum_(np.ascontiguousarray(A @ (A.T @ Y)))
     for _ in range(n_power_iter):
-        Q, _ = np.linalg.qr(Q)
-        Q, _ = np.linalg.qr(A.T @ Q)
-        Q = A @ Q
-    Q, _ = np.linalg.qr(Q)
-    B = Q.T @ A
-    ub, s, vt = np.linalg.svd(B, full_matrices=False)
-    u = Q @ ub
-    k = min(k, ell)
-    return u[:, :k], s[:k], vt[:k]
+        Q, _ = np.linalg.qr(Y)
+        Y = comm.sum_(np.ascontiguousarray(A @ (A.T @ Q)))
+    Q, _ = np.linalg.qr(Y)
+    Bt = (A.T @ Q).astype(np.float64)                 # (n_local, ell): B^T
+    G = comm.sum_(np.ascontiguousarray(Bt.T @ Bt))    # B B^T
+    w, ub = np.linalg.eigh(G)
+    order = np.argsort(w)[::-1][: min(k, ell)]
+    w, ub = w[order], ub[:, order]
+    s = np.sqrt(np.maximum(w, 0.0))
+    # eigenvalues carry float64 rounding of the largest: sqrt(eps) s_max in s
+    live = s > 1e-7 * s[0] if s.size else s > 0
+    inv = np.where(live, 1.0 / np.where(live, s, 1.0), 0.0)
+    vt = (ub.T @ Bt.T) * inv[:, None]                 # (k, n_local)
+    u = Q.astype(np.float64) @ ub
+    return u, s, vt
 
 
-def _nndsvd_factors(A, k, rng, fill):
+def _nndsvd_factors(A, k, seed, fill, comm):
     """NNDSVD of A (any sign is fine: only singular vectors are split)."""
     m, n = A.shape
     dtype = A.dtype
-    kk = min(k, m, n)
-    u, s, vt = randomized_svd(A, kk, rng)
+    offset, N = column_offset(n, comm)
+    kk = min(k, m, N)
+    u, s, vt = randomized_svd(A, kk, seed, comm=comm)
     kk = s.shape[0]
     W = np.zeros((m, k), dtype=dtype)
     Ht = np.zeros((n, k), dtype=dtype)
+    # Norms of the positive and negative parts of each right singular vector
+    # (sums over the samples: one reduction for all of them).
+    vp, vn = np.maximum(vt, 0), np.maximum(-vt, 0)
+    norms2 = comm.sum_(np.ascontiguousarray(np.stack([(vp * vp).sum(axis=1),
+                                                      (vn * vn).sum(axis=1)])))
+    nyp_all, nyn_all = np.sqrt(norms2[0]), np.sqrt(norms2[1])
     # Leading pair: the Perron vectors of a nonnegative A have one sign.
-    W[:, 0] = np.sqrt(s[0]) * np.abs(u[:, 0])
-    Ht[:, 0] = np.sqrt(s[0]) * np.abs(vt[0])
+    if kk:
+        W[:, 0] = np.sqrt(s[0]) * np.abs(u[:, 0])
+        Ht[:, 0] = np.sqrt(s[0]) * np.abs(vt[0])
     for j in range(1, kk):
-        x, y = u[:, j], vt[j]
-        xp, yp = np.maximum(x, 0), np.maximum(y, 0)
-        xn, yn = np.maximum(-x, 0), np.maximum(-y, 0)
-        nxp, nyp = np.linalg.norm(xp), np.linalg.norm(yp)
-        nxn, nyn = np.linalg.norm(xn), np.linalg.norm(yn)
+        x = u[:, j]
+        xp, xn = np.maximum(x, 0), np.maximum(-x, 0)
+        yp, yn = vp[j], vn[j]
+        nxp, nxn = np.linalg.norm(xp), np.linalg.norm(xn)
+        nyp, nyn = nyp_all[j], nyn_all[j]
         mp, mn = nxp * nyp, nxn * nyn
         if mp >= mn:
             uu, vv, sig = (xp / nxp if nxp else xp), (yp / nyp if nyp else yp), mp
@@ -64,29 +124,34 @@ def _nndsvd_factors(A, k, rng, fill):
         # rank > min(m, n): the extra components get small positive noise so
         # they are not dead from the start (a zero column never revives).
         scale = max(fill, np.finfo(dtype).eps)
-        W[:, kk:] = scale * rng.uniform(0.01, 0.1, size=(m, k - kk))
-        Ht[:, kk:] = scale * rng.uniform(0.01, 0.1, size=(n, k - kk))
+        g = np.random.default_rng([seed, _TAG_U])
+        W[:, kk:] = scale * g.uniform(0.01, 0.1, size=(m, k - kk))
+        Ht[:, kk:] = scale * sample_rows(seed, offset, n, k - kk, np.float64, "uniform")
     return W, Ht
 
 
-def initialize(A, k: int, init: str, rng: np.random.Generator):
+def initialize(A, k: int, init: str, rng: np.random.Generator, comm=SERIAL):
     """Return (U (m, k), Vt (n, k)) >= 0, C-contiguous, dtype of A.
 
     For A of mixed sign (semi-NMF), the scale uses ``mean(|A|)`` and only the
     nonnegativity of ``Vt`` matters: the caller recomputes U by least squares.
+    With ``comm``, A holds this process's columns and Vt gets its rows.
     """
     m, n = A.shape
     dtype = A.dtype
-    mean_abs = float(np.mean(np.abs(A), dtype=np.float64))
+    offset, N = column_offset(n, comm)
+    # one draw from rng; process 0's, so random_state=None agrees too
+    seed = comm.bcast(int(rng.integers(2**62)))
+    mean_abs = comm.sum(np.sum(np.abs(A), dtype=np.float64)) / (m * N)
     if init == "random":
         scale = np.sqrt(mean_abs / k) if mean_abs > 0 else 1.0
-        U = (scale * np.abs(rng.standard_normal((m, k)))).astype(dtype)
-        Vt = (scale * np.abs(rng.standard_normal((n, k)))).astype(dtype)
-        return np.ascontiguousarray(U), np.ascontiguousarray(Vt)
+        U = scale * np.abs(np.random.default_rng([seed, _TAG_U]).standard_normal((m, k)))
+        Vt = scale * sample_rows(seed, offset, n, k, np.float64, "absnormal")
+        return np.ascontiguousarray(U, dtype=dtype), np.ascontiguousarray(Vt, dtype=dtype)
     if mean_abs == 0.0:  # all-zero data: any nonnegative point is optimal
         return np.zeros((m, k), dtype), np.zeros((n, k), dtype)
     fill = np.sqrt(mean_abs / k)
-    U, Vt = _nndsvd_factors(A, k, rng, fill)
+    U, Vt = _nndsvd_factors(A, k, seed, fill, comm)
     if init == "nndsvda":
         U[U == 0] = mean_abs
         Vt[Vt == 0] = mean_abs

@@ -12,12 +12,15 @@ import numpy as np
 _FLOATS = (np.float32, np.float64)
 
 
-def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None) -> np.ndarray:
+def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None,
+                 allow_empty_columns: bool = False) -> np.ndarray:
     """Return ``A`` as a finite 2-D float32/float64 array, C- or F-contiguous.
 
     float32 and float64 are preserved (float16 becomes float32, integers and
     bools become float64) unless ``dtype`` forces one. C or F order is kept
     without a copy; other layouts are copied to C order.
+    ``allow_empty_columns``: zero columns are valid (a process's share of
+    samples split across MPI ranks may be empty).
     """
     if hasattr(A, "toarray") or hasattr(A, "tocsr"):
         raise TypeError(f"{name} is a sparse matrix; pass a dense numpy array")
@@ -32,7 +35,7 @@ def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None) -> np.n
         raise TypeError(f"{name} has non-numeric dtype {arr.dtype}")
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got {arr.ndim}-D with shape {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
+    if arr.shape[0] == 0 or (arr.shape[1] == 0 and not allow_empty_columns):
         raise ValueError(f"{name} is empty (shape {arr.shape})")
     if dtype is None:
         if arr.dtype == np.float64 or arr.dtype == np.float32:
@@ -49,7 +52,7 @@ def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None) -> np.n
         arr = np.ascontiguousarray(arr)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or Inf")
-    if nonnegative and arr.min() < 0:
+    if nonnegative and arr.size and arr.min() < 0:
         raise ValueError(f"{name} must be nonnegative, but its minimum is {arr.min()!r}")
     return arr
 
@@ -99,9 +102,11 @@ def check_choice(value, name: str, choices) -> str:
     return value
 
 
-def check_factor(X, name: str, shape, dtype, *, nonnegative: bool) -> np.ndarray:
+def check_factor(X, name: str, shape, dtype, *, nonnegative: bool,
+                 allow_empty_columns: bool = False) -> np.ndarray:
     """Validate a user-supplied factor and return a private C-contiguous copy."""
-    arr = check_matrix(X, name, nonnegative=nonnegative, dtype=dtype)
+    arr = check_matrix(X, name, nonnegative=nonnegative, dtype=dtype,
+                       allow_empty_columns=allow_empty_columns)
     if arr.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
     return np.array(arr, dtype=dtype, order="C", copy=True)
@@ -119,3 +124,16 @@ def check_random_state(random_state) -> np.random.Generator:
     raise TypeError(
         f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
     )
+
+
+def check_distributed(comm, A, name: str = "A") -> int:
+    """Collective checks after every process validated its own block of A
+    (columns = samples): the same row count and dtype everywhere and at
+    least one column in total. Returns the total column count. Raises the
+    same ValueError on every process."""
+    from ._comm import check_same
+    check_same(comm, (A.shape[0], A.dtype.name), f"{name}'s row count and dtype")
+    N = int(round(comm.sum(A.shape[1])))
+    if N == 0:
+        raise ValueError(f"{name} is empty (no columns on any process)")
+    return N

@@ -6,18 +6,21 @@ import time
 import numpy as np
 
 from . import _blocks as B
+from ._comm import as_comm, collective
 from ._linalg import ridge_inverse
 from ._threads import columns_of_second, rows_of_second, sized_by
 from ._result import FactorizationResult
-from ._validation import check_choice, check_float, check_int, check_matrix
+from ._validation import check_choice, check_distributed, check_float, check_int, check_matrix
 from .relu_lstsq import check_ones_row
 
 __all__ = ["ridge_lstsq", "nnls"]
 
 
-def _check_pair(A, F, name, dtype, rows: bool):
-    A = check_matrix(A, "A", dtype=dtype)
-    F = check_matrix(F, name, dtype=A.dtype)
+def _check_pair(A, F, name, dtype, rows: bool, split: bool = False):
+    """A (m, n) and its factor (``rows``: V (k, n), else U (m, k)); with
+    ``split`` the n columns (samples) of this process may be none."""
+    A = check_matrix(A, "A", dtype=dtype, allow_empty_columns=split)
+    F = check_matrix(F, name, dtype=A.dtype, allow_empty_columns=split and rows)
     m, n = A.shape
     if rows and F.shape[1] != n:
         raise ValueError(f"{name} must have {n} columns (A is {m} x {n}), got shape {F.shape}")
@@ -27,7 +30,7 @@ def _check_pair(A, F, name, dtype, rows: bool):
 
 
 @sized_by(rows_of_second)
-def ridge_lstsq(A, V, *, alpha=0.0, U0=None, prox=0.0, dtype=None):
+def ridge_lstsq(A, V, *, alpha=0.0, U0=None, prox=0.0, dtype=None, comm=None):
     """``argmin_U ||A - U V||_F^2 + alpha ||U||_F^2`` (the semi-NMF U-step).
 
     Parameters
@@ -45,6 +48,10 @@ def ridge_lstsq(A, V, *, alpha=0.0, U0=None, prox=0.0, dtype=None):
         block of samples as A and V, this is a damped (trust-region) step
         from U0, as in the trainer's mini-batch sweeps.
     dtype : {None, numpy.float32, numpy.float64}
+    comm : mpi4py communicator or None
+        Data-parallel solve: each process passes its own columns (samples)
+        of A and V; one allreduce of ``[A V^T; V V^T]`` ((m + k) x k) and
+        every process gets the same U.
 
     Returns
     -------
@@ -56,26 +63,29 @@ def ridge_lstsq(A, V, *, alpha=0.0, U0=None, prox=0.0, dtype=None):
     Gram (n k^2), a k x k Cholesky and an m x k x k product; never an SVD
     of V.
     """
-    A, V = _check_pair(A, V, "V", dtype, rows=True)
-    alpha = check_float(alpha, "alpha")
-    prox = check_float(prox, "prox")
-    shape = (A.shape[0], V.shape[0])
-    if prox > 0 and U0 is None:
-        raise ValueError("prox > 0 needs U0 (the point to stay near)")
-    if U0 is not None:
-        U0 = check_matrix(U0, "U0", dtype=A.dtype)
-        if U0.shape != shape:
-            raise ValueError(f"U0 must have shape {shape}, got {U0.shape}")
+    comm = as_comm(comm)
+    with collective(comm):
+        A, V = _check_pair(A, V, "V", dtype, rows=True, split=comm.size > 1)
+        alpha = check_float(alpha, "alpha")
+        prox = check_float(prox, "prox")
+        shape = (A.shape[0], V.shape[0])
+        if prox > 0 and U0 is None:
+            raise ValueError("prox > 0 needs U0 (the point to stay near)")
+        if U0 is not None:
+            U0 = check_matrix(U0, "U0", dtype=A.dtype)
+            if U0.shape != shape:
+                raise ValueError(f"U0 must have shape {shape}, got {U0.shape}")
+    check_distributed(comm, A)
     Vt = V.T  # (n, k) view; C-contiguous when V is F-ordered, either way BLAS reads it
     U = np.empty(shape, A.dtype)
-    B.ridge_update_left_(A, Vt, U, np.empty(shape, A.dtype), alpha,
-                         U0=U0 if prox > 0 else None, prox=prox)
+    B.ridge_update_left_(A, Vt, U, B.cross_gram_buffer(*shape, A.dtype), alpha,
+                         U0=U0 if prox > 0 else None, prox=prox, comm=comm)
     return U
 
 
 @sized_by(columns_of_second)
 def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row=False,
-         prox=0.0, l1=0.0, overwrite=False, track_error=True, eps=None, dtype=None):
+         prox=0.0, l1=0.0, overwrite=False, track_error=True, eps=None, dtype=None, comm=None):
     """``argmin_{V >= 0} ||A - U V||_F^2`` (the semi-NMF / NMF V-step).
 
     Parameters
@@ -122,31 +132,46 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     eps : float, optional
         MU denominator guard (default ``finfo(dtype).eps``).
     dtype : {None, numpy.float32, numpy.float64}
+    comm : mpi4py communicator or None
+        Data-parallel solve: each process passes its own columns (samples)
+        of A (and V0) and the same U. The columns are independent; only the
+        stopping test (one scalar per HALS sweep when ``tol > 0``) and the
+        errors (k^2 + 1 numbers per sweep with ``track_error``) are reduced.
 
     Returns
     -------
     FactorizationResult
         ``U`` (copy of the input), ``V`` (k, n) >= 0, ``errors`` per sweep.
     """
-    A, U = _check_pair(A, U, "U", dtype, rows=False)
-    check_choice(solver, "solver", ("hals", "mu"))
-    max_iter = check_int(max_iter, "max_iter", minimum=0)
-    tol = check_float(tol, "tol")
-    prox = check_float(prox, "prox")
-    l1 = check_float(l1, "l1")
-    if prox > 0 and V0 is None:
-        raise ValueError("prox > 0 needs V0 (the point to stay near)")
-    dt = A.dtype
-    eps = float(np.finfo(dt).eps) if eps is None else check_float(eps, "eps", strict=True)
-    m, n = A.shape
-    k = U.shape[1]
-    kf = k - 1 if fixed_ones_row else k
-    if fixed_ones_row and k < 2:
-        raise ValueError("fixed_ones_row needs U with at least 2 columns (weights + bias)")
+    comm = as_comm(comm)
+    split = comm.size > 1
+    with collective(comm):
+        A, U = _check_pair(A, U, "U", dtype, rows=False, split=split)
+        check_choice(solver, "solver", ("hals", "mu"))
+        max_iter = check_int(max_iter, "max_iter", minimum=0)
+        tol = check_float(tol, "tol")
+        prox = check_float(prox, "prox")
+        l1 = check_float(l1, "l1")
+        if prox > 0 and V0 is None:
+            raise ValueError("prox > 0 needs V0 (the point to stay near)")
+        dt = A.dtype
+        eps = float(np.finfo(dt).eps) if eps is None else check_float(eps, "eps", strict=True)
+        m, n = A.shape
+        k = U.shape[1]
+        kf = k - 1 if fixed_ones_row else k
+        if fixed_ones_row and k < 2:
+            raise ValueError("fixed_ones_row needs U with at least 2 columns (weights + bias)")
+        if V0 is not None:
+            V0 = check_matrix(V0, "V0", nonnegative=True, dtype=dt, allow_empty_columns=split)
+            if V0.shape != (k, n):
+                raise ValueError(f"V0 must have shape {(k, n)}, got {V0.shape}")
+            if fixed_ones_row:
+                check_ones_row(V0, "V0")
+    check_distributed(comm, A)
     U = np.array(U, order="C", copy=True)
 
     t0 = time.perf_counter()
-    normA2 = B.sq_norm(A)
+    normA2 = comm.sum(B.sq_norm(A))
     normA = np.sqrt(normA2) if normA2 > 0 else 1.0
     CV = np.matmul(A.T, U)          # (n, k): the only GEMM with A
     GU = B.gram(U)
@@ -160,17 +185,13 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         Vt = np.empty((n, k), dt)
         X = Vt[:, :kf]
         np.maximum(C @ ridge_inverse(G, 0.0, dt), 0, out=X)
-        if solver == "mu":
+        if solver == "mu":   # lift zeros to 1e-3 of the mean positive entry (over all processes)
             pos = X[X > 0]
-            X[X == 0] = (pos.mean() if pos.size else 1.0) * 1e-3
+            total, count = comm.sum(pos.sum(dtype=np.float64)), comm.sum(pos.size)
+            X[X == 0] = (total / count if count else 1.0) * 1e-3
         if fixed_ones_row:
             Vt[:, -1] = 1
     else:
-        V0 = check_matrix(V0, "V0", nonnegative=True, dtype=dt)
-        if V0.shape != (k, n):
-            raise ValueError(f"V0 must have shape {(k, n)}, got {V0.shape}")
-        if fixed_ones_row:
-            check_ones_row(V0, "V0")
         inplace = overwrite and V0.T.flags.c_contiguous and V0.dtype == dt
         Vt = V0.T if inplace else np.array(V0.T, order="C", copy=True)
     X = Vt[:, :kf]
@@ -178,12 +199,12 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         G.flat[:: kf + 1] += dt.type(prox)
         C += dt.type(prox) * X
     GV = np.empty((k, k), dt)
+    ebuf = np.empty(k * k + 1)
 
     def err():
         if not track_error:
             return np.nan
-        B.gram(Vt, out=GV)
-        return np.sqrt(B.linear_sq_error(normA2, Vt, CV, GU, GV)) / normA
+        return np.sqrt(B.reduced_sq_error_(normA2, Vt, CV, GU, GV, ebuf, comm)) / normA
 
     errors = [err()]
     times = [time.perf_counter() - t0]
@@ -193,7 +214,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     first = None
     for _ in range(max_iter):
         if solver == "hals":
-            delta = B.hals_sweep_(X, C, G)
+            delta = comm.sum(B.hals_sweep_(X, C, G))
             first = delta if first is None else first
         else:  # X may be a column slice (fixed ones row): kernel and BLAS take it as is
             B.nnls_mu_semi_(X, C, G, DP, DM, 1, eps)

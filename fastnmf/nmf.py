@@ -7,11 +7,12 @@ import numpy as np
 
 from . import _blocks as B
 from . import _kernels as K
+from ._comm import SERIAL, as_comm, collective
 from ._init import INITS, initialize
 from ._threads import sized_by, rank_arg
 from ._result import FactorizationResult
-from ._validation import (check_choice, check_factor, check_float, check_int, check_matrix,
-                          check_random_state, check_rank)
+from ._validation import (check_choice, check_distributed, check_factor, check_float, check_int,
+                          check_matrix, check_random_state, check_rank)
 
 __all__ = ["nmf"]
 
@@ -44,21 +45,30 @@ def _check_iteration_options(dtype, max_iter, tol, n_inner, inner_alpha, inner_t
     return max_iter, tol, n_inner, inner_alpha, inner_tol, eps
 
 
-def _prepare_init(A, k, init, rng, nonneg_U):
+def _check_init(A, k, init, nonneg_U, comm):
+    """Validate ``init``: returns the (U0, Vt0) pair, or the method name."""
     m, n = A.shape
     if isinstance(init, (tuple, list)):
         if len(init) != 2:
             raise ValueError("init must be a method name or a (U0, V0) pair")
         U = check_factor(init[0], "init[0] (U0)", (m, k), A.dtype, nonnegative=nonneg_U)
-        V = check_factor(init[1], "init[1] (V0)", (k, n), A.dtype, nonnegative=True)
+        V = check_factor(init[1], "init[1] (V0)", (k, n), A.dtype, nonnegative=True,
+                         allow_empty_columns=comm.size > 1)
         return U, np.ascontiguousarray(V.T)
-    check_choice(init, "init", INITS)
-    return initialize(A, k, init, rng)
+    return check_choice(init, "init", INITS)
+
+
+def _start(A, k, init, rng, comm):
+    """The starting factors (U, Vt) for a validated init (collective)."""
+    if isinstance(init, tuple):
+        return init
+    return initialize(A, k, init, rng, comm)
 
 
 @sized_by(rank_arg)
 def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, random_state=None,
-        extrapolate=None, n_inner=None, inner_alpha=0.5, inner_tol=0.1, eps=None, dtype=None):
+        extrapolate=None, n_inner=None, inner_alpha=0.5, inner_tol=0.1, eps=None, dtype=None,
+        comm=None):
     """Nonnegative matrix factorization ``A ~ U V`` with ``U >= 0, V >= 0``.
 
     Minimises ``||A - U V||_F^2`` by alternating exact block updates.
@@ -105,6 +115,14 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
         MU denominator guard; default ``finfo(dtype).eps``.
     dtype : {None, numpy.float32, numpy.float64}
         Working dtype; default: that of A (float64 for integer input).
+    comm : mpi4py communicator or None, default None
+        Data-parallel run: every process passes its own block of columns
+        (samples) of the full matrix as ``A`` (m, n_p), possibly empty, the
+        same ``rank`` and options and the same ``random_state``. Every
+        process gets the same ``U`` and its own columns of ``V``, equal (to
+        rounding) to a one-process run on the whole matrix. One allreduce
+        of an (m + k) x k matrix per U-step, one of k^2 + 1 numbers per
+        error evaluation. None: one process.
 
     Returns
     -------
@@ -118,25 +136,30 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
     each) and two Gram matrices; the sweeps cost O((m + n) k^2) each. The
     error is computed from those products at O((m + n) k) extra cost.
     """
-    A = check_matrix(A, "A", nonnegative=True, dtype=dtype)
-    k = check_rank(rank)
-    check_choice(solver, "solver", SOLVERS)
-    max_iter, tol, n_inner, inner_alpha, inner_tol, eps = _check_iteration_options(
-        A.dtype, max_iter, tol, n_inner, inner_alpha, inner_tol, eps)
-    if extrapolate is None:
-        extrapolate = solver == "hals"
-    elif not isinstance(extrapolate, (bool, np.bool_)):
-        raise TypeError(f"extrapolate must be True, False or None, got {extrapolate!r}")
-    elif extrapolate and solver == "mu":
-        # The projected extrapolation sets entries to exactly 0, and a
-        # multiplicative update can never move an entry off 0: whole factors
-        # lock at zero (seen on digits from the nndsvda start).
-        raise ValueError("extrapolate=True is only available with solver='hals'")
-    rng = check_random_state(random_state)
-    U, Vt = _prepare_init(A, k, init, rng, nonneg_U=True)
+    comm = as_comm(comm)
+    with collective(comm):
+        A = check_matrix(A, "A", nonnegative=True, dtype=dtype,
+                         allow_empty_columns=comm.size > 1)
+        k = check_rank(rank)
+        check_choice(solver, "solver", SOLVERS)
+        max_iter, tol, n_inner, inner_alpha, inner_tol, eps = _check_iteration_options(
+            A.dtype, max_iter, tol, n_inner, inner_alpha, inner_tol, eps)
+        if extrapolate is None:
+            extrapolate = solver == "hals"
+        elif not isinstance(extrapolate, (bool, np.bool_)):
+            raise TypeError(f"extrapolate must be True, False or None, got {extrapolate!r}")
+        elif extrapolate and solver == "mu":
+            # The projected extrapolation sets entries to exactly 0, and a
+            # multiplicative update can never move an entry off 0: whole factors
+            # lock at zero (seen on digits from the nndsvda start).
+            raise ValueError("extrapolate=True is only available with solver='hals'")
+        rng = check_random_state(random_state)
+        init = _check_init(A, k, init, True, comm)
+    N = check_distributed(comm, A)
+    U, Vt = _start(A, k, init, rng, comm)
     return _nmf_loop(A, U, Vt, solver=solver, max_iter=max_iter, tol=tol, n_inner=n_inner,
                      inner_alpha=inner_alpha, inner_tol=inner_tol, eps=eps,
-                     extrapolate=bool(extrapolate))
+                     extrapolate=bool(extrapolate), comm=comm, n_total=N)
 
 
 # Ang & Gillis (2019) defaults: initial beta, its cut on a restart, its
@@ -145,21 +168,25 @@ _BETA0, _ETA, _GAMMA, _GAMMA_BAR = 0.5, 1.5, 1.05, 1.01
 
 
 def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_tol, eps,
-              extrapolate):
+              extrapolate, comm=SERIAL, n_total=None):
     """Alternating block updates; the factors passed in are the starting point.
 
     Plain: U <- update(U; V), V <- update(V; U). With extrapolation, the
     "hat" factors are the extrapolated points each block starts from (and
     the fixed factor of the other block); "cur" are the plain iterates.
     Work buffers are allocated here, once; the loop allocates only k x k.
+    With ``comm`` the columns of A are split across processes (``n_total``
+    in all): U-steps reduce ``[A V^T; V V^T]``, errors ``[V V^T, <V, A^T U>]``.
     """
     m, n = A.shape
+    N = n if n_total is None else n_total
     k = U.shape[1]
     dt = A.dtype
-    CU = np.empty((m, k), dt)
+    CUG = B.cross_gram_buffer(m, k, dt)
+    CU, GV = CUG[:m], CUG[m:]     # A V^T and V V^T, summed over processes
     CV = np.empty((n, k), dt)
     GU = np.empty((k, k), dt)
-    GV = np.empty((k, k), dt)
+    ebuf = np.empty(k * k + 1)    # error reduction (float64)
     if solver == "mu":
         DU, DV = np.empty((m, k), dt), np.empty((n, k), dt)
         cap_u = cap_v = 1 if n_inner is None else n_inner
@@ -170,21 +197,20 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
         def update_v(X):
             B.nnls_mu_nmf_(X, CV, GU, DV, cap_v, eps)
     else:
-        cap_u = _inner_cap(n_inner, n, k, inner_alpha)
+        cap_u = _inner_cap(n_inner, N, k, inner_alpha)
         cap_v = _inner_cap(n_inner, m, k, inner_alpha)
 
-        def update_u(X):
+        def update_u(X):   # U is the same on every process: no communication
             return B.nnls_hals_(X, CU, GV, cap_u, inner_tol)
 
-        def update_v(X):
-            return B.nnls_hals_(X, CV, GU, cap_v, inner_tol)
+        def update_v(X):   # rows of Vt are split: the stopping test is global
+            return B.nnls_hals_(X, CV, GU, cap_v, inner_tol, comm)
 
     t0 = time.perf_counter()
-    normA2 = B.sq_norm(A)
+    normA2 = comm.sum(B.sq_norm(A))
     normA = np.sqrt(normA2) if normA2 > 0 else 1.0
     # Initial error, from products the first U-step needs anyway.
-    B.gram(Vt, out=GV)
-    np.matmul(A, Vt, out=CU)
+    B.cross_and_gram_(A, Vt, CUG, comm)
     B.gram(U, out=GU)
     errors = [np.sqrt(B.linear_sq_error(normA2, U, CU, GV, GU)) / normA]
     times = [time.perf_counter() - t0]
@@ -202,18 +228,17 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
         restarts = 0
     for it in range(1, max_iter + 1):
         if not extrapolate:
-            if it > 1:
-                np.matmul(A, Vt, out=CU)
+            if it > 1:   # GV is already the reduced Gram of the error step
+                B.cross_and_gram_(A, Vt, CUG, comm, with_gram=False)
             update_u(U)
             np.matmul(A.T, U, out=CV)
             B.gram(U, out=GU)
             update_v(Vt)
-            B.gram(Vt, out=GV)
-            errors.append(np.sqrt(B.linear_sq_error(normA2, Vt, CV, GU, GV)) / normA)
+            errors.append(np.sqrt(B.reduced_sq_error_(normA2, Vt, CV, GU, GV, ebuf, comm))
+                          / normA)
         else:
             if it > 1:
-                np.matmul(A, Vh, out=CU)
-                B.gram(Vh, out=GV)
+                B.cross_and_gram_(A, Vh, CUG, comm)
             np.copyto(Un, Uh)
             update_u(Un)
             K.extrapolate_(Uh, Un, Uc, beta)        # Uh <- max(0, Un + beta (Un - Uc))
@@ -225,8 +250,7 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
             K.extrapolate_(Vh, Vn, Vc, beta)
             Vc, Vn = Vn, Vc
             # Error of (Uh, Vc): the pair the V-step's products describe.
-            B.gram(Vc, out=GVc)
-            err = np.sqrt(B.linear_sq_error(normA2, Vc, CV, GU, GVc)) / normA
+            err = np.sqrt(B.reduced_sq_error_(normA2, Vc, CV, GU, GVc, ebuf, comm)) / normA
             if err > ref_err:                       # restart from the plain iterates
                 np.copyto(Uh, Uc)
                 np.copyto(Vh, Vc)

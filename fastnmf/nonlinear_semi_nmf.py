@@ -6,10 +6,11 @@ import time
 import numpy as np
 
 from . import _blocks as B
-from .nmf import _prepare_init
+from ._comm import as_comm, collective
+from .nmf import _check_init, _start
 from ._threads import sized_by, rank_arg
 from ._result import FactorizationResult
-from ._validation import (check_choice, check_float, check_int, check_matrix,
+from ._validation import (check_choice, check_distributed, check_float, check_int, check_matrix,
                           check_random_state, check_rank)
 
 __all__ = ["nonlinear_semi_nmf"]
@@ -19,7 +20,8 @@ ACTIVATIONS = ("relu",)
 
 @sized_by(rank_arg)
 def nonlinear_semi_nmf(A, rank, *, activation="relu", init="nndsvda", max_iter=100, tol=1e-4,
-                       n_inner=2, omega=1.0, alpha=0.0, random_state=None, dtype=None):
+                       n_inner=2, omega=1.0, alpha=0.0, random_state=None, dtype=None,
+                       comm=None):
     """Nonlinear semi-NMF: ``A ~ relu(U V)`` with ``V >= 0``, ``U`` free, ``A >= 0``.
 
     Each outer iteration runs ``n_inner`` fixed-point (Gauss-Newton-like)
@@ -55,6 +57,10 @@ def nonlinear_semi_nmf(A, rank, *, activation="relu", init="nndsvda", max_iter=1
         Ridge term lambda added to both Gram matrices.
     random_state, dtype
         As in :func:`fastnmf.nmf`.
+    comm : mpi4py communicator or None
+        Data-parallel run over column blocks of A, as in :func:`fastnmf.nmf`:
+        one allreduce of ``[R V^T; V V^T]`` per U-step iteration, one scalar
+        per outer iteration for the error.
 
     Returns
     -------
@@ -66,40 +72,46 @@ def nonlinear_semi_nmf(A, rank, *, activation="relu", init="nndsvda", max_iter=1
     GEMMs per inner iteration: the model ``U V`` (m k n flops x 2) and one
     cross product with the residual (m n k x 2). One extra m x n buffer.
     """
-    A = check_matrix(A, "A", nonnegative=True, dtype=dtype)
-    k = check_rank(rank)
-    check_choice(activation, "activation", ACTIVATIONS)
-    max_iter = check_int(max_iter, "max_iter", minimum=0)
-    tol = check_float(tol, "tol")
-    n_inner = check_int(n_inner, "n_inner", minimum=1)
-    omega = check_float(omega, "omega", strict=True)
-    alpha = check_float(alpha, "alpha")
-    rng = check_random_state(random_state)
-    U, Vt = _prepare_init(A, k, init, rng, nonneg_U=False)
+    comm = as_comm(comm)
+    with collective(comm):
+        A = check_matrix(A, "A", nonnegative=True, dtype=dtype,
+                         allow_empty_columns=comm.size > 1)
+        k = check_rank(rank)
+        check_choice(activation, "activation", ACTIVATIONS)
+        max_iter = check_int(max_iter, "max_iter", minimum=0)
+        tol = check_float(tol, "tol")
+        n_inner = check_int(n_inner, "n_inner", minimum=1)
+        omega = check_float(omega, "omega", strict=True)
+        alpha = check_float(alpha, "alpha")
+        rng = check_random_state(random_state)
+        init = _check_init(A, k, init, False, comm)
+    check_distributed(comm, A)
+    U, Vt = _start(A, k, init, rng, comm)
     m, n = A.shape
     dt = A.dtype
-    MV = np.empty((m, k), dt)   # cross product A V^T / R V^T
+    EG = B.cross_gram_buffer(m, k, dt)   # [A V^T or R V^T; V V^T], reduced per U-step
     MU = np.empty((m, k), dt)   # U^+ (transposed), formed once per V-block
-    if not isinstance(init, (tuple, list)):
-        B.ridge_update_left_(A, Vt, U, MV, alpha)
+    if not isinstance(init, tuple):
+        B.ridge_update_left_(A, Vt, U, EG, alpha, comm=comm)
     P = B.model_buffer(A)
     D = np.empty((m, k), dt)
     S = np.empty((n, k), dt)
     t0 = time.perf_counter()
-    normA2 = B.sq_norm(A)
+    normA2 = comm.sum(B.sq_norm(A))
     normA = np.sqrt(normA2) if normA2 > 0 else 1.0
     # P holds the residual of the current point at the top of every iteration:
     # it is the error we record and the first residual the U-block needs.
     B.model_into_(P, U, Vt)
-    errors = [np.sqrt(B.relu_residual_(P, A)) / normA]
+    errors = [np.sqrt(comm.sum(B.relu_residual_(P, A))) / normA]
     times = [time.perf_counter() - t0]
     converged = False
     sq = []
     for _ in range(max_iter):
-        B.relu_update_left_(A, U, Vt, P, D, MV, alpha, omega, n_inner, sq, residual_ready=True)
+        B.relu_update_left_(A, U, Vt, P, D, EG, alpha, omega, n_inner, sq, residual_ready=True,
+                            comm=comm)
         B.relu_update_right_(A, U, Vt, P, S, MU, alpha, omega, n_inner, sq, fixed_ones_row=False)
         B.model_into_(P, U, Vt)
-        errors.append(np.sqrt(B.relu_residual_(P, A)) / normA)
+        errors.append(np.sqrt(comm.sum(B.relu_residual_(P, A))) / normA)
         times.append(time.perf_counter() - t0)
         if tol > 0 and errors[-2] - errors[-1] < tol * errors[-1]:
             converged = True

@@ -6,9 +6,10 @@ import time
 import numpy as np
 
 from . import _blocks as B
+from ._comm import as_comm, collective
 from ._threads import sized_by, columns_of_second
 from ._result import FactorizationResult
-from ._validation import check_choice, check_float, check_int, check_matrix
+from ._validation import check_choice, check_distributed, check_float, check_int, check_matrix
 
 __all__ = ["relu_lstsq"]
 
@@ -22,7 +23,8 @@ def check_ones_row(V, name: str):
 
 @sized_by(columns_of_second)
 def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_ones_row=False,
-               final_error=True, overwrite=False, fixed_gram=None, l2=0.0, dtype=None):
+               final_error=True, overwrite=False, fixed_gram=None, l2=0.0, dtype=None,
+               comm=None):
     """Solve one block of ``A ~ relu(U V)`` with the other factor fixed.
 
     ``update="U"``: ``min_U ||A - relu(U V)||_F^2 (+ l2 ||U||^2)`` (U free).
@@ -72,6 +74,13 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         only its shape and finiteness are checked.
     dtype : {None, numpy.float32, numpy.float64}
         Working dtype; default that of A.
+    comm : mpi4py communicator or None
+        Data-parallel solve: every process passes its own block of columns
+        (samples) of A and V and the same U (and ``fixed_gram``, which must
+        then be the Gram matrix over all processes). ``update="U"``: one
+        allreduce of ``[R V^T; V V^T]`` per iteration, and every process
+        gets the same U; ``update="V"``: no communication but one reduction
+        of the errors at the end.
 
     Returns
     -------
@@ -81,33 +90,37 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         ``errors`` (relative error entering each iteration, plus the final
         point's if ``final_error``).
     """
-    A = check_matrix(A, "A", nonnegative=True, dtype=dtype)
-    check_choice(update, "update", ("U", "V"))
-    dt = A.dtype
-    m, n = A.shape
-    U = check_matrix(U, "U", dtype=dt)
-    V = check_matrix(V, "V", nonnegative=(update == "V"), dtype=dt)
-    if U.shape[0] != m:
-        raise ValueError(f"U must have {m} rows (A is {m} x {n}), got shape {U.shape}")
-    if V.shape[1] != n:
-        raise ValueError(f"V must have {n} columns (A is {m} x {n}), got shape {V.shape}")
-    if U.shape[1] != V.shape[0]:
-        raise ValueError(f"U has {U.shape[1]} columns but V has {V.shape[0]} rows")
-    n_iter = check_int(n_iter, "n_iter", minimum=0)
-    omega = check_float(omega, "omega", strict=True)
-    alpha = check_float(alpha, "alpha")
-    if fixed_ones_row:
-        check_ones_row(V, "V")
-    k = U.shape[1]
-    l2 = check_float(l2, "l2")
-    if l2 > 0 and update != "U":
-        raise ValueError("l2 (weight decay) is only used with update='U'")
-    if fixed_gram is not None:
-        if update != "U":
-            raise ValueError("fixed_gram is only used with update='U' (the Gram of V)")
-        fixed_gram = check_matrix(fixed_gram, "fixed_gram", dtype=dt)
-        if fixed_gram.shape != (k, k):
-            raise ValueError(f"fixed_gram must have shape {(k, k)}, got {fixed_gram.shape}")
+    comm = as_comm(comm)
+    split = comm.size > 1
+    with collective(comm):
+        A = check_matrix(A, "A", nonnegative=True, dtype=dtype, allow_empty_columns=split)
+        check_choice(update, "update", ("U", "V"))
+        dt = A.dtype
+        m, n = A.shape
+        U = check_matrix(U, "U", dtype=dt)
+        V = check_matrix(V, "V", nonnegative=(update == "V"), dtype=dt, allow_empty_columns=split)
+        if U.shape[0] != m:
+            raise ValueError(f"U must have {m} rows (A is {m} x {n}), got shape {U.shape}")
+        if V.shape[1] != n:
+            raise ValueError(f"V must have {n} columns (A is {m} x {n}), got shape {V.shape}")
+        if U.shape[1] != V.shape[0]:
+            raise ValueError(f"U has {U.shape[1]} columns but V has {V.shape[0]} rows")
+        n_iter = check_int(n_iter, "n_iter", minimum=0)
+        omega = check_float(omega, "omega", strict=True)
+        alpha = check_float(alpha, "alpha")
+        if fixed_ones_row:
+            check_ones_row(V, "V")
+        k = U.shape[1]
+        l2 = check_float(l2, "l2")
+        if l2 > 0 and update != "U":
+            raise ValueError("l2 (weight decay) is only used with update='U'")
+        if fixed_gram is not None:
+            if update != "U":
+                raise ValueError("fixed_gram is only used with update='U' (the Gram of V)")
+            fixed_gram = check_matrix(fixed_gram, "fixed_gram", dtype=dt)
+            if fixed_gram.shape != (k, k):
+                raise ValueError(f"fixed_gram must have shape {(k, k)}, got {fixed_gram.shape}")
+    check_distributed(comm, A)
 
     def working(F, moves):  # the moving factor is copied unless overwrite allows otherwise
         if moves and not (overwrite and F.flags.c_contiguous):
@@ -119,12 +132,10 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
 
     P = B.model_buffer(A)
     t0 = time.perf_counter()
-    normA2 = B.sq_norm(A)
-    normA = np.sqrt(normA2) if normA2 > 0 else 1.0
-    sq = []
+    sq = [B.sq_norm(A)]   # ||A||^2, then ||R||^2 per iteration: reduced once at the end
     if update == "U":
-        B.relu_update_left_(A, U, Vt, P, np.empty((m, k), dt), np.empty((m, k), dt), alpha,
-                            omega, n_iter, sq, gram_V=fixed_gram, l2=l2)
+        B.relu_update_left_(A, U, Vt, P, np.empty((m, k), dt), B.cross_gram_buffer(m, k, dt),
+                            alpha, omega, n_iter, sq, gram_V=fixed_gram, l2=l2, comm=comm)
     else:
         kf = k - 1 if fixed_ones_row else k
         B.relu_update_right_(A, U, Vt, P, np.empty((n, kf), dt), np.empty((m, kf), dt), alpha,
@@ -132,8 +143,10 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     if final_error or n_iter == 0:
         B.model_into_(P, U, Vt)
         sq.append(B.relu_residual_(P, A))
+    sq = comm.sum_(np.asarray(sq, dtype=np.float64))
     elapsed = time.perf_counter() - t0
-    errors = np.sqrt(np.asarray(sq, dtype=np.float64)) / normA
+    normA = np.sqrt(sq[0]) if sq[0] > 0 else 1.0
+    errors = np.sqrt(sq[1:]) / normA
     return FactorizationResult(
         U=U, V=Vt.T, n_iter=n_iter, errors=errors, times=np.full(errors.shape, np.nan),
         converged=False, solver=f"relu_lstsq-{update}", info={"seconds": elapsed},

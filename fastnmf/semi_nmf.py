@@ -6,10 +6,12 @@ import time
 import numpy as np
 
 from . import _blocks as B
-from .nmf import _check_iteration_options, _inner_cap, _prepare_init
+from ._comm import as_comm, collective
+from .nmf import _check_init, _check_iteration_options, _inner_cap, _start
 from ._threads import sized_by, rank_arg
 from ._result import FactorizationResult
-from ._validation import check_choice, check_float, check_matrix, check_random_state, check_rank
+from ._validation import (check_choice, check_distributed, check_float, check_matrix,
+                          check_random_state, check_rank)
 
 __all__ = ["semi_nmf"]
 
@@ -19,7 +21,7 @@ SOLVERS = ("hals", "mu")
 @sized_by(rank_arg)
 def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, alpha=0.0,
              random_state=None, n_inner=None, inner_alpha=0.5, inner_tol=0.1, eps=None,
-             dtype=None):
+             dtype=None, comm=None):
     """Semi-nonnegative factorization ``A ~ U V``, ``V >= 0``, ``U`` unconstrained.
 
     Minimises ``||A - U V||_F^2 + alpha ||U||_F^2`` by alternating an exact
@@ -52,6 +54,10 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
         diagonal shift that keeps the Cholesky factorization finite.
     random_state, n_inner, inner_alpha, inner_tol, eps, dtype
         As in :func:`fastnmf.nmf`.
+    comm : mpi4py communicator or None
+        Data-parallel run over column blocks of A, as in :func:`fastnmf.nmf`:
+        one allreduce of ``[A V^T; V V^T]`` per U-step, one of k^2 + 1
+        numbers per iteration for the error.
 
     Returns
     -------
@@ -63,21 +69,26 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
     GEMMs per iteration: ``A @ V^T`` and ``A^T @ U`` (2 m n k flops each),
     two Gram matrices; everything else is O((m + n) k^2).
     """
-    A = check_matrix(A, "A", dtype=dtype)
-    k = check_rank(rank)
-    check_choice(solver, "solver", SOLVERS)
-    max_iter, tol, n_inner, inner_alpha, inner_tol, eps = _check_iteration_options(
-        A.dtype, max_iter, tol, n_inner, inner_alpha, inner_tol, eps)
-    alpha = check_float(alpha, "alpha")
-    rng = check_random_state(random_state)
-    U, Vt = _prepare_init(A, k, init, rng, nonneg_U=False)
+    comm = as_comm(comm)
+    with collective(comm):
+        A = check_matrix(A, "A", dtype=dtype, allow_empty_columns=comm.size > 1)
+        k = check_rank(rank)
+        check_choice(solver, "solver", SOLVERS)
+        max_iter, tol, n_inner, inner_alpha, inner_tol, eps = _check_iteration_options(
+            A.dtype, max_iter, tol, n_inner, inner_alpha, inner_tol, eps)
+        alpha = check_float(alpha, "alpha")
+        rng = check_random_state(random_state)
+        init = _check_init(A, k, init, False, comm)
+    check_distributed(comm, A)
+    U, Vt = _start(A, k, init, rng, comm)
 
     m, n = A.shape
     dt = A.dtype
     CV = np.empty((n, k), dt)
-    MV = np.empty((m, k), dt)   # cross product A V^T
+    EG = B.cross_gram_buffer(m, k, dt)   # [A V^T; V V^T] of the U-step
     GU = np.empty((k, k), dt)
     GV = np.empty((k, k), dt)
+    ebuf = np.empty(k * k + 1)
     if solver == "mu":
         DP, DM = np.empty((n, k), dt), np.empty((n, k), dt)
         cap_v = 1 if n_inner is None else n_inner
@@ -85,24 +96,22 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
         cap_v = _inner_cap(n_inner, m, k, inner_alpha)
 
     t0 = time.perf_counter()
-    normA2 = B.sq_norm(A)
+    normA2 = comm.sum(B.sq_norm(A))
     normA = np.sqrt(normA2) if normA2 > 0 else 1.0
     np.matmul(A.T, U, out=CV)
     B.gram(U, out=GU)
-    B.gram(Vt, out=GV)
-    errors = [np.sqrt(B.linear_sq_error(normA2, Vt, CV, GU, GV)) / normA]
+    errors = [np.sqrt(B.reduced_sq_error_(normA2, Vt, CV, GU, GV, ebuf, comm)) / normA]
     times = [time.perf_counter() - t0]
     converged = False
     for _ in range(max_iter):
-        B.ridge_update_left_(A, Vt, U, MV, alpha)
+        B.ridge_update_left_(A, Vt, U, EG, alpha, comm=comm)
         np.matmul(A.T, U, out=CV)
         B.gram(U, out=GU)
         if solver == "hals":
-            B.nnls_hals_(Vt, CV, GU, cap_v, inner_tol)
+            B.nnls_hals_(Vt, CV, GU, cap_v, inner_tol, comm)
         else:
             B.nnls_mu_semi_(Vt, CV, GU, DP, DM, cap_v, eps)
-        B.gram(Vt, out=GV)
-        errors.append(np.sqrt(B.linear_sq_error(normA2, Vt, CV, GU, GV)) / normA)
+        errors.append(np.sqrt(B.reduced_sq_error_(normA2, Vt, CV, GU, GV, ebuf, comm)) / normA)
         times.append(time.perf_counter() - t0)
         if tol > 0 and errors[-2] - errors[-1] < tol * errors[-1]:
             converged = True

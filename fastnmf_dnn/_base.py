@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 import fastnmf
+from fastnmf._comm import SERIAL, as_comm, check_same, collective
 
 from . import model_io
 from .network import Network, init_random
@@ -70,12 +71,14 @@ def _dtype(value):
     return dt
 
 
-def _fingerprint(*arrays):
-    """Cheap identity of the training data, stored in checkpoints."""
+def _fingerprint(*arrays, comm=SERIAL):
+    """Cheap identity of the training data, stored in checkpoints (with
+    ``comm``: of every process's block, in rank order)."""
     crc = 0
     for a in arrays:
         crc = zlib.crc32(np.ascontiguousarray(a).view(np.uint8).ravel(), crc)
-    return f"{[a.shape for a in arrays]}:{crc:08x}"
+    mine = f"{[a.shape for a in arrays]}:{crc:08x}"
+    return mine if comm.size == 1 else "|".join(comm.allgather(mine))
 
 
 class BaseNMFNet(BaseEstimator):
@@ -172,19 +175,28 @@ class BaseNMFNet(BaseEstimator):
         return self.training_options()
 
     # -- hooks for subclasses --------------------------------------------------
-    def _encode_targets(self, y, first_fit):  # pragma: no cover - abstract
+    def _encode_targets(self, y, first_fit, n_samples, comm=SERIAL):  # pragma: no cover
         raise NotImplementedError
 
-    def _score_outputs(self, out, y_enc):  # pragma: no cover - abstract
+    def _score_outputs(self, out, y_enc, comm=SERIAL):  # pragma: no cover - abstract
+        """Score of outputs ``out`` against encoded targets, over all processes."""
         raise NotImplementedError
 
     # -- fitting ---------------------------------------------------------------
     def _layer_sizes(self, n_features, n_outputs):
         return [n_features, *check_hidden_layer_sizes(self.hidden_layer_sizes), n_outputs]
 
-    def _split(self, X, y, Y):
+    def _split(self, X, y, Y, comm=SERIAL):
         if not self.early_stopping:
             return X, Y, y, None, None, None
+        if comm.size > 1:
+            # Each process holds out the same fraction of its own samples
+            # (a shard may be tiny or empty: no stratification).
+            g = np.random.default_rng([self._split_seed, comm.rank])
+            perm = g.permutation(X.shape[0])
+            n_va = int(round(self.validation_fraction * X.shape[0]))
+            va, tr = np.sort(perm[:n_va]), np.sort(perm[n_va:])
+            return X[tr], Y[tr], y[tr], X[va], y[va], va
         from sklearn.model_selection import train_test_split
         idx = np.arange(X.shape[0])
         strat = y if (self._target_is_label and self._can_stratify(y)) else None
@@ -206,54 +218,77 @@ class BaseNMFNet(BaseEstimator):
                              f"{fitted}, but hidden_layer_sizes and the data now give {sizes}; "
                              "set warm_start=False to train a new network")
 
-    def _initial_network(self, X, sizes, opts, rng):
+    def _initial_network(self, X, sizes, opts, rng, comm=SERIAL):
         dt = X.dtype
         if self.warm_start and hasattr(self, "coefs_"):
             return Network([c.astype(dt) for c in self.coefs_],
                            [b.astype(dt) for b in self.intercepts_])
         net = init_random(sizes, rng, dt, scale=self.init_scale)
         if self.pretrain and len(sizes) > 2:
-            if X.min() < 0:
-                raise ValueError("pretrain=True needs nonnegative X (NMF of the input); "
-                                 f"X has minimum {X.min()!r}")
+            with collective(comm):
+                if X.size and X.min() < 0:
+                    raise ValueError("pretrain=True needs nonnegative X (NMF of the input); "
+                                     f"X has minimum {X.min()!r}")
             st = pretrain_stack(X, sizes[1:-1], nmf_iter=self.pretrain_iter, alpha=opts.alpha,
-                                bias=opts.bias, random_state=rng, verbose=bool(self.verbose))
+                                bias=opts.bias, random_state=rng,
+                                verbose=bool(self.verbose) and comm.rank == 0, comm=comm)
             net.coefs[:-1] = st.coefs
             net.intercepts[:-1] = st.intercepts
         return net
 
-    def _fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None):
-        opts = self._validate_params()
-        dt = _dtype(self.dtype)
-        first_fit = not (self.warm_start and hasattr(self, "coefs_"))
-        X = validate_data(self, X, dtype=dt, reset=first_fit, order="C")
-        y_enc, Y = self._encode_targets(y, first_fit, n_samples=X.shape[0])
+    def _fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None,
+             comm=None):
+        comm = as_comm(comm)
+        split = comm.size > 1
+        with collective(comm):
+            opts = self._validate_params()
+            if split and opts.batch_size is not None:
+                raise ValueError("batch_size (mini-batch sweeps) cannot be combined with comm "
+                                 "(data-parallel training): use full-batch sweeps")
+            if split and checkpoint is not None and not opts.refresh_targets:
+                raise ValueError("checkpoint with comm needs refresh_targets=True (the carried-"
+                                 "over targets are per-process state a checkpoint does not hold)")
+            dt = _dtype(self.dtype)
+            first_fit = not (self.warm_start and hasattr(self, "coefs_"))
+            X = validate_data(self, X, dtype=dt, reset=first_fit, order="C",
+                              **({"ensure_min_samples": 0} if split else {}))
+        check_same(comm, X.shape[1], "the number of features of X")
+        with collective(comm):
+            y_enc, Y = self._encode_targets(y, first_fit, n_samples=X.shape[0], comm=comm)
         Y = Y.astype(dt, copy=False)
+        check_same(comm, Y.shape[1], "the number of outputs (columns of y / classes)")
+        if comm.sum(X.shape[0]) < 1:
+            raise ValueError("X has no samples on any process")
+        rs = self.random_state
+        if split and rs is None:  # every process must draw the same weights
+            rs = comm.bcast(int(np.random.default_rng().integers(2**62)))
         rng = np.random.default_rng(
-            self.random_state if not isinstance(self.random_state, np.random.RandomState)
-            else self.random_state.randint(2**31 - 1))
+            rs if not isinstance(rs, np.random.RandomState) else rs.randint(2**31 - 1))
         self._split_seed = int(rng.integers(2**31 - 1))
         sizes = self._layer_sizes(X.shape[1], Y.shape[1])
         if not first_fit:
             self._check_warm_start_sizes(sizes)
         state = None
         if checkpoint is not None and resume:
-            state = self._read_checkpoint(checkpoint, X, y_enc, opts, sizes)
+            with collective(comm):
+                state = self._read_checkpoint(checkpoint, X, y_enc, opts, sizes, comm)
         if state is not None and state["split_seed"] is not None:
             # the validation split of the interrupted run (random_state=None
             # would otherwise draw another split than the one trained on)
             self._split_seed = state["split_seed"]
-        Xtr, Ytr, ytr, Xva, yva, va_idx = self._split(X, y_enc, Y)
+        Xtr, Ytr, ytr, Xva, yva, va_idx = self._split(X, y_enc, Y, comm)
         if eval_set is not None:
-            Xev, yev = eval_set
-            Xev = validate_data(self, Xev, dtype=dt, reset=False)
-            yev = self._encode_eval(yev)
+            with collective(comm):
+                Xev, yev = eval_set
+                Xev = validate_data(self, Xev, dtype=dt, reset=False,
+                                    **({"ensure_min_samples": 0} if split else {}))
+                yev = self._encode_eval(yev)
         with fastnmf.threads(self.n_threads) if self.n_threads else _nullcontext():
             if state is not None:
                 net = state["network"]
             else:
-                net = self._initial_network(Xtr, sizes, opts, rng)
-            trainer = Trainer(Xtr, Ytr, net, opts, seed=self._split_seed)
+                net = self._initial_network(Xtr, sizes, opts, rng, comm)
+            trainer = Trainer(Xtr, Ytr, net, opts, seed=self._split_seed, comm=comm)
             if state is None and not first_fit and getattr(self, "n_iter_", 0) > 0:
                 trainer.resume_at(0, output_fitted=True)  # warm start after >= 1 sweep
             if state is not None:
@@ -272,20 +307,23 @@ class BaseNMFNet(BaseEstimator):
                 out = trainer.sweep()
                 secs = time.perf_counter() - t0
                 it += 1
-                loss = 0.5 * float(np.mean((out - Ytr) ** 2))
+                loss = 0.5 * comm.sum(np.sum((out - Ytr) ** 2, dtype=np.float64)) / (
+                    trainer.N * Ytr.shape[1])
                 net_now = trainer.network()
                 hist["loss"].append(loss)
-                hist["train_score"].append(self._score_outputs(out, ytr))
+                hist["train_score"].append(self._score_outputs(out, ytr, comm))
                 hist["seconds"].append(secs)
                 hist["validation_score"].append(
-                    self._score_outputs(net_now.forward(Xva), yva) if Xva is not None else None)
+                    self._score_outputs(net_now.forward(Xva), yva, comm) if Xva is not None
+                    else None)
                 hist["eval_score"].append(
-                    self._score_outputs(net_now.forward(Xev), yev) if eval_set is not None
+                    self._score_outputs(net_now.forward(Xev), yev, comm) if eval_set is not None
                     else None)
                 self._update_best(best, hist, net_now, it)
                 if checkpoint is not None:
-                    self._write_checkpoint(checkpoint, X, y_enc, trainer, hist, best, sizes)
-                if self.verbose:
+                    self._write_checkpoint(checkpoint, X, y_enc, trainer, hist, best, sizes,
+                                           comm)
+                if self.verbose and comm.rank == 0:
                     self._print_progress(it, hist)
                 if callback is not None:
                     callback(self, it, {k: v[-1] for k, v in hist.items()})
@@ -340,7 +378,10 @@ class BaseNMFNet(BaseEstimator):
         print("  ".join(parts), flush=True)
 
     # -- checkpoints -----------------------------------------------------------
-    def _write_checkpoint(self, path, X, y, trainer, hist, best, sizes):
+    def _write_checkpoint(self, path, X, y, trainer, hist, best, sizes, comm=SERIAL):
+        data = _fingerprint(X, y, comm=comm)   # collective: before the rank test
+        if comm.rank != 0:   # every process has the same weights; one writes
+            return
         net = trainer.network()
         arrays = _network_arrays(net, "coef", "intercept")
         if best["network"] is not None:
@@ -350,15 +391,16 @@ class BaseNMFNet(BaseEstimator):
         meta = {
             "kind": "checkpoint", "estimator": type(self).__name__,
             "params": _json_params(self.get_params()), "layer_sizes": sizes,
-            "data": _fingerprint(X, y), "history": hist, "split_seed": self._split_seed,
+            "data": data, "history": hist, "split_seed": self._split_seed,
             "best": {k: (None if (isinstance(v, float) and not np.isfinite(v)) else v)
                      for k, v in best.items() if k != "network"},
             "fastnmf_version": fastnmf.__version__,
         }
         model_io.write_npz(path, meta, arrays)
 
-    def _read_checkpoint(self, path, X, y, opts, sizes):
+    def _read_checkpoint(self, path, X, y, opts, sizes, comm=SERIAL):
         import os
+        fingerprint = _fingerprint(X, y, comm=comm)   # collective
         if not os.path.exists(path):
             return None
         meta, arrays = model_io.read_npz(path, kind="checkpoint")
@@ -380,7 +422,7 @@ class BaseNMFNet(BaseEstimator):
                         and mine.get(k) != theirs.get(k))
         if differ:  # before the data check: another dtype also changes the data's bytes
             raise ValueError(f"checkpoint {path} was written with other parameters: {differ}")
-        if data != _fingerprint(X, y):
+        if data != fingerprint:
             raise ValueError(f"checkpoint {path} was written for other training data")
         try:
             best = {k: (-np.inf if k == "score" and v is None else

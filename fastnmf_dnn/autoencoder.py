@@ -7,6 +7,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 import fastnmf
+from fastnmf._comm import as_comm, check_same, collective
 
 from ._base import _check_positive_int, _check_real, _dtype, _nullcontext, check_hidden_layer_sizes
 from .pretrain import StackedNMF, pretrain_stack
@@ -65,39 +66,54 @@ class NMFAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.n_threads = n_threads
         self.dtype = dtype
 
-    def fit(self, X, y=None):
-        """Fit on nonnegative X (n_samples, n_features); y is ignored."""
-        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
-        if not sizes:
-            raise ValueError("hidden_layer_sizes must name at least one code layer, got "
-                             f"{self.hidden_layer_sizes!r}")
-        nmf_iter = _check_positive_int(self.nmf_iter, "nmf_iter")
-        enc_iter = _check_positive_int(self.encoder_iter, "encoder_iter", minimum=0)
-        alpha = _check_real(self.alpha, "alpha")
-        if not isinstance(self.bias, (bool, np.bool_)):
-            raise TypeError(f"bias must be True or False, got {self.bias!r}")
-        if self.n_threads is not None:
-            _check_positive_int(self.n_threads, "n_threads")
-        dt = _dtype(self.dtype)
-        X = validate_data(self, X, dtype=dt, order="C")
-        if X.min() < 0:
-            # "Negative values in data" is scikit-learn's wording for this error
-            raise ValueError("Negative values in data passed to NMFAutoencoder.fit: X must be "
-                             f"nonnegative, its minimum is {float(X.min())!r}")
+    def fit(self, X, y=None, *, comm=None):
+        """Fit on nonnegative X (n_samples, n_features); y is ignored.
+
+        ``comm`` (mpi4py communicator): data-parallel fit, every process
+        passing its own samples; all get the same model (see
+        :meth:`NMFNetClassifier.fit`). ``reconstruction_err_`` is then over
+        all processes' samples.
+        """
+        comm = as_comm(comm)
+        split = comm.size > 1
+        with collective(comm):
+            sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
+            if not sizes:
+                raise ValueError("hidden_layer_sizes must name at least one code layer, got "
+                                 f"{self.hidden_layer_sizes!r}")
+            nmf_iter = _check_positive_int(self.nmf_iter, "nmf_iter")
+            enc_iter = _check_positive_int(self.encoder_iter, "encoder_iter", minimum=0)
+            alpha = _check_real(self.alpha, "alpha")
+            if not isinstance(self.bias, (bool, np.bool_)):
+                raise TypeError(f"bias must be True or False, got {self.bias!r}")
+            if self.n_threads is not None:
+                _check_positive_int(self.n_threads, "n_threads")
+            dt = _dtype(self.dtype)
+            X = validate_data(self, X, dtype=dt, order="C",
+                              **({"ensure_min_samples": 0} if split else {}))
+            if X.size and X.min() < 0:
+                # "Negative values in data" is scikit-learn's wording for this error
+                raise ValueError("Negative values in data passed to NMFAutoencoder.fit: X must "
+                                 f"be nonnegative, its minimum is {float(X.min())!r}")
+        check_same(comm, X.shape[1], "the number of features of X")
         rs = self.random_state
         if isinstance(rs, np.random.RandomState):
             rs = rs.randint(2**31 - 1)
+        if split and rs is None:  # every process must draw the same numbers
+            rs = comm.bcast(int(np.random.default_rng().integers(2**62)))
         with fastnmf.threads(self.n_threads) if self.n_threads else _nullcontext():
             st = pretrain_stack(X, sizes, nmf_iter=nmf_iter, encoder_iter=enc_iter, alpha=alpha,
-                                bias=bool(self.bias), random_state=rs)
+                                bias=bool(self.bias), random_state=rs, comm=comm)
         self.coefs_ = st.coefs
         self.intercepts_ = st.intercepts
         self.components_ = st.decoders
         self.nmf_errors_ = [float(e) for e in st.nmf_errors]
         self.encoder_errors_ = [float(e) for e in st.encoder_errors]
         R = st.decode(st.encode(X)) - X
-        nX = float(np.linalg.norm(X))
-        self.reconstruction_err_ = float(np.linalg.norm(R)) / (nX if nX > 0 else 1.0)
+        sq = comm.sum_(np.array([np.sum(R * R, dtype=np.float64),
+                                 np.sum(X * X, dtype=np.float64)]))
+        nX = float(np.sqrt(sq[1]))
+        self.reconstruction_err_ = float(np.sqrt(sq[0])) / (nX if nX > 0 else 1.0)
         return self
 
     @property

@@ -14,6 +14,11 @@ or MNIST (found on disk or downloaded with --download), or your own IDX files
 Exit status: 0 on success, 2 for a usage or input error (bad argument,
 missing or corrupt file, dataset not found: one line on stderr, no
 traceback), 130 when interrupted.
+
+MPI: ``mpiexec -n P fastnmf-dnn train ...`` trains data-parallel (needs
+``pip install "fastnmf[mpi]"``): each process reads only its block of the
+training and test sets, every process holds the same weights, only process 0
+prints and writes files, and an error on any process aborts the whole job.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import time
 import numpy as np
 
 import fastnmf
+from fastnmf._comm import SERIAL, as_comm
 
 from . import datasets
 from .autoencoder import NMFAutoencoder
@@ -45,6 +51,45 @@ _DEFAULT_HIDDEN = (100,)
 
 class UsageError(Exception):
     """A problem with the command line or the user's input (exit status 2)."""
+
+
+#: The processes of this run: SERIAL, or MPI.COMM_WORLD under mpiexec.
+_COMM = SERIAL
+# Set by the MPI launchers: MPICH / Intel MPI (PMI), Open MPI, MVAPICH.
+_LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+def _launched_size() -> int:
+    """Processes the MPI launcher started (1 when not started by mpiexec)."""
+    size = 1
+    for var in _LAUNCHER_SIZE_VARS:
+        try:
+            size = max(size, int(os.environ.get(var, "1")))
+        except ValueError:
+            pass
+    return size
+
+
+def _world():
+    """MPI.COMM_WORLD (wrapped) when started by mpiexec with > 1 process."""
+    size = _launched_size()
+    if size == 1:
+        return SERIAL
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise UsageError(f"started by mpiexec with {size} processes, but mpi4py is not "
+                         "installed: pip install \"fastnmf[mpi]\"") from None
+    return as_comm(MPI.COMM_WORLD)
+
+
+def _threads_per_process(comm) -> int:
+    """Default threads under MPI: this machine's CPUs shared by its processes
+    (BLAS and kernel threads of P processes must not oversubscribe the cores)."""
+    from fastnmf._threads import _available_cpus
+    from mpi4py import MPI
+    local = comm.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
+    return max(1, _available_cpus() // local)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -261,18 +306,45 @@ def main(argv=None) -> int:
               f"(see {PROG} --help)", file=sys.stderr)
         return 2
     prog = f"{PROG} {args.command}"
+    global _COMM
     try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        hint = (f"; rerun with --checkpoint {args.checkpoint} --resume to continue"
-                if getattr(args, "checkpoint", None) else "")
-        print(f"\n{prog}: interrupted{hint}", file=sys.stderr)
-        return 130
-    except (UsageError, OSError, ValueError, ImportError) as exc:
-        # User errors: bad values, missing/corrupt files, data not found, a
-        # checkpoint of another run, missing matplotlib. One line, no traceback.
-        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        _COMM = _world()
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _run(args, prog)
+    finally:
+        _COMM = SERIAL
+
+
+def _run(args, prog):
+    try:
+        if _COMM.size > 1 and args.command != "train":
+            raise UsageError(f"only 'train' runs data-parallel under mpiexec; run "
+                             f"'{args.command}' as one process")
+        return args.func(args)
+    except BaseException as exc:
+        if _COMM.size > 1 and not isinstance(exc, SystemExit):
+            # One process failing while the others wait in a collective would
+            # hang the job: report it and abort every process.
+            import traceback
+            known = isinstance(exc, (UsageError, OSError, ValueError, ImportError))
+            detail = _one_line(exc) if known else traceback.format_exc()
+            print(f"{prog}: error on MPI rank {_COMM.rank} of {_COMM.size}: {detail}",
+                  file=sys.stderr, flush=True)
+            _COMM.abort(2 if known else 1)
+        if isinstance(exc, KeyboardInterrupt):
+            hint = (f"; rerun with --checkpoint {args.checkpoint} --resume to continue"
+                    if getattr(args, "checkpoint", None) else "")
+            print(f"\n{prog}: interrupted{hint}", file=sys.stderr)
+            return 130
+        if isinstance(exc, (UsageError, OSError, ValueError, ImportError)):
+            # User errors: bad values, missing/corrupt files, data not found, a
+            # checkpoint of another run, missing matplotlib. One line, no traceback.
+            print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        raise
 
 
 def _one_line(exc):
@@ -290,7 +362,8 @@ def _one_line(exc):
 # -- shared helpers -------------------------------------------------------------
 
 def _out(*parts):
-    print(*parts, flush=True)
+    if _COMM.rank == 0:   # under MPI only process 0 prints
+        print(*parts, flush=True)
 
 
 def _threads_ctx(n):
@@ -321,11 +394,12 @@ def _flag(name):
     return "--" + name.replace("_", "-")
 
 
-def _load_data(args, *, need_train, labels_optional=False, dtype=np.float32):
+def _load_data(args, *, need_train, labels_optional=False, dtype=np.float32, shard=None):
     """(X_train, y_train, X_test, y_test, description) from the data options.
 
     X_train/y_train are None when ``need_train`` is False; y_* may be None
-    with ``labels_optional`` and IDX files without labels.
+    with ``labels_optional`` and IDX files without labels. ``shard``:
+    (index, count), read only that block of every set (MPI process index).
     """
     idx = _given(args, _IDX_TRAIN + _IDX_TEST)
     if idx and args.dataset is not None:
@@ -344,14 +418,16 @@ def _load_data(args, *, need_train, labels_optional=False, dtype=np.float32):
         t0 = time.perf_counter()
         Xtr = ytr = None
         if need_train:
-            Xtr, ytr = _read_pair(args.train_images, args.train_labels, dtype)
-        Xte, yte = _read_pair(args.test_images, args.test_labels, dtype)
+            Xtr, ytr = _read_pair(args.train_images, args.train_labels, dtype, shard)
+        Xte, yte = _read_pair(args.test_images, args.test_labels, dtype, shard)
         if Xtr is not None and Xtr.shape[1] != Xte.shape[1]:
             raise UsageError(f"training images have {Xtr.shape[1]} features but test images "
                              f"{Xte.shape[1]}")
         return Xtr, ytr, Xte, yte, f"IDX files (loaded in {time.perf_counter() - t0:.2f} s)"
     name = args.dataset or "digits"
     kw = {"dtype": dtype}
+    if shard is not None:
+        kw["shard"] = shard
     if name == "digits":
         if args.data_home is not None or args.download:
             raise UsageError("--data-home and --download apply to fashion-mnist and mnist; the "
@@ -366,10 +442,11 @@ def _load_data(args, *, need_train, labels_optional=False, dtype=np.float32):
     return d.X_train, d.y_train, d.X_test, d.y_test, f"{what}, loaded in {secs:.2f} s"
 
 
-def _read_pair(images, labels, dtype):
+def _read_pair(images, labels, dtype, shard=None):
+    start, stop = datasets.shard_range(datasets.idx_shape(images)[0], shard)
     if labels is not None:
-        return datasets.load_idx_pair(images, labels, dtype=dtype)
-    raw = datasets.read_idx(images)
+        return datasets.load_idx_pair(images, labels, dtype=dtype, start=start, stop=stop)
+    raw = datasets.read_idx(images, start=start, stop=stop)
     X = raw.reshape(raw.shape[0], -1).astype(dtype)
     if raw.dtype == np.uint8:
         X /= 255
@@ -432,7 +509,12 @@ def _cmd_train(args):
             raise UsageError(f"--plot {args.plot}: is a directory")
     dtype = np.dtype(args.dtype)
     hidden = _hidden(args)
-    Xtr, ytr, Xte, yte, where = _load_data(args, need_train=True, dtype=dtype.type)
+    comm = _COMM
+    mpi = comm.size > 1
+    if mpi and args.threads is None:
+        args.threads = _threads_per_process(comm)
+    Xtr, ytr, Xte, yte, where = _load_data(args, need_train=True, dtype=dtype.type,
+                                           shard=(comm.rank, comm.size) if mpi else None)
     params = dict(hidden_layer_sizes=hidden, preset=args.preset, alpha=args.alpha,
                   pretrain=args.pretrain, early_stopping=args.early_stopping,
                   random_state=args.seed, n_threads=args.threads, dtype=dtype.type)
@@ -440,13 +522,18 @@ def _cmd_train(args):
         params["max_iter"] = args.max_iter
     est = NMFNetClassifier(**params)
     est._validate_params()  # bad values are user errors: report them before any work
-    classes = np.unique(ytr)
+    classes = np.unique(np.concatenate(comm.allgather(np.unique(ytr))))
+    n_train, n_test = (int(round(comm.sum(a.shape[0]))) for a in (Xtr, Xte))
     _out(f"{prog} (fastnmf {fastnmf.__version__}): NMFNetClassifier, layers "
          f"{Xtr.shape[1]}-{'-'.join(map(str, hidden))}-{classes.size}, preset {args.preset}, "
          f"max_iter {est.max_iter}{', pretrain' if args.pretrain else ''}"
          f"{', early stopping' if args.early_stopping else ''}, seed {args.seed}, {dtype.name}")
-    _out(f"data: {where}: train {Xtr.shape[0]} x {Xtr.shape[1]}, test {Xte.shape[0]} x "
+    _out(f"data: {where}: train {n_train} x {Xtr.shape[1]}, test {n_test} x "
          f"{Xte.shape[1]}, {classes.size} classes")
+    if mpi:
+        _out(f"MPI: {comm.size} processes (data-parallel), each reads and trains on its own "
+             f"block of samples ({Xtr.shape[0]} training samples on process 0); "
+             f"{args.threads} thread{'s' if args.threads != 1 else ''} per process")
     _out(_threads_line(args.threads))
     warm_s, note = _warm_up(est, Xtr, ytr)
     _out(f"warm-up (Numba compile or cache load, first calls; one sweep on "
@@ -474,13 +561,15 @@ def _cmd_train(args):
     t0 = time.perf_counter()
     try:
         est.fit(Xtr, ytr, eval_set=(Xte, yte), checkpoint=args.checkpoint,
-                resume=args.resume, callback=callback)
+                resume=args.resume, callback=callback, comm=comm)
     finally:
         bar.refresh()  # the last state reaches logs even when sweeps beat tqdm's refresh
         bar.close()
     fit_s = time.perf_counter() - t0
-    with _threads_ctx(args.threads):
-        test_acc = float(est.score(Xte, yte))
+    with _threads_ctx(args.threads):   # over every process's block of the test set
+        hits = comm.sum(np.count_nonzero(est.predict(Xte) == yte)) if Xte.shape[0] else \
+            comm.sum(0)
+        test_acc = hits / n_test
 
     hist = est.history_
     n = len(hist["loss"])
@@ -516,12 +605,12 @@ def _cmd_train(args):
         best_it = int(np.nanargmax(np.array(est.validation_scores_, dtype=float))) + 1
         _out(f"early stopping: kept the weights of sweep {best_it} (validation accuracy "
              f"{est.best_validation_score_:.4f})")
-    if args.save:
+    if args.save and comm.rank == 0:
         save_model(est, args.save)
         _out(f"saved model to {args.save}")
     if args.checkpoint:
         _out(f"checkpoint: {args.checkpoint}")
-    if args.plot:
+    if args.plot and comm.rank == 0:
         if n:
             from .plotting import plot_history
             plot_history(hist, args.plot, title=f"NMFNetClassifier {_layers(est)}")
@@ -540,7 +629,8 @@ def _cmd_train(args):
 
 def _progress(total, quiet):
     from tqdm import tqdm
-    return tqdm(total=total, desc="sweeps", unit="sweep", file=sys.stderr, disable=quiet,
+    return tqdm(total=total, desc="sweeps", unit="sweep", file=sys.stderr,
+                disable=quiet or _COMM.rank != 0,
                 dynamic_ncols=True, leave=False,
                 bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed}<{remaining}"
                            "{postfix}")

@@ -35,6 +35,7 @@ import numpy as np
 __all__ = [
     "Dataset",
     "idx_shape",
+    "shard_range",
     "load_dataset",
     "load_digits",
     "load_fashion_mnist",
@@ -384,6 +385,26 @@ class Dataset(NamedTuple):
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def shard_range(n: int, shard) -> tuple:
+    """Records ``(start, stop)`` of shard ``shard = (index, count)`` of n.
+
+    The n records are cut into ``count`` contiguous blocks whose sizes
+    differ by at most one (``start = n * index // count``), e.g. the share
+    of MPI rank ``index`` of ``count``; ``shard=None`` is ``(0, n)``.
+    Raises TypeError/ValueError naming ``shard`` for anything else.
+    """
+    if shard is None:
+        return 0, n
+    if (not isinstance(shard, (tuple, list)) or len(shard) != 2
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                       for v in shard)):
+        raise TypeError(f"shard must be None or a pair of ints (index, count), got {shard!r}")
+    index, count = int(shard[0]), int(shard[1])
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard must satisfy 0 <= index < count, got {shard!r}")
+    return n * index // count, n * (index + 1) // count
+
+
 def _check_dtype(dtype) -> np.dtype:
     try:
         dt = None if dtype is None else np.dtype(dtype)
@@ -624,8 +645,9 @@ def _download(name: str, target: Path, have: dict) -> None:
             raise OSError(msg)
 
 
-def _load_mnist_like(name: str, data_home, download: bool, dtype) -> Dataset:
+def _load_mnist_like(name: str, data_home, download: bool, dtype, shard=None) -> Dataset:
     dt = _check_dtype(dtype)
+    shard_range(1, shard)  # validate before touching any file
     if not isinstance(download, bool):
         raise TypeError(f"download must be a bool, got {type(download).__name__}")
     searched = []
@@ -643,17 +665,20 @@ def _load_mnist_like(name: str, data_home, download: bool, dtype) -> Dataset:
                   else _cache_dir(name))
         _download(name, target, _files_in(target))
         directory = _files_in(target)
-    X_train, y_train = load_idx_pair(directory["train-images-idx3-ubyte"],
-                                     directory["train-labels-idx1-ubyte"], dtype=dt)
-    X_test, y_test = load_idx_pair(directory["t10k-images-idx3-ubyte"],
-                                   directory["t10k-labels-idx1-ubyte"], dtype=dt)
+    parts = []
+    for split in ("train", "t10k"):
+        images, labels = directory[f"{split}-images-idx3-ubyte"], directory[f"{split}-labels-idx1-ubyte"]
+        start, stop = shard_range(idx_shape(images)[0], shard)
+        parts.append(load_idx_pair(images, labels, dtype=dt, start=start, stop=stop))
+    (X_train, y_train), (X_test, y_test) = parts
     if X_train.shape[1] != X_test.shape[1]:
         raise ValueError(f"{_PRETTY[name]}: train images have {X_train.shape[1]} features "
                          f"but test images have {X_test.shape[1]}")
     return Dataset(X_train, y_train, X_test, y_test, name)
 
 
-def load_fashion_mnist(*, data_home=None, download=False, dtype=np.float32) -> Dataset:
+def load_fashion_mnist(*, data_home=None, download=False, dtype=np.float32,
+                       shard=None) -> Dataset:
     """Load Fashion-MNIST: 60000 training and 10000 test 28x28 images, 10 classes.
 
     Zalando Research, MIT licence.
@@ -679,11 +704,17 @@ def load_fashion_mnist(*, data_home=None, download=False, dtype=np.float32) -> D
         verify their SHA-256 and move them into place atomically. Default False: raise instead.
     dtype : {numpy.float32, numpy.float64}, keyword-only
         dtype of the images.
+    shard : (index, count) or None, keyword-only
+        Read only block ``index`` of ``count`` contiguous blocks of the
+        training set and of the test set (:func:`shard_range`), e.g.
+        ``(comm.rank, comm.size)`` for data-parallel training: only those
+        records are read from the files.
 
     Returns
     -------
     Dataset
-        ``X_train`` (60000, 784) and ``X_test`` (10000, 784) in ``dtype``,
+        ``X_train`` (60000, 784) and ``X_test`` (10000, 784) in ``dtype``
+        (with ``shard``: that block of each),
         pixel values scaled to [0, 1] (uint8 divided by 255); ``y_train``
         (60000,) and ``y_test`` (10000,) int64 labels 0..9; ``name``
         ``"fashion-mnist"``.
@@ -701,10 +732,10 @@ def load_fashion_mnist(*, data_home=None, download=False, dtype=np.float32) -> D
     TypeError
         ``dtype`` is not float32/float64, or a bad ``data_home``/``download``.
     """
-    return _load_mnist_like("fashion-mnist", data_home, download, dtype)
+    return _load_mnist_like("fashion-mnist", data_home, download, dtype, shard)
 
 
-def load_mnist(*, data_home=None, download=False, dtype=np.float32) -> Dataset:
+def load_mnist(*, data_home=None, download=False, dtype=np.float32, shard=None) -> Dataset:
     """Load MNIST: 60000 training and 10000 test 28x28 images, 10 classes.
 
     Yann LeCun, Corinna Cortes and Christopher J.C. Burges.
@@ -729,6 +760,8 @@ def load_mnist(*, data_home=None, download=False, dtype=np.float32) -> Dataset:
         into place atomically. Default False: raise instead.
     dtype : {numpy.float32, numpy.float64}, keyword-only
         dtype of the images.
+    shard : (index, count) or None, keyword-only
+        As in :func:`load_fashion_mnist`.
 
     Returns
     -------
@@ -751,7 +784,7 @@ def load_mnist(*, data_home=None, download=False, dtype=np.float32) -> Dataset:
     TypeError
         ``dtype`` is not float32/float64, or a bad ``data_home``/``download``.
     """
-    return _load_mnist_like("mnist", data_home, download, dtype)
+    return _load_mnist_like("mnist", data_home, download, dtype, shard)
 
 
 def _check_test_size(test_size) -> float:
@@ -789,7 +822,7 @@ def _stratified_split(y: np.ndarray, test_size: float, rng: np.random.Generator)
     return train, test
 
 
-def load_digits(*, dtype=np.float32, test_size=0.2, random_state=0) -> Dataset:
+def load_digits(*, dtype=np.float32, test_size=0.2, random_state=0, shard=None) -> Dataset:
     """The 8x8 digits bundled with fastnmf, scaled to [0, 1], split stratified.
 
     1797 images (UCI optical recognition of handwritten digits, as in
@@ -806,6 +839,9 @@ def load_digits(*, dtype=np.float32, test_size=0.2, random_state=0) -> Dataset:
     random_state : int or None, keyword-only
         Seed of the shuffle (``numpy.random.default_rng``); the same seed
         gives the same split. None: a fresh random split.
+    shard : (index, count) or None, keyword-only
+        Keep only block ``index`` of ``count`` contiguous blocks of the
+        (shuffled) training set and of the test set (:func:`shard_range`).
 
     Returns
     -------
@@ -830,9 +866,12 @@ def load_digits(*, dtype=np.float32, test_size=0.2, random_state=0) -> Dataset:
         random_state = _check_int(random_state, "random_state")
         if random_state < 0:
             raise ValueError(f"random_state must be >= 0, got {random_state}")
+    shard_range(1, shard)
     X, y = _load_bundled(dtype=np.float64)
     X = (X / 16.0).astype(dt)
     train, test = _stratified_split(y, ts, np.random.default_rng(random_state))
+    train = train[slice(*shard_range(train.size, shard))]
+    test = test[slice(*shard_range(test.size, shard))]
     return Dataset(X[train], y[train], X[test], y[test], "digits")
 
 

@@ -6,6 +6,8 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
+from fastnmf._comm import SERIAL, collective
+
 from ._base import BaseNMFNet
 
 __all__ = ["NMFNetClassifier", "NMFNetRegressor"]
@@ -98,7 +100,8 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
 
     _target_is_label = True
 
-    def fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None):
+    def fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None,
+            comm=None):
         """Train on X (n_samples, n_features) and labels y (n_samples,).
 
         Parameters
@@ -117,29 +120,45 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
             parameters required) up to ``max_iter`` sweeps in total.
         callback : callable(estimator, iteration, record), optional
             Called after every sweep with that sweep's history record.
+        comm : mpi4py communicator or None
+            Data-parallel training (``mpiexec``): every process passes its
+            own samples as X, y (a block may be empty) and the same
+            parameters; every process ends with the same fitted model,
+            equal (to rounding) to one process fitted on all samples.
+            Scores, loss and early stopping are over all processes; with
+            ``early_stopping`` each process holds out ``validation_fraction``
+            of its own samples; only process 0 writes ``checkpoint``.
+            Full-batch sweeps only. See the README section "MPI".
         """
         return self._fit(X, y, eval_set=eval_set, checkpoint=checkpoint, resume=resume,
-                         callback=callback)
+                         callback=callback, comm=comm)
 
-    def _encode_targets(self, y, first_fit, n_samples):
-        if y is None:
-            raise ValueError("NMFNetClassifier requires y to be passed, but the target y is None")
-        y = column_or_1d(y, warn=True)
-        if y.dtype.kind == "f" and not np.isfinite(y).all():
-            raise ValueError("Input y contains NaN or infinity.")
-        if y.shape[0] != n_samples:
-            raise ValueError(f"y has {y.shape[0]} samples but X has {n_samples}")
-        check_classification_targets(y)
+    def _encode_targets(self, y, first_fit, n_samples, comm=SERIAL):
+        with collective(comm):
+            if y is None:
+                raise ValueError("NMFNetClassifier requires y to be passed, "
+                                 "but the target y is None")
+            y = column_or_1d(y, warn=True)
+            if y.dtype.kind == "f" and not np.isfinite(y).all():
+                raise ValueError("Input y contains NaN or infinity.")
+            if y.shape[0] != n_samples:
+                raise ValueError(f"y has {y.shape[0]} samples but X has {n_samples}")
+            if y.size:
+                check_classification_targets(y)
         if first_fit:
             classes = np.unique(y)
+            if comm.size > 1:  # the classes seen by any process (empty blocks have none)
+                classes = np.unique(np.concatenate(
+                    [c for c in comm.allgather(classes) if c.size] or [classes]))
             if classes.size < 2:
                 raise ValueError("y has only one class "
                                  f"({classes[0]!r}); a classifier needs at least 2 classes")
             self.classes_ = classes
         else:
-            unseen = np.setdiff1d(np.unique(y), self.classes_)
-            if unseen.size:
-                raise ValueError(f"y contains classes not seen in the first fit: {unseen}")
+            with collective(comm):
+                unseen = np.setdiff1d(np.unique(y), self.classes_) if y.size else y
+                if unseen.size:
+                    raise ValueError(f"y contains classes not seen in the first fit: {unseen}")
         codes = np.searchsorted(self.classes_, y)
         Y = np.zeros((y.shape[0], self.classes_.size))
         Y[np.arange(y.shape[0]), codes] = 1.0
@@ -152,8 +171,11 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
         ok = self.classes_[codes] == y
         return np.where(ok, codes, -1)
 
-    def _score_outputs(self, out, codes):
-        return float(np.mean(out.argmax(axis=1) == codes))
+    def _score_outputs(self, out, codes, comm=SERIAL):
+        """Accuracy over all processes."""
+        hits = comm.sum(np.count_nonzero(out.argmax(axis=1) == codes))
+        n = comm.sum(codes.shape[0])
+        return float(hits / n) if n else float("nan")
 
     def _class_arrays(self):
         return {"classes": self.classes_}
@@ -193,14 +215,19 @@ class NMFNetRegressor(RegressorMixin, BaseNMFNet):
     regression, trained without backpropagation (see NMFNetClassifier).
     """ + _PARAMS_DOC + _ATTRS_DOC
 
-    def fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None):
+    def fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None,
+            comm=None):
         """Train on X (n_samples, n_features) and y (n_samples,) or
-        (n_samples, n_outputs). Keywords as in :meth:`NMFNetClassifier.fit`;
-        scores are R^2."""
+        (n_samples, n_outputs). Keywords (``comm`` included) as in
+        :meth:`NMFNetClassifier.fit`; scores are R^2."""
         return self._fit(X, y, eval_set=eval_set, checkpoint=checkpoint, resume=resume,
-                         callback=callback)
+                         callback=callback, comm=comm)
 
-    def _encode_targets(self, y, first_fit, n_samples):
+    def _encode_targets(self, y, first_fit, n_samples, comm=SERIAL):
+        with collective(comm):
+            return self._encode_local(y, first_fit, n_samples, comm.size > 1)
+
+    def _encode_local(self, y, first_fit, n_samples, split):
         if y is None:
             raise ValueError("NMFNetRegressor requires y to be passed, but the target y is None")
         y = np.asarray(y)
@@ -212,22 +239,28 @@ class NMFNetRegressor(RegressorMixin, BaseNMFNet):
         # object arrays of numbers become float64 (scikit-learn convention);
         # NaN / Inf raise "Input y contains ..."
         try:
-            y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+            y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y",
+                            **({"ensure_min_samples": 0} if split else {}))
         except ValueError as exc:
             if "Input y contains" in str(exc):
                 raise
             raise ValueError(f"y must be numeric: {exc}") from None
         if first_fit:
             self._y_ndim = y.ndim
-        Y = y.reshape(n_samples, -1).astype(np.float64)
+        Y = y.reshape(n_samples, y.shape[1] if y.ndim == 2 else 1).astype(np.float64)
         return Y, Y
 
     def _encode_eval(self, y):
         return np.asarray(y, dtype=np.float64).reshape(len(y), -1)
 
-    def _score_outputs(self, out, Y):
-        ss_res = ((Y - out) ** 2).sum(axis=0)
-        ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+    def _score_outputs(self, out, Y, comm=SERIAL):
+        """Mean R^2 over the outputs, over all processes (two reductions:
+        the mean first, then the centred sums)."""
+        n = comm.sum(Y.shape[0])
+        mean = comm.sum_(Y.sum(axis=0)) / n
+        ss = comm.sum_(np.concatenate([((Y - out) ** 2).sum(axis=0),
+                                       ((Y - mean) ** 2).sum(axis=0)]))
+        ss_res, ss_tot = ss[: Y.shape[1]], ss[Y.shape[1]:]
         with np.errstate(divide="ignore", invalid="ignore"):
             r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1),
                           np.where(ss_res > 0, 0.0, 1.0))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import fastnmf
+from fastnmf._comm import as_comm
 
 from .network import Network, unstack_layer
 
@@ -58,7 +59,7 @@ class StackedNMF:
 
 
 def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4, bias=True,
-                   random_state=None, verbose=False):
+                   random_state=None, verbose=False, comm=None):
     """Pre-train encoders for ``hidden_sizes`` on nonnegative X (N, d).
 
     Parameters
@@ -76,6 +77,9 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
     random_state : int, Generator or None
         Seeds the NMF initialisation (NNDSVDa is deterministic; the seed is
         used where it needs randomness).
+    comm : mpi4py communicator or None
+        Data-parallel: X is this process's block of samples; every process
+        gets the same encoders (every solve reduces over the processes).
 
     Returns
     -------
@@ -83,13 +87,15 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
     """
     rng = np.random.default_rng(random_state) if not isinstance(random_state, np.random.Generator) \
         else random_state
+    comm = as_comm(comm)
     dt = X.dtype
-    N = X.shape[0]
+    N = X.shape[0]                      # this process's samples
+    N_all = int(round(comm.sum(N)))     # all processes' (the ridge scales with it)
     H = X
     out = StackedNMF([], [], [], [], [])
     for i, n in enumerate(hidden_sizes):
         seed = int(rng.integers(2**31 - 1))
-        res = fastnmf.nmf(H.T, n, max_iter=nmf_iter, tol=0.0, random_state=seed)
+        res = fastnmf.nmf(H.T, n, max_iter=nmf_iter, tol=0.0, random_state=seed, comm=comm)
         # NMF leaves each component's scale split arbitrarily between U and V
         # (and with rank > n_{i-1} it drifts to 1e9 and beyond): give every
         # decoder row unit norm so codes live on the scale of the input.
@@ -101,14 +107,16 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
         Hb[:, : H.shape[1]] = H
         if bias:
             Hb[:, -1] = 1
-        W = fastnmf.ridge_lstsq(code, Hb.T, alpha=alpha * N)
+        W = fastnmf.ridge_lstsq(code, Hb.T, alpha=alpha * N_all, comm=comm)
         if encoder_iter:
             r = fastnmf.relu_lstsq(code, W, Hb.T, update="U", n_iter=encoder_iter,
-                                   alpha=alpha * N, overwrite=True)
+                                   alpha=alpha * N_all, overwrite=True, comm=comm)
             W, enc_err = r.U, r.error
         else:
             P = np.maximum(Hb @ W.T, 0) - code.T
-            enc_err = float(np.linalg.norm(P) / max(np.linalg.norm(code), 1e-300))
+            sq = comm.sum_(np.array([np.sum(P * P, dtype=np.float64),
+                                     np.sum(code * code, dtype=np.float64)]))
+            enc_err = float(np.sqrt(sq[0]) / max(np.sqrt(sq[1]), 1e-300))
         coef, intercept = unstack_layer(W, bias)
         out.coefs.append(coef)
         out.intercepts.append(intercept)

@@ -15,7 +15,13 @@ section 3 (Sakurai et al. 2016), written with samples as rows:
    ``refresh_targets``) the hidden targets of the next sweep.
 
 Every N-sized buffer is allocated once, in :class:`Trainer`; the public
-fastnmf solves update them in place (``overwrite=True``). Cost per sweep:
+fastnmf solves update them in place (``overwrite=True``).
+
+Data parallelism (``comm``): every process holds its own block of samples
+(rows of X and Y). Each U-step's Gram and cross product is summed over the
+processes inside the fastnmf solve (one allreduce, ``comm=``), target
+steps and the forward pass are local, so every process ends each sweep
+with the same weights as one process training on all samples. Cost per sweep:
 a few GEMMs of size ``n_i x n_{i-1} x N`` per layer (see
 ``bench/bench_trainer.py`` for the measured ratio to the GEMM floor).
 """
@@ -27,6 +33,7 @@ from typing import Optional
 import numpy as np
 
 import fastnmf
+from fastnmf._comm import as_comm
 
 from .network import Network, stack_layer, unstack_layer
 
@@ -157,12 +164,23 @@ class Trainer:
         Mini-batch sweeps only: the fixed shuffle of the samples into blocks
         and the block order of sweep t (drawn from ``(seed, t)``, so a
         resumed run visits the same blocks).
+    comm : mpi4py communicator or None
+        Data-parallel training: X and Y are this process's samples (maybe
+        none); every process passes the same network and options and gets
+        the same weights. Full-batch sweeps only.
     """
 
-    def __init__(self, X, Y, network: Network, options: TrainOptions, seed: int = 0):
+    def __init__(self, X, Y, network: Network, options: TrainOptions, seed: int = 0,
+                 comm=None):
         self.options = o = options
+        self.comm = comm = as_comm(comm)
         dt = X.dtype
-        self.N = N = X.shape[0]
+        N = X.shape[0]                  # this process's samples
+        if comm.size > 1 and o.batch_size is not None:
+            raise ValueError("batch_size (mini-batch sweeps) cannot be combined with comm "
+                             "(data-parallel training): use full-batch sweeps")
+        #: training samples over all processes
+        self.N = int(round(comm.sum(N)))
         self.sizes = sizes = network.layer_sizes
         self.nb = nb = 1 if o.bias else 0
         self.seed = int(seed)
@@ -202,8 +220,9 @@ class Trainer:
         self.block_errors = []
         self._output_fresh = False  # W_L already fitted to the current features
         # The first layer's input never changes: its Gram matrix (one per
-        # block) is formed once here instead of in every sweep.
-        self.gram0 = [self.H[0][b].T @ self.H[0][b] for b in self.blocks]
+        # block, summed over processes) is formed once here, not every sweep.
+        self.gram0 = [comm.sum_(np.ascontiguousarray(self.H[0][b].T @ self.H[0][b]))
+                      for b in self.blocks]
         self.forward()
         if self.F is not None:  # targets start at the forward activations
             for i in range(1, len(self.H)):
@@ -279,7 +298,8 @@ class Trainer:
         if o.refit_output and len(self.blocks) == 1 and len(self.W) > 1 and self.F is None:
             self._margin_targets(self.blocks[0])
             HL = self.H[-1]
-            self.W[-1] = fastnmf.ridge_lstsq(self.Y.T, HL.T, alpha=self._output_ridge(HL))
+            self.W[-1] = fastnmf.ridge_lstsq(self.Y.T, HL.T, alpha=self._output_ridge(HL),
+                                             comm=self.comm)
             np.matmul(HL, self.W[-1].T, out=self.out)
             self._output_fresh = True
         return self.output()
@@ -299,8 +319,12 @@ class Trainer:
     def _output_ridge(self, HL):
         """Ridge of the output layer's least squares on a block HL (b, k):
         ``alpha b + ridge b / N + rel_ridge`` share (all of it a true ridge)."""
-        o, b = self.options, HL.shape[0]
+        o, b = self.options, self._block_size(HL.shape[0])
         return o.alpha * b + o.ridge * b / self.N + self._rel_ridge(HL)
+
+    def _block_size(self, local_rows: int) -> int:
+        """Samples of the block being solved, over all processes (full batch: N)."""
+        return self.N if len(self.blocks) == 1 else local_rows
 
     def _rel_ridge(self, H):
         """``rel_ridge * ||H||_F^2 / (k N)`` for a layer input H (b, k) of
@@ -310,7 +334,7 @@ class Trainer:
         if r == 0:
             return 0.0
         flat = H.reshape(-1)
-        return r * float(np.dot(flat, flat)) / (H.shape[1] * self.N)
+        return r * self.comm.sum(np.dot(flat, flat)) / (H.shape[1] * self.N)
 
     def _margin_targets(self, rows):
         """Y <- max(out, Y0) where Y0 is 1, min(out, Y0) elsewhere (O(b c))."""
@@ -322,8 +346,9 @@ class Trainer:
     def _update(self, rows, gram0, record_errors, fit_output=True):
         """Steps 1-3 of method.md section 3 on the samples ``rows``."""
         o = self.options
+        comm = self.comm
         L = len(self.W)
-        b = rows.stop - rows.start if rows.stop is not None else self.N
+        b = self._block_size(rows.stop - rows.start)
         lam = o.alpha * b                      # per-sample ridge / step damping
         lam_w = o.ridge * b / self.N           # absolute weight decay, this block's share
         mu = o.weight_prox * b if len(self.blocks) > 1 else 0.0
@@ -334,15 +359,15 @@ class Trainer:
         VL = HL.T
         if fit_output:
             if record_errors:
-                e0 = _linear_error(YT, self.W[L - 1], VL)
+                e0 = _linear_error(YT, self.W[L - 1], VL, comm)
             self.W[L - 1] = fastnmf.ridge_lstsq(YT, VL, alpha=self._output_ridge(HL), prox=mu,
-                                                U0=self.W[L - 1] if mu else None)
+                                                U0=self.W[L - 1] if mu else None, comm=comm)
             if record_errors:
-                self.block_errors.append((L, "U", e0, _linear_error(YT, self.W[L - 1], VL)))
+                self.block_errors.append((L, "U", e0, _linear_error(YT, self.W[L - 1], VL, comm)))
         if L > 1:
             r = fastnmf.nnls(YT, self.W[L - 1], V0=VL, solver=o.z_solver, max_iter=o.z_iter,
                              tol=0.0, fixed_ones_row=fixed, prox=o.z_prox, l1=o.l1,
-                             overwrite=True, track_error=record_errors)
+                             overwrite=True, track_error=record_errors, comm=comm)
             _written(HL, r.V.T)
             if record_errors:
                 self.block_errors.append((L, "V", r.errors[0], r.errors[-1]))
@@ -354,14 +379,14 @@ class Trainer:
                                    omega=o.omega, alpha=lam + mu,
                                    l2=lam_w + self._rel_ridge(Hin), overwrite=True,
                                    final_error=record_errors,
-                                   fixed_gram=gram0 if i == 1 else None)
+                                   fixed_gram=gram0 if i == 1 else None, comm=comm)
             _written(self.W[i - 1], r.U)
             if record_errors:
                 self.block_errors.append((i, "U", r.errors[0], r.errors[-1]))
             if i > 1:
                 r = fastnmf.relu_lstsq(A, self.W[i - 1], Hin.T, update="V", n_iter=o.inner_iter,
                                        omega=o.omega, alpha=o.z_prox, fixed_ones_row=fixed,
-                                       overwrite=True, final_error=record_errors)
+                                       overwrite=True, final_error=record_errors, comm=comm)
                 _written(Hin, r.V.T)
                 if record_errors:
                     self.block_errors.append((i, "V", r.errors[0], r.errors[-1]))
@@ -416,8 +441,8 @@ def _written(dst, src):
         dst[...] = src
 
 
-def _linear_error(AT, W, V):
+def _linear_error(AT, W, V, comm):
     """Relative error ``||A - W V|| / ||A||`` for the output block (A = AT)."""
     R = AT - W @ V
-    nA = np.linalg.norm(AT)
-    return float(np.linalg.norm(R) / (nA if nA > 0 else 1.0))
+    s = comm.sum_(np.array([np.sum(R * R, dtype=np.float64), np.sum(AT * AT, dtype=np.float64)]))
+    return float(np.sqrt(s[0]) / (np.sqrt(s[1]) if s[1] > 0 else 1.0))
