@@ -1,0 +1,197 @@
+"""Cases run under ``mpiexec -n P python -m mpi4py tests/_mpi_worker.py CASE``.
+
+Every process computes the one-process reference on the whole data set and
+the data-parallel result on its own block of samples (uneven blocks; with
+3 processes process 0 gets none), compares, and process 0 prints
+``OK CASE`` at the end. Any failed check raises, and ``-m mpi4py`` turns
+an uncaught exception on any process into an abort of the whole job.
+Driven by ``tests/test_mpi.py``.
+"""
+import sys
+
+import fastnmf  # noqa: F401  (before numpy: short BLAS spin)
+import numpy as np
+from mpi4py import MPI
+
+from fastnmf_dnn import NMFAutoencoder, NMFNetClassifier, NMFNetRegressor
+from fastnmf_dnn.datasets import load_digits
+
+COMM = MPI.COMM_WORLD
+RANK, SIZE = COMM.Get_rank(), COMM.Get_size()
+TOL = {np.float64: 1e-5, np.float32: 1e-3}
+
+
+def block(n):
+    """This process's samples: uneven blocks, the first one empty for 3+ processes."""
+    if SIZE == 1:
+        return slice(0, n)
+    if SIZE == 2:
+        cuts = [0, n // 2 - 7, n]
+    else:
+        cuts = [0, 0] + [int(c) for c in np.linspace(0, n, SIZE)[1:]]
+    return slice(cuts[RANK], cuts[RANK + 1])
+
+
+def rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    scale = max(np.abs(a).max(initial=0.0), 1e-300)
+    return float(np.abs(a - b).max(initial=0.0) / scale)
+
+
+def check(name, diff, dt):
+    if diff > TOL[dt]:
+        raise AssertionError(f"{name} ({np.dtype(dt).name}): relative difference {diff:.2e} "
+                             f"> {TOL[dt]:g} on rank {RANK} of {SIZE}")
+
+
+def case_solvers():
+    rng = np.random.default_rng(0)
+    for dt in (np.float64, np.float32):
+        A = rng.random((24, 90)).astype(dt)
+        S = rng.standard_normal((24, 90)).astype(dt)
+        b = block(A.shape[1])
+        runs = [("nmf hals", fastnmf.nmf, A, {}), ("nmf mu", fastnmf.nmf, A, {"solver": "mu"}),
+                ("nmf random", fastnmf.nmf, A, {"init": "random", "extrapolate": False}),
+                ("semi_nmf hals", fastnmf.semi_nmf, S, {}),
+                ("semi_nmf mu", fastnmf.semi_nmf, S, {"solver": "mu"}),
+                ("nonlinear_semi_nmf", fastnmf.nonlinear_semi_nmf, A, {})]
+        for name, f, data, kw in runs:
+            ref = f(data, 4, max_iter=25, random_state=3, **kw)
+            got = f(np.ascontiguousarray(data[:, b]), 4, max_iter=25, random_state=3,
+                    comm=COMM, **kw)
+            assert got.n_iter == ref.n_iter, (name, got.n_iter, ref.n_iter)
+            check(name + " U", rel(ref.U, got.U), dt)
+            check(name + " V", rel(ref.V[:, b], got.V) if got.V.size else 0.0, dt)
+            check(name + " errors", rel(ref.errors, got.errors), dt)
+        # single-block solves, with the ones row of a bias
+        U0 = rng.standard_normal((24, 5)).astype(dt)
+        V0 = np.vstack([rng.random((4, 90)), np.ones((1, 90))]).astype(dt)
+        for update in ("U", "V"):
+            kw = dict(update=update, n_iter=6, omega=1.2, alpha=0.1, fixed_ones_row=True)
+            if update == "U":
+                kw["l2"] = 0.5
+            ref = fastnmf.relu_lstsq(A, U0, V0, **kw)
+            got = fastnmf.relu_lstsq(np.ascontiguousarray(A[:, b]), U0,
+                                     np.ascontiguousarray(V0[:, b]), comm=COMM, **kw)
+            check(f"relu_lstsq {update}: U", rel(ref.U, got.U), dt)
+            check(f"relu_lstsq {update}: V", rel(ref.V[:, b], got.V), dt)
+            check(f"relu_lstsq {update}: errors", rel(ref.errors, got.errors), dt)
+        ref = fastnmf.ridge_lstsq(S, V0, alpha=0.3)
+        check("ridge_lstsq", rel(ref, fastnmf.ridge_lstsq(
+            np.ascontiguousarray(S[:, b]), np.ascontiguousarray(V0[:, b]), alpha=0.3,
+            comm=COMM)), dt)
+        for solver in ("hals", "mu"):
+            ref = fastnmf.nnls(S, U0, solver=solver, max_iter=30, tol=1e-3, fixed_ones_row=True)
+            got = fastnmf.nnls(np.ascontiguousarray(S[:, b]), U0, solver=solver, max_iter=30,
+                               tol=1e-3, fixed_ones_row=True, comm=COMM)
+            assert got.n_iter == ref.n_iter, ("nnls", solver, got.n_iter, ref.n_iter)
+            check(f"nnls {solver} V", rel(ref.V[:, b], got.V) if got.V.size else 0.0, dt)
+            check(f"nnls {solver} errors", rel(ref.errors, got.errors), dt)
+
+
+def _weights(est):
+    return list(est.coefs_) + list(est.intercepts_)
+
+
+def case_estimators():
+    d = load_digits(dtype=np.float64)
+    X, y = d.X_train, d.y_train
+    b = block(X.shape[0])
+    runs = [(np.float64, {}), (np.float32, {}), (np.float64, {"pretrain": True,
+                                                              "pretrain_iter": 5})]
+    for dt, kw in runs:
+        params = dict(hidden_layer_sizes=(20, 12), max_iter=4, random_state=1, dtype=dt, **kw)
+        ref = NMFNetClassifier(**params).fit(X, y)
+        got = NMFNetClassifier(**params).fit(X[b], y[b], comm=COMM)
+        for u, v in zip(_weights(ref), _weights(got)):
+            check(f"NMFNetClassifier {kw} weights", rel(u, v), dt)
+        check("NMFNetClassifier loss curve", rel(ref.loss_curve_, got.loss_curve_), dt)
+        assert ref.history_["train_score"] == got.history_["train_score"]
+        assert list(got.classes_) == list(ref.classes_)
+    Y = np.c_[X[:, :3].sum(axis=1), X[:, 5] - X[:, 9]]
+    ref = NMFNetRegressor((16,), max_iter=3, random_state=0, dtype=np.float64).fit(X, Y)
+    got = NMFNetRegressor((16,), max_iter=3, random_state=0, dtype=np.float64).fit(
+        X[b], Y[b], comm=COMM)
+    for u, v in zip(_weights(ref), _weights(got)):
+        check("NMFNetRegressor weights", rel(u, v), np.float64)
+    check("NMFNetRegressor R^2", rel(ref.history_["train_score"], got.history_["train_score"]),
+          np.float64)
+    ref = NMFAutoencoder((12,), nmf_iter=8, random_state=0, dtype=np.float64).fit(X)
+    got = NMFAutoencoder((12,), nmf_iter=8, random_state=0, dtype=np.float64).fit(
+        X[b], comm=COMM)
+    for u, v in zip(_weights(ref) + ref.components_, _weights(got) + got.components_):
+        check("NMFAutoencoder weights", rel(u, v), np.float64)
+    check("NMFAutoencoder error", rel(ref.reconstruction_err_, got.reconstruction_err_),
+          np.float64)
+    # early stopping: scores over all processes, the same decision everywhere
+    est = NMFNetClassifier((10,), max_iter=6, early_stopping=True, random_state=0).fit(
+        X[b], y[b], comm=COMM)
+    scores = COMM.allgather(est.validation_scores_)
+    assert all(s == scores[0] for s in scores), scores
+
+
+def case_tiny_shards():
+    """One sample on every process but the last, which holds the rest."""
+    d = load_digits(dtype=np.float64)
+    X, y = d.X_train[:200], d.y_train[:200]
+    b = slice(RANK, RANK + 1) if RANK < SIZE - 1 else slice(SIZE - 1, 200)
+    ref = NMFNetClassifier((10,), max_iter=2, random_state=0, dtype=np.float64).fit(X, y)
+    got = NMFNetClassifier((10,), max_iter=2, random_state=0, dtype=np.float64).fit(
+        X[b], y[b], comm=COMM)
+    for u, v in zip(_weights(ref), _weights(got)):
+        check("tiny shards", rel(u, v), np.float64)
+
+
+def expect_error_everywhere(fn, must_contain):
+    try:
+        fn()
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+    else:
+        raise AssertionError(f"no error on rank {RANK}")
+    assert must_contain in msg, (RANK, msg)
+    return msg
+
+
+def case_errors():
+    rng = np.random.default_rng(0)
+    # features differ on one process: a clear error on every process
+    X = rng.random((30, 8 if RANK != 1 else 9))
+    y = np.arange(30) % 3
+    expect_error_everywhere(lambda: NMFNetClassifier((4,), max_iter=1).fit(X, y, comm=COMM),
+                            "number of features of X differs across MPI ranks")
+    # bad data on one process only: that process gets its own error, the
+    # others name it (nobody is left waiting in an allreduce)
+    A = rng.random((10, 20))
+    if RANK == SIZE - 1:
+        A[0, 0] = -1.0
+    msg = expect_error_everywhere(lambda: fastnmf.nmf(A, 3, comm=COMM), "nonnegative")
+    assert (RANK == SIZE - 1) or f"rank {SIZE - 1} of {SIZE} failed" in msg, msg
+    A = rng.random((10 + (RANK == 0), 20))
+    expect_error_everywhere(lambda: fastnmf.semi_nmf(A, 3, comm=COMM), "differs across MPI")
+    # no samples anywhere
+    expect_error_everywhere(lambda: fastnmf.nmf(np.ones((5, 0)), 2, comm=COMM),
+                            "no columns on any process")
+    expect_error_everywhere(lambda: fastnmf.nmf(np.ones((5, 4)), 2, comm=object()),
+                            "comm must be None or an mpi4py communicator")
+
+
+def case_crash():
+    """One process fails in the middle of training: the job must abort, not hang."""
+    d = load_digits()
+
+    def boom(est, it, record):
+        if RANK == SIZE - 1 and it == 2:
+            raise RuntimeError("simulated failure")
+
+    b = block(d.X_train.shape[0])
+    NMFNetClassifier((10,), max_iter=50, random_state=0).fit(d.X_train[b], d.y_train[b],
+                                                            comm=COMM, callback=boom)
+
+
+if __name__ == "__main__":
+    name = sys.argv[1]
+    globals()[f"case_{name}"]()
+    COMM.Barrier()
+    if RANK == 0:
+        print(f"OK {name} on {SIZE} processes", flush=True)
