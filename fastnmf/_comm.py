@@ -38,9 +38,6 @@ class SerialComm:
         """Sum of a scalar over all processes (float64)."""
         return float(x)
 
-    def max(self, x: float) -> float:
-        return float(x)
-
     def bcast(self, obj, root: int = 0):
         return obj
 
@@ -88,13 +85,6 @@ class MPIComm(SerialComm):
             return float(x)
         buf = np.array([x], dtype=np.float64)
         self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
-        return float(buf[0])
-
-    def max(self, x: float) -> float:
-        if self.size == 1:
-            return float(x)
-        buf = np.array([x], dtype=np.float64)
-        self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.MAX)
         return float(buf[0])
 
     def bcast(self, obj, root: int = 0):
