@@ -6,7 +6,7 @@ installed package):
     python -m bench quick                       # small sizes (under 2 minutes)
     python -m bench full                        # every size
     python -m bench check                       # quick subset, --benchmark-disable (no timing)
-    python -m bench save NAME [--full]          # run and save baseline NAME in .benchmarks/
+    python -m bench save NAME [--full] [--timer cpu|wall]   # run and save baseline NAME in .benchmarks/
     python -m bench compare NAME [--full] [--threshold 10%] [--floor-threshold 25%] [--floor-only]
     python -m bench report [JSON ...] [--out DIR] [--dnn PATH] [--readme README.md]
 
@@ -17,6 +17,15 @@ benchmarks regressed and by how much, with the GEMM-floor ratio of both runs
 next to the wall times (``--floor-threshold``: also fail when a floor ratio
 grew by more than that; ``--floor-only``: judge by the floor ratios alone,
 for a baseline saved on another machine). Exit status 1 on a regression.
+
+``save --timer cpu`` times the process's CPU time instead of wall-clock
+time (pytest-benchmark's ``--benchmark-timer=time.process_time``; the GEMM
+floors then use the same clock), and a compare uses the clock its baseline
+was saved with. CPU time is what other processes on a shared machine do not
+inflate, for single-threaded benchmarks: there identical runs moved by
+-1%..+10% under full load where wall time moved by up to +265%. It is no
+cure for multi-threaded ones: a thread left without a core makes the others
+spin at the next barrier, which counts as CPU time (+1000% measured).
 
 ``save`` and ``compare`` run the quick subset unless ``--full`` (compare a
 baseline with the subset it was saved with: only benchmarks present in both
@@ -82,6 +91,8 @@ def _pytest_cmd(args, extra, *options):
     cmd = PYTEST + ([] if has_target else [str(BENCH)])
     if not getattr(args, "full", False):
         cmd.append("--quick")
+    if getattr(args, "timer", None) == "cpu":
+        cmd.append("--benchmark-timer=time.process_time")
     cmd += [f"--benchmark-storage=file://{args.storage.resolve()}",
             "--benchmark-columns=median,iqr,rounds", "--benchmark-group-by=func",
             "--benchmark-sort=fullname", "-p", "no:cacheprovider", *options, *extra]
@@ -105,6 +116,13 @@ def find_baseline(storage: Path, name: str) -> Path:
         raise SystemExit(f"bench: no baseline named {name!r} under {storage} "
                          f"(saved: {', '.join(have) or 'none'}; python -m bench save {name})")
     return max(hits, key=lambda p: (p.name[:4], p.stat().st_mtime))
+
+
+def baseline_timer(path: Path) -> str:
+    """"cpu" or "wall": the clock a saved baseline was measured with."""
+    benches = json.loads(Path(path).read_text()).get("benchmarks") or [{}]
+    timer = str((benches[0].get("options") or {}).get("timer", ""))
+    return "cpu" if "process_time" in timer else "wall"
 
 
 def compare_runs(base_file, now_file, threshold, floor_threshold=None, floor_only=False):
@@ -138,7 +156,7 @@ def compare_runs(base_file, now_file, threshold, floor_threshold=None, floor_onl
     if floor_threshold is not None:
         crit.append(f"floor ratio up by more than {floor_threshold}%")
     lines = [f"Compared {len(both)} benchmarks with baseline {Path(base_file).name} "
-             f"(fail: {' or '.join(crit) or 'nothing'}).",
+             f"({baseline_timer(base_file)} time; fail: {' or '.join(crit) or 'nothing'}).",
              f"{'change':>8}  {'baseline':>10}  {'now':>10}  {'floor ratio':>13}  benchmark"]
     for change, name, b, c, rb, rc, why in rows:
         fr = f"{rb:.2f} -> {rc:.2f}" if rb and rc else ""
@@ -179,6 +197,9 @@ def main(argv=None):
                    help="quick subset with --benchmark-disable (correctness only)")
     p = sub.add_parser("save", parents=[storage, full], help="run and save a named baseline")
     p.add_argument("name")
+    p.add_argument("--timer", choices=("wall", "cpu"), default="wall",
+                   help="wall-clock time (default) or process CPU time (robust to other "
+                        "processes for single-threaded benchmarks)")
     p = sub.add_parser("compare", parents=[storage, full],
                        help="run and compare with a saved baseline")
     p.add_argument("name", help="baseline name given to save (or a JSON file)")
@@ -208,6 +229,7 @@ def main(argv=None):
     if args.floor_only and args.floor_threshold is None:
         ap.error("--floor-only needs --floor-threshold")
     baseline = find_baseline(args.storage, args.name).resolve()
+    args.timer = baseline_timer(baseline)
     with tempfile.TemporaryDirectory() as tmp:
         now = args.json.resolve() if args.json else Path(tmp) / "now.json"
         if now.exists():

@@ -159,6 +159,11 @@ def gemm_floor(ops, dtype, *, work=None, repeat=5):
     return t.floor()
 
 
+#: The clock of the floor samples: pytest-benchmark's ``--benchmark-timer``
+#: (set by bench/conftest.py), so a floor ratio never mixes CPU and wall time.
+TIMER = time.perf_counter
+
+
 class FloorTimer:
     """The GEMM floor of one benchmark, timed once per benchmark round.
 
@@ -179,9 +184,9 @@ class FloorTimer:
 
     def sample(self):
         with for_work(self.work) if self.work is not None else contextlib.nullcontext():
-            t0 = time.perf_counter()
+            t0 = TIMER()
             self._run()
-            self.samples.append(time.perf_counter() - t0)
+            self.samples.append(TIMER() - t0)
 
     def setup(self, args=()):
         def setup():

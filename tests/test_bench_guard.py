@@ -7,10 +7,16 @@ float64 matmul of a few milliseconds, 25 timed rounds. The slowdown is made
 in that file only (an environment variable read by it wraps the benchmarked
 function to do its work twice); nothing in the library can be slowed down.
 
-Noise: the same-code compare uses a +50% threshold on the median and the
-2x compare +40% (a 2x slowdown is +100%), so one run's median must move by
-a third or more for a wrong verdict. A verdict that goes the wrong way is
-re-measured (at most 3 attempts): a broken guard fails all of them.
+Clock: the main test saves its baseline with ``--timer cpu`` (process CPU
+time), which other processes on a shared machine do not inflate for this
+single-threaded benchmark: measured under a fully loaded 2-core machine,
+identical runs moved -1%..+10% (wall time: up to +265%) and the 2x
+slowdown read +101%..+108%. So the 2x compare runs at the default 10%
+threshold; the same-code compare at 25%, so that a loaded CI machine cannot
+make it flaky. A verdict that goes the wrong way is re-measured (at most 3
+attempts): a broken guard fails all of them. The default wall clock is
+checked too (2x must fail at 40%), unless the machine is so loaded
+(load average above the CPU count) that wall-clock verdicts mean nothing.
 """
 from __future__ import annotations
 
@@ -90,29 +96,46 @@ def attempts(run, ok, n=3):
 def test_compare_passes_same_code_and_fails_2x_slowdown(suite, tmp_path):
     store = str(tmp_path / "store")
     target = str(suite / "bench_guard_tiny.py")
-    rc, out = bench_cli("save", "base", "--storage", store, "--", target)
+    rc, out = bench_cli("save", "base", "--timer", "cpu", "--storage", store, "--", target)
     assert rc == 0, out
     saved = list(Path(store).glob("*/0001_base.json"))
     assert len(saved) == 1, out
 
     (rc, out), n = attempts(
-        lambda: bench_cli("compare", "base", "--threshold", "50%", "--storage", store, "--",
+        lambda: bench_cli("compare", "base", "--threshold", "25%", "--storage", store, "--",
                           target), lambda res: res[0] == 0)
     assert rc == 0, f"same code failed the compare ({n} attempts):\n{out}"
     assert "OK: no benchmark regressed" in out, out
+    assert "(cpu time;" in out, out
 
     (rc, out), n = attempts(
-        lambda: bench_cli("compare", "base", "--threshold", "40%", "--storage", store, "--",
-                          target, twice=True), lambda res: res[0] != 0)
+        lambda: bench_cli("compare", "base", "--storage", store, "--", target, twice=True),
+        lambda res: res[0] != 0)
     assert rc != 0, f"a 2x slowdown passed the compare ({n} attempts):\n{out}"
     # Readable: which benchmark, by how much, against what threshold.
     assert "PERFORMANCE REGRESSION: 1 of 1 benchmarks" in out, out
     # the benchmark's name (pytest may prefix it with a path, depending on rootdir)
     line = next((ln for ln in out.splitlines() if "bench_guard_tiny.py::" in ln
                  and "median" in ln), "")
-    assert "test_matmul" in line and "> +40%" in line, out
+    assert "test_matmul" in line and "> +10%" in line, out
     # ... and pytest-benchmark's own --benchmark-compare-fail verdict.
     assert "Performance has regressed" in out, out
+
+
+def test_wall_clock_compare_fails_2x_slowdown(suite, tmp_path):
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1):
+        pytest.skip(f"load average {load:.1f} above the CPU count: wall-clock verdicts "
+                    "measure the other processes")
+    store = str(tmp_path / "store")
+    target = str(suite / "bench_guard_tiny.py")
+    rc, out = bench_cli("save", "base", "--storage", store, "--", target)
+    assert rc == 0, out
+    (rc, out), n = attempts(
+        lambda: bench_cli("compare", "base", "--threshold", "40%", "--storage", store, "--",
+                          target, twice=True), lambda res: res[0] != 0)
+    assert rc != 0, f"a 2x slowdown passed the wall-clock compare ({n} attempts):\n{out}"
+    assert "(wall time;" in out and "PERFORMANCE REGRESSION" in out, out
 
 
 def test_compare_unknown_baseline_is_a_clear_error(tmp_path):
