@@ -40,6 +40,8 @@ import fastnmf_dnn  # noqa: E402
 VARIANTS = {
     "default": {},
     "paper": {"preset": "paper"},
+    "no-extrapolate": {"extrapolate": 1.0},
+    "extrapolate=2": {"extrapolate": 2.0},
     "no-bias": {"bias": False},
     "alpha=0": {"alpha": 0.0},
     "alpha=1e-2": {"alpha": 1e-2},

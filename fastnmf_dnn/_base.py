@@ -25,7 +25,7 @@ from .trainer import PRESETS, TrainOptions, Trainer
 
 _OPTION_PARAMS = ("bias", "alpha", "ridge", "rel_ridge", "inner_iter", "omega", "z_iter", "z_solver", "z_prox", "l1",
                   "batch_size", "weight_prox", "margin_targets",
-                  "refit_output",
+                  "refit_output", "extrapolate",
                   "refresh_targets")
 
 
@@ -90,7 +90,7 @@ class BaseNMFNet(BaseEstimator):
                  rel_ridge=None, preset="default",
                  bias=None, inner_iter=None, omega=None, z_iter=None, z_solver=None,
                  z_prox=None, l1=None, refresh_targets=None, batch_size=None, weight_prox=None,
-                 margin_targets=None, refit_output=None,
+                 margin_targets=None, refit_output=None, extrapolate=None,
                  pretrain=False, pretrain_iter=30,
                  init_scale=1.0, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, tol=1e-4, warm_start=False, random_state=None,
@@ -113,6 +113,7 @@ class BaseNMFNet(BaseEstimator):
         self.weight_prox = weight_prox
         self.margin_targets = margin_targets
         self.refit_output = refit_output
+        self.extrapolate = extrapolate
         self.pretrain = pretrain
         self.pretrain_iter = pretrain_iter
         self.init_scale = init_scale
@@ -143,6 +144,9 @@ class BaseNMFNet(BaseEstimator):
                 changes[k] = _check_real(changes[k], k)
         if "omega" in changes:
             changes["omega"] = _check_real(changes["omega"], "omega", strict=True)
+        if "extrapolate" in changes:
+            changes["extrapolate"] = _check_real(changes["extrapolate"], "extrapolate",
+                                                 minimum=1.0)
         for k in ("inner_iter", "z_iter"):
             if k in changes:
                 changes[k] = _check_positive_int(changes[k], k)
@@ -291,6 +295,8 @@ class BaseNMFNet(BaseEstimator):
             trainer = Trainer(Xtr, Ytr, net, opts, seed=self._split_seed, comm=comm)
             if state is None and not first_fit and getattr(self, "n_iter_", 0) > 0:
                 trainer.resume_at(0, output_fitted=True)  # warm start after >= 1 sweep
+                if getattr(self, "_extrapolation_state", None) is not None:
+                    trainer.beta, trainer.prev_loss = self._extrapolation_state
             if state is not None:
                 trainer.load_state_arrays(state["arrays"])
                 trainer.resume_at(len(state["history"]["loss"]))
@@ -319,7 +325,7 @@ class BaseNMFNet(BaseEstimator):
                 hist["eval_score"].append(
                     self._score_outputs(net_now.forward(Xev), yev, comm) if eval_set is not None
                     else None)
-                self._update_best(best, hist, net_now, it)
+                self._update_best(best, hist, net_now, it, (trainer.beta, trainer.prev_loss))
                 if checkpoint is not None:
                     self._write_checkpoint(checkpoint, X, y_enc, trainer, hist, best, sizes,
                                            comm)
@@ -331,6 +337,10 @@ class BaseNMFNet(BaseEstimator):
                 else trainer.network()
             if final is None:  # max_iter == 0
                 final = trainer.network()
+        # a warm start goes on with the same extrapolation step (exactly as
+        # an uninterrupted run), unless the weights kept are early stopping's
+        self._extrapolation_state = (best.get("extrapolation") if self.early_stopping
+                                     else (trainer.beta, trainer.prev_loss))
         self.coefs_ = [np.ascontiguousarray(c) for c in final.coefs]
         self.intercepts_ = [np.ascontiguousarray(b) for b in final.intercepts]
         self.n_iter_ = it
@@ -347,7 +357,7 @@ class BaseNMFNet(BaseEstimator):
         self.training_options_ = opts
         return self
 
-    def _update_best(self, best, hist, net, it):
+    def _update_best(self, best, hist, net, it, extrapolation):
         if self.early_stopping:
             score = hist["validation_score"][-1]
             if score > best["score"] + self.tol:
@@ -355,7 +365,8 @@ class BaseNMFNet(BaseEstimator):
             else:
                 best["no_improve"] += 1
             if score > best["score"]:
-                best.update(score=score, iter=it, network=net.copy())
+                best.update(score=score, iter=it, network=net.copy(),
+                            extrapolation=list(extrapolation))
         else:
             loss = hist["loss"][-1]
             if loss < best["loss"] - self.tol * max(abs(best["loss"]), 1e-300) \

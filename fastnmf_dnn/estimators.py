@@ -29,7 +29,8 @@ _PARAMS_DOC = """
         Option set: "default" is what measurement chose (README), "paper"
         the published algorithm (Sakurai et al. 2016: no biases, no
         regularization, targets carried over between sweeps).
-    bias, inner_iter, omega, z_iter, z_solver, z_prox, l1, refresh_targets, weight_prox : optional
+    bias, inner_iter, omega, z_iter, z_solver, z_prox, l1, refresh_targets, weight_prox, \
+extrapolate, margin_targets, refit_output, ridge, rel_ridge : optional
         Override single options of the preset; see
         :class:`fastnmf_dnn.TrainOptions` for what each does.
     batch_size : int, "full" or None

@@ -105,6 +105,16 @@ class TrainOptions:
         Mini-batch only: every weight update on a block of b samples is
         damped towards the current weights by ``weight_prox * b`` (a
         proximal term, so one block cannot undo what the others learned).
+    extrapolate : float >= 1
+        Full batch only: the cap of an adaptive extrapolation of the hidden
+        layers' weights over whole sweeps. After a sweep moved them from
+        ``W_old`` to ``W``, they become ``W_old + beta (W - W_old)``, then the
+        forward pass (and output refit) runs. If the training loss (squared
+        hinge with ``margin_targets``, else least squares) came out higher
+        than after the previous sweep, the plain step (``beta = 1``) is taken
+        instead and beta is halved; otherwise beta grows by 1.2, up to this
+        cap. It starts at the cap. 1 turns it off (the published sweep).
+        A rejected step costs one more forward pass and output refit.
     """
 
     bias: bool = True
@@ -122,6 +132,7 @@ class TrainOptions:
     weight_prox: float = 1.0
     margin_targets: bool = True
     refit_output: bool = True
+    extrapolate: float = 3.0
 
     def replace(self, **changes) -> "TrainOptions":
         d = asdict(self)
@@ -143,7 +154,7 @@ PRESETS = {
     "paper": TrainOptions(bias=False, alpha=0.0, inner_iter=1, omega=1.0, z_iter=1,
                           z_solver="mu", z_prox=0.0, l1=0.0, refresh_targets=False,
                           batch_size=None, margin_targets=False, refit_output=False,
-                          ridge=0.0, rel_ridge=0.0),
+                          ridge=0.0, rel_ridge=0.0, extrapolate=1.0),
     "default": TrainOptions(),
 }
 
@@ -219,6 +230,9 @@ class Trainer:
                   for c, b in zip(network.coefs, network.intercepts)]
         self.block_errors = []
         self._output_fresh = False  # W_L already fitted to the current features
+        #: adaptive extrapolation state: the current beta and the training
+        #: loss after the last sweep (None before the first)
+        self.beta, self.prev_loss = float(o.extrapolate), None
         # The first layer's input never changes: its Gram matrix (one per
         # block, summed over processes) is formed once here, not every sweep.
         self.gram0 = [comm.sum_(np.ascontiguousarray(self.H[0][b].T @ self.H[0][b]))
@@ -282,6 +296,10 @@ class Trainer:
         every block to ``self.block_errors`` (costs one GEMM per block).
         """
         o = self.options
+        L = len(self.W)
+        extrapolating = o.extrapolate > 1 and len(self.blocks) == 1 and L > 1
+        if extrapolating:
+            W_old = [W.copy() for W in self.W[: L - 1]]
         if len(self.blocks) == 1:
             self._margin_targets(self.blocks[0])
             self._update(self.blocks[0], self.gram0[0], record_errors,
@@ -293,8 +311,32 @@ class Trainer:
                 self._margin_targets(self.blocks[j])
                 self._update(self.blocks[j], self.gram0[j], record_errors)
         self.n_sweeps += 1
-        # 4. forward pass: the real network's output (and next sweep's targets).
+        if not extrapolating:
+            self._forward_and_refit()
+            return self.output()
+        # Adaptive extrapolation of the hidden weights (``extrapolate``).
+        W_plain = self.W[: L - 1]
+        self.W[: L - 1] = [Wo + self.beta * (Wp - Wo) for Wo, Wp in zip(W_old, W_plain)]
+        self._output_fresh = False
+        self._forward_and_refit()
+        loss = self.fit_loss()
+        if self.prev_loss is not None and loss > self.prev_loss and self.beta > 1:
+            self.W[: L - 1] = W_plain               # reject: the plain step
+            self._output_fresh = False
+            self._forward_and_refit()
+            loss = self.fit_loss()
+            self.beta = max(1.0, self.beta / 2)
+        else:
+            self.beta = min(float(o.extrapolate), self.beta * 1.2)
+        self.prev_loss = loss
+        return self.output()
+
+    def _forward_and_refit(self):
+        """Step 4: the forward pass (the real network's output and the next
+        sweep's targets), then with ``refit_output`` the output layer's
+        weights refitted to its features."""
         self.forward()
+        o = self.options
         if o.refit_output and len(self.blocks) == 1 and len(self.W) > 1 and self.F is None:
             self._margin_targets(self.blocks[0])
             HL = self.H[-1]
@@ -302,7 +344,15 @@ class Trainer:
                                              comm=self.comm)
             np.matmul(HL, self.W[-1].T, out=self.out)
             self._output_fresh = True
-        return self.output()
+
+    def fit_loss(self) -> float:
+        """Training loss of the current output over all samples: half the
+        mean squared hinge (``margin_targets``: no cost beyond the one-hot
+        target on the right side) or half the mean squared error. O(N c)."""
+        R = self.out - self.Y0
+        if self.options.margin_targets:
+            R = np.where(self.Y0 > 0, np.minimum(R, 0), np.maximum(R, 0))
+        return 0.5 * self.comm.sum(np.sum(R * R, dtype=np.float64)) / (self.N * R.shape[1])
 
     def resume_at(self, n_sweeps: int, output_fitted: bool = None) -> None:
         """Continue a run whose weights are those after ``n_sweeps`` sweeps
@@ -422,16 +472,23 @@ class Trainer:
         return g
 
     def state_arrays(self):
-        """N-sized state needed to resume exactly (the carried-over targets)."""
-        if self.options.refresh_targets:
-            return {}
-        return {f"target_{i}": self.H[i] for i in range(1, len(self.H))}
+        """State needed to resume exactly: the carried-over targets (N-sized,
+        only without ``refresh_targets``) and the extrapolation's beta and
+        last loss."""
+        state = {"extrapolation": np.array([self.beta, np.nan if self.prev_loss is None
+                                            else self.prev_loss])}
+        if not self.options.refresh_targets:
+            state.update({f"target_{i}": self.H[i] for i in range(1, len(self.H))})
+        return state
 
     def load_state_arrays(self, arrays):
         for i in range(1, len(self.H)):
             key = f"target_{i}"
             if key in arrays:
                 self.H[i][...] = arrays[key]
+        if "extrapolation" in arrays:
+            beta, prev = (float(v) for v in arrays["extrapolation"])
+            self.beta, self.prev_loss = beta, None if np.isnan(prev) else prev
 
 
 def _written(dst, src):

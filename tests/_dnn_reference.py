@@ -201,14 +201,62 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
             Z[i - 1] = V
 
     # 4. forward pass.
-    Zf, out = forward(W, np.array(X, dtype=np.float64), b)
-    if opts.get("refit_output") and L > 1 and mu == 0.0 and opts["refresh_targets"]:
-        Y0 = Y if Y0 is None else Y0
-        T = margin_targets(Y0, out.T) if opts.get("margin_targets") else np.asarray(Y0, np.float64)
-        H = Zf[L - 1]
-        W[L - 1] = (T.T @ H.T) @ ridge_inverse(H @ H.T, lam + lam_w + rel_ridge(H), dtype)
-        out = W[L - 1] @ H
+    W, Zf, out = forward_refit(W, X, Y if Y0 is None else Y0, opts, dtype,
+                               refit=mu == 0.0, n_total=n_total)
     return W, Z, Zf, out
+
+
+def forward_refit(W, X, Y0, opts, dtype, *, refit=True, n_total=None):
+    """The forward pass, then (``refit_output``, full batch, refreshed
+    targets) W_L refitted by ridge LS to its features against the margin
+    targets of that output (or Y0). Returns (W, forward Z, output (c, N))."""
+    W = list(W)
+    b = bool(opts["bias"])
+    L = len(W)
+    Zf, out = forward(W, np.array(X, dtype=np.float64), b)
+    if opts.get("refit_output") and L > 1 and refit and opts["refresh_targets"]:
+        N = out.shape[1]
+        H = Zf[L - 1]
+        lam = opts["alpha"] * N + opts.get("ridge", 0.0) * N / (n_total or N)
+        lam += opts.get("rel_ridge", 0.0) * float(np.sum(H ** 2)) / (H.shape[0] * (n_total or N))
+        T = margin_targets(Y0, out.T) if opts.get("margin_targets") else np.asarray(Y0, np.float64)
+        W[L - 1] = (T.T @ H.T) @ ridge_inverse(H @ H.T, lam, dtype)
+        out = W[L - 1] @ H
+    return W, Zf, out
+
+
+def fit_loss(out, Y0, margin):
+    """Half the mean squared (hinge with ``margin``) residual; out (c, N)."""
+    Y0 = np.asarray(Y0, np.float64).T
+    R = np.asarray(out, np.float64) - Y0
+    if margin:
+        R = np.where(Y0 > 0, np.minimum(R, 0), np.maximum(R, 0))
+    return 0.5 * float(np.mean(R * R))
+
+
+def extrapolated_sweep(W0, Z0, X, T, Y0, opts, dtype, *, beta, prev_loss, fit_output=True):
+    """:func:`sweep`, then the adaptive extrapolation of the hidden weights
+    (``opts["extrapolate"]`` is the cap): ``W0 + beta (W - W0)``, forward
+    pass and refit; if the loss rose above ``prev_loss`` (and beta > 1) the
+    plain sweep's result instead and beta halved, else beta grown by 1.2.
+    Returns (W, forward Z, output, new beta, loss).
+
+    The sweep's own refit is skipped (the refit runs once, on the features
+    of the extrapolated weights); a rejected step keeps that refitted W_L
+    and refits again on the plain step's features, as the trainer does.
+    """
+    W, _, _, _ = sweep(W0, Z0, X, T, dict(opts, refit_output=False), dtype,
+                       fit_output=fit_output, Y0=Y0)
+    L = len(W)
+    margin = bool(opts.get("margin_targets"))
+    Wx = [np.asarray(w0, np.float64) + beta * (w - np.asarray(w0, np.float64))
+          for w0, w in zip(W0[: L - 1], W[: L - 1])] + [W[L - 1]]
+    Wx, Zx, outx = forward_refit(Wx, X, Y0, opts, dtype)
+    loss = fit_loss(outx, Y0, margin)
+    if prev_loss is not None and loss > prev_loss and beta > 1:
+        Wr, Zr, outr = forward_refit(W[: L - 1] + [Wx[L - 1]], X, Y0, opts, dtype)
+        return Wr, Zr, outr, max(1.0, beta / 2), fit_loss(outr, Y0, margin)
+    return Wx, Zx, outx, min(float(opts["extrapolate"]), beta * 1.2), loss
 
 
 def margin_targets(Y0, out):

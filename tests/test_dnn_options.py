@@ -25,7 +25,7 @@ N = 40
 DAMPED = TrainOptions(bias=True, alpha=1e-4, inner_iter=1, omega=1.0, z_iter=2,
                       z_solver="hals", z_prox=1.0, l1=0.0, refresh_targets=True,
                       batch_size=None, weight_prox=1.0, margin_targets=False,
-                      refit_output=False, ridge=0.0, rel_ridge=0.0)
+                      refit_output=False, ridge=0.0, rel_ridge=0.0, extrapolate=1.0)
 
 # Tolerances of tests/test_dnn_trainer.py (measured there; the measured
 # worst cases of the tests below are given next to each). float64: only
@@ -532,3 +532,76 @@ def test_nnls_mu_prox_converges_to_hals_prox(gamma, fixed_ones_row):
     grad = (U.T @ (U @ hals - A) + gamma * (hals - V0))[free]
     assert grad.min() > -1e-8
     np.testing.assert_allclose(grad[hals[free] > 0], 0, atol=1e-8)
+
+
+# -- adaptive extrapolation (extrapolate) ------------------------------------
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_extrapolation_reject_path_matches_reference(refit):
+    """A step whose loss is above the previous sweep's is replaced by the
+    plain one and beta halved (forced here with prev_loss = 0)."""
+    opts = DAMPED.replace(extrapolate=3.0, refit_output=refit, margin_targets=refit)
+    X, Y, net = make_problem([10, 6, 4, 3], np.float64, seed=5)
+    tr = Trainer(X, Y, net, opts)
+    tr.sweep()
+    tr.prev_loss = 0.0
+    W0 = [w.copy() for w in tr.W]
+    Z0 = [h.T.copy() for h in tr.H]
+    T = ref.margin_targets(Y, ref.forward(W0, X, True)[1].T) if refit else Y
+    W, _, out, beta, loss = ref.extrapolated_sweep(W0, Z0, X, T, Y, vars(opts), np.float64,
+                                                   beta=tr.beta, prev_loss=0.0,
+                                                   fit_output=not refit)
+    got = tr.sweep()
+    assert tr.beta == beta == 3.0 / 2
+    assert tr.prev_loss == pytest.approx(loss, rel=1e-10)
+    for w, r in zip(tr.W, W):
+        np.testing.assert_allclose(w, r, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(got.T, out, rtol=1e-8, atol=1e-10)
+
+
+def test_extrapolation_never_raises_the_loss_twice_in_a_row():
+    """An extrapolated step (beta > 1) is kept only if it did not raise the
+    loss: after every sweep that kept one, the loss is at most the previous
+    sweep's. (A plain step, beta = 1, may raise it: the nonlinear blocks
+    are not descent steps.) beta stays in [1, cap]."""
+    X, Y, net = make_problem([10, 8, 6, 3], np.float64, seed=1, n=120)
+    tr = Trainer(X, Y, net, PRESETS["default"])
+    kept = 0
+    for _ in range(12):
+        b, prev = tr.beta, tr.prev_loss
+        tr.sweep()
+        assert 1.0 <= tr.beta <= 3.0
+        if prev is not None and b > 1 and tr.beta >= b:   # the extrapolated step was kept
+            kept += 1
+            assert tr.prev_loss <= prev
+    assert kept > 0
+
+
+def test_extrapolate_off_is_the_plain_sweep():
+    X, Y, net = make_problem([10, 6, 3], np.float64, seed=2)
+    a = Trainer(X, Y, net, DAMPED.replace(extrapolate=1.0))
+    b = Trainer(X, Y, net, DAMPED)
+    for _ in range(2):
+        np.testing.assert_array_equal(a.sweep(), b.sweep())
+    assert PRESETS["paper"].extrapolate == 1.0 and PRESETS["default"].extrapolate == 3.0
+
+
+@pytest.mark.parametrize("value, exc", [(0.5, ValueError), (float("nan"), ValueError),
+                                        ("2", TypeError)])
+def test_extrapolate_bad_values(value, exc):
+    X, y = load_digits()
+    with pytest.raises(exc, match="extrapolate"):
+        NMFNetClassifier((5,), extrapolate=value, max_iter=1).fit(X[:50], y[:50])
+
+
+def test_checkpoint_keeps_the_extrapolation_state(tmp_path):
+    X, y = load_digits()
+    X, y = X[:300], y[:300]
+    kw = dict(hidden_layer_sizes=(12, 8), random_state=0, n_iter_no_change=50)
+    once = NMFNetClassifier(max_iter=6, **kw).fit(X, y)
+    ck = tmp_path / "ck.npz"
+    NMFNetClassifier(max_iter=3, **kw).fit(X, y, checkpoint=ck)
+    resumed = NMFNetClassifier(max_iter=6, **kw).fit(X, y, checkpoint=ck, resume=True)
+    assert resumed.loss_curve_ == once.loss_curve_
+    for u, v in zip(once.coefs_, resumed.coefs_):
+        np.testing.assert_array_equal(u, v)

@@ -22,7 +22,7 @@ N = 40
 DAMPED = TrainOptions(bias=True, alpha=1e-4, inner_iter=1, omega=1.0, z_iter=2,
                       z_solver="hals", z_prox=1.0, l1=0.0, refresh_targets=True,
                       batch_size=None, weight_prox=1.0, margin_targets=False,
-                      refit_output=False, ridge=0.0, rel_ridge=0.0)
+                      refit_output=False, ridge=0.0, rel_ridge=0.0, extrapolate=1.0)
 
 #: option sets compared with the reference: every TrainOptions field is off
 #: DAMPED's value in at least one of them (batch_size and weight_prox in
@@ -41,6 +41,8 @@ OPTION_SETS = {
     "rel-ridge": DAMPED.replace(rel_ridge=0.05, ridge=1.0, refit_output=True),
     "paper": PRESETS["paper"],
     "paper-bias-hals": PRESETS["paper"].replace(bias=True, z_solver="hals", z_iter=2),
+    "extrapolated": DAMPED.replace(extrapolate=2.5, refit_output=True, margin_targets=True),
+    "extrapolated-no-refit": DAMPED.replace(extrapolate=3.0, omega=1.5, z_prox=0.03),
 }
 
 
@@ -104,12 +106,20 @@ def test_sweep_matches_reference(name, sizes, dtype):
         Z0 = [h.T.astype(np.float64) for h in tr.H]
         T = fitted_targets(W0, X, Y, opts)
         fit_output = s == 0 or not (opts.refit_output and opts.refresh_targets and len(sizes) > 2)
-        W, Zt, Zf, out = ref.sweep(W0, Z0, X, T, vars(opts), dtype, fit_output=fit_output, Y0=Y)
+        if opts.extrapolate > 1:
+            W, Zf, out, beta, loss = ref.extrapolated_sweep(
+                W0, Z0, X, T, Y, vars(opts), dtype, beta=tr.beta, prev_loss=tr.prev_loss,
+                fit_output=fit_output)
+        else:
+            W, Zt, Zf, out = ref.sweep(W0, Z0, X, T, vars(opts), dtype, fit_output=fit_output,
+                                       Y0=Y)
         got = tr.sweep()
         assert got.dtype == dtype and all(w.dtype == dtype for w in tr.W)
         for i, (w, w_ref) in enumerate(zip(tr.W, W)):
             assert rel_diff(w, w_ref) <= tol, f"sweep {s}, W[{i}]: {rel_diff(w, w_ref):.3g}"
         assert rel_diff(got.T, out) <= tol, f"sweep {s}, output {rel_diff(got.T, out):.3g}"
+        if opts.extrapolate > 1:   # the same accept/reject decision, the same loss
+            assert tr.beta == pytest.approx(beta) and tr.prev_loss == pytest.approx(loss, rel=tol)
         # hidden buffers: next sweep's targets = forward activations (refresh)
         # or the targets the backward sweep computed (carried over).
         targets = Zf if opts.refresh_targets else Zt
