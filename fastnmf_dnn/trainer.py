@@ -37,7 +37,7 @@ from fastnmf._comm import as_comm
 
 from .network import Network, stack_layer, unstack_layer
 
-__all__ = ["TrainOptions", "Trainer", "PRESETS"]
+__all__ = ["TrainOptions", "Trainer", "PRESETS", "sweep_gemm_shapes"]
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ class Trainer:
         self.options = o = options
         self.comm = comm = as_comm(comm)
         dt = X.dtype
-        N = X.shape[0]                  # this process's samples
+        self.N_local = N = X.shape[0]   # this process's samples
         if comm.size > 1 and o.batch_size is not None:
             raise ValueError("batch_size (mini-batch sweeps) cannot be combined with comm "
                              "(data-parallel training): use full-batch sweeps")
@@ -443,33 +443,11 @@ class Trainer:
 
     def sweep_gemms(self):
         """The matrix products one :meth:`sweep` issues, as ``(m, k, n)``
-        shapes (an ``m x k`` times ``k x n`` product, 2 m k n flops each).
-
-        HALS sweeps are listed as the ``N x kf x kf`` product they equal in
-        flops; a Ding-Li-Jordan MU update issues two such products. k x k factorizations and elementwise passes are left out: this
-        is the GEMM floor of method.md section 7 (``bench/compare_dnn.py``
-        times these shapes with BLAS to get the floor in seconds).
-        """
-        o, N, nb = self.options, self.N, self.nb
-        L = len(self.W)
-        sizes = self.sizes
-        k = sizes[L - 1] + nb
-        c = sizes[-1]
-        g = [(k, N, k), (c, N, k), (c, k, k)]                  # ridge_lstsq
-        if L > 1:
-            per_update = 2 if o.z_solver == "mu" else 1   # MU: X G+ and X G-
-            g += [(N, c, k), (c, c, k)] + [(N, k - nb, k - nb)] * (o.z_iter * per_update)
-        for i in range(L - 1, 0, -1):
-            m, k = sizes[i], sizes[i - 1] + nb
-            g += [(k, N, k)] if i > 1 else []                     # Gram (layer 1: cached)
-            g += [(m, k, N), (m, N, k), (m, k, k)] * o.inner_iter                  # U-step
-            if i > 1:
-                g += [(m, k, N), (N, m, k - nb)] * o.inner_iter                  # V-step
-        passes = 2 if len(self.blocks) > 1 else 1  # mini-batch: each block's own forward too
-        for _ in range(passes):
-            for i in range(L):                                                 # forward
-                g.append((N, sizes[i] + nb, sizes[i + 1]))
-        return g
+        shapes (an ``m x k`` times ``k x n`` product, 2 m k n flops each):
+        :func:`sweep_gemm_shapes` for this network, options and this
+        process's samples."""
+        return sweep_gemm_shapes(self.sizes, self.N_local, self.options,
+                                 mini_batch=len(self.blocks) > 1)
 
     def state_arrays(self):
         """State needed to resume exactly: the carried-over targets (N-sized,
@@ -489,6 +467,37 @@ class Trainer:
         if "extrapolation" in arrays:
             beta, prev = (float(v) for v in arrays["extrapolation"])
             self.beta, self.prev_loss = beta, None if np.isnan(prev) else prev
+
+
+def sweep_gemm_shapes(sizes, N, options, *, mini_batch=False):
+    """The matrix products of one sweep of a network ``sizes = (d, n_1, ...,
+    c)`` on N samples, as ``(m, k, n)`` shapes (2 m k n flops each).
+
+    HALS sweeps are listed as the ``N x kf x kf`` product they equal in
+    flops; a Ding-Li-Jordan MU update issues two such products. k x k
+    factorizations and elementwise passes are left out: this is the GEMM
+    floor of method.md section 7 (``bench/compare_dnn.py`` times these
+    shapes with BLAS to get the floor in seconds; ``bench/mpi_cost_model.py``
+    prices a data-parallel sweep with them). ``mini_batch``: each block's
+    own forward pass too.
+    """
+    o, nb = options, 1 if options.bias else 0
+    L = len(sizes) - 1
+    k = sizes[L - 1] + nb
+    c = sizes[-1]
+    g = [(k, N, k), (c, N, k), (c, k, k)]                  # ridge_lstsq
+    if L > 1:
+        per_update = 2 if o.z_solver == "mu" else 1   # MU: X G+ and X G-
+        g += [(N, c, k), (c, c, k)] + [(N, k - nb, k - nb)] * (o.z_iter * per_update)
+    for i in range(L - 1, 0, -1):
+        m, k = sizes[i], sizes[i - 1] + nb
+        g += [(k, N, k)] if i > 1 else []                     # Gram (layer 1: cached)
+        g += [(m, k, N), (m, N, k), (m, k, k)] * o.inner_iter                  # U-step
+        if i > 1:
+            g += [(m, k, N), (N, m, k - nb)] * o.inner_iter                  # V-step
+    for _ in range(2 if mini_batch else 1):
+        g += [(N, sizes[i] + nb, sizes[i + 1]) for i in range(L)]            # forward
+    return g
 
 
 def _written(dst, src):
