@@ -7,8 +7,18 @@ import pytest
 from threadpoolctl import threadpool_info
 
 import fastnmf._threads as _threads_mod
+from fastnmf_dnn.trainer import TrainOptions
 
 DTYPES = (np.float32, np.float64)
+
+#: A fully spelled-out trainer option set (the trainer's defaults when the
+#: trainer tests were written). Option sets in the tests derive from it, not
+#: from TrainOptions(), so that tuning the defaults does not silently change
+#: what a test checks.
+DAMPED = TrainOptions(bias=True, alpha=1e-4, inner_iter=1, omega=1.0, z_iter=2,
+                      z_solver="hals", z_prox=1.0, l1=0.0, refresh_targets=True,
+                      batch_size=None, weight_prox=1.0, margin_targets=False,
+                      refit_output=False, ridge=0.0, rel_ridge=0.0, extrapolate=1.0)
 ORDERS = ("C", "F")
 
 # Relative tolerances for comparisons against the float64 references.

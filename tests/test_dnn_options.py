@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import _dnn_reference as ref
-from conftest import DTYPES
+from conftest import DAMPED, DTYPES
 
 import fastnmf
 from fastnmf.datasets import load_digits
@@ -19,13 +19,6 @@ from fastnmf_dnn.network import init_random
 
 N = 40
 
-#: Spelled out (not TrainOptions()) so that a change of the tuned defaults
-#: does not change what these tests check; the same set as
-#: tests/test_dnn_trainer.py's DAMPED, with the new options explicit.
-DAMPED = TrainOptions(bias=True, alpha=1e-4, inner_iter=1, omega=1.0, z_iter=2,
-                      z_solver="hals", z_prox=1.0, l1=0.0, refresh_targets=True,
-                      batch_size=None, weight_prox=1.0, margin_targets=False,
-                      refit_output=False, ridge=0.0, rel_ridge=0.0, extrapolate=1.0)
 
 # Tolerances of tests/test_dnn_trainer.py (measured there; the measured
 # worst cases of the tests below are given next to each). float64: only

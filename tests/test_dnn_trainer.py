@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import _dnn_reference as ref
-from conftest import DTYPES
+from conftest import DAMPED, DTYPES
 
 from fastnmf.datasets import load_digits
 from fastnmf_dnn import PRESETS, TrainOptions, Trainer
@@ -14,15 +14,6 @@ from fastnmf_dnn.network import init_random
 
 N = 40
 
-#: A fully spelled-out option set (the trainer's defaults when these tests
-#: were written). The sets below are derived from it, not from
-#: TrainOptions(), so that a change of the defaults (they are being tuned)
-#: does not silently change what a test checks; "default" follows the
-#: current defaults on purpose.
-DAMPED = TrainOptions(bias=True, alpha=1e-4, inner_iter=1, omega=1.0, z_iter=2,
-                      z_solver="hals", z_prox=1.0, l1=0.0, refresh_targets=True,
-                      batch_size=None, weight_prox=1.0, margin_targets=False,
-                      refit_output=False, ridge=0.0, rel_ridge=0.0, extrapolate=1.0)
 
 #: option sets compared with the reference: every TrainOptions field is off
 #: DAMPED's value in at least one of them (batch_size and weight_prox in
