@@ -110,7 +110,19 @@ def run_backprop(Xtr, ytr, Xte, yte, hidden, epochs, threads, seed):
     return rows
 
 
-def run_nmf(Xtr, ytr, Xte, yte, hidden, sweeps, threads, seed):
+def _override(text):
+    """``KEY=VALUE`` -> (key, value); the value as a Python literal if it is one."""
+    import ast
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def run_nmf(Xtr, ytr, Xte, yte, hidden, sweeps, threads, seed, overrides=None):
     rows, total = [], [0.0]
 
     def cb(est, it, rec):
@@ -118,14 +130,14 @@ def run_nmf(Xtr, ytr, Xte, yte, hidden, sweeps, threads, seed):
         rows.append((it, rec["eval_score"], total[0]))
 
     clf = fastnmf_dnn.NMFNetClassifier(hidden, max_iter=sweeps, n_iter_no_change=sweeps + 1,
-                                       random_state=seed, n_threads=threads)
+                                       random_state=seed, n_threads=threads, **(overrides or {}))
     clf.fit(Xtr, ytr, eval_set=(Xte, yte), callback=cb)
     return rows, clf
 
 
-def gemm_floor(Xtr, ytr, hidden, threads, seed, repeat=3):
+def gemm_floor(Xtr, ytr, hidden, threads, seed, repeat=3, overrides=None):
     """Seconds of one sweep's GEMMs (and the measured sweep, median of repeat)."""
-    clf = fastnmf_dnn.NMFNetClassifier(hidden)
+    clf = fastnmf_dnn.NMFNetClassifier(hidden, **(overrides or {}))
     opts = clf.training_options()
     Y = np.eye(int(ytr.max()) + 1, dtype=np.float32)[ytr]
     net = init_random([Xtr.shape[1], *hidden, Y.shape[1]], np.random.default_rng(seed), np.float32)
@@ -221,9 +233,14 @@ def main(argv=None):
     ap.add_argument("--out", type=Path)
     ap.add_argument("--json", type=Path, help="also write the per-epoch rows of both methods "
                     "as JSON (for python -m bench report)")
+    ap.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE",
+                    help="an NMFNetClassifier parameter other than its default, e.g. "
+                         "--set z_iter=3 (repeatable)")
     args = ap.parse_args(argv)
+    args.set = dict(args.set)
     from compare import machine
-    lines = [f"Machine: {machine()}; torch threads = fastnmf threads = {args.threads}"]
+    lines = [f"Machine: {machine()}; torch threads = fastnmf threads = {args.threads}"
+             + (f"; NMFNetClassifier overrides: {args.set}" if args.set else "")]
     dump = {"machine": machine(), "threads": args.threads, "seed": args.seed, "datasets": {}}
     for name in args.datasets.split(","):
         hidden = SHAPES[name]
@@ -235,9 +252,10 @@ def main(argv=None):
         sweeps = args.sweeps or {"digits": 50, "fashion": 15}[name]
         bp = run_backprop(Xtr, ytr, Xte, yte, hidden, epochs, args.threads, args.seed)
         print(f"{name} backprop best {max(r[1] for r in bp):.4f}", flush=True)
-        nm, _ = run_nmf(Xtr, ytr, Xte, yte, hidden, sweeps, args.threads, args.seed)
+        nm, _ = run_nmf(Xtr, ytr, Xte, yte, hidden, sweeps, args.threads, args.seed, args.set)
         print(f"{name} NMF best {max(r[1] for r in nm):.4f}", flush=True)
-        sweep_s, floor_s = gemm_floor(Xtr, ytr, hidden, args.threads, args.seed)
+        sweep_s, floor_s = gemm_floor(Xtr, ytr, hidden, args.threads, args.seed,
+                                      overrides=args.set)
         report(name, hidden, bp, nm, compile_s, sweep_s, floor_s, args.threads, lines)
         print("\n".join(lines), flush=True)
         dump["datasets"][name] = json_rows(name, hidden, bp, nm, sweep_s, floor_s)
