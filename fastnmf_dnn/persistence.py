@@ -57,6 +57,9 @@ def save_model(estimator, path):
             scalars[key] = {"value": _jsonable(value)}
     if hasattr(estimator, "_y_ndim"):
         scalars["_y_ndim"] = {"value": int(estimator._y_ndim)}
+    if getattr(estimator, "_extrapolation_state", None) is not None:
+        # so that a loaded model warm-starts exactly where fit left off
+        scalars["_extrapolation_state"] = {"value": _jsonable(list(estimator._extrapolation_state))}
     meta = {"kind": "model", "estimator": name,
             "params": _json_params(estimator.get_params()),
             "fitted": scalars, "fastnmf_version": fastnmf.__version__}

@@ -457,3 +457,18 @@ def test_model_file_is_a_plain_zip_with_json(model_file):
     assert meta["format"] == model_io.FORMAT
     assert meta["format_version"] == model_io.FORMAT_VERSION
     assert meta["estimator"] == "NMFNetClassifier" and meta["kind"] == "model"
+
+
+def test_loaded_model_warm_starts_exactly(tmp_path, digits):
+    """The extrapolation state (beta, last loss) is saved with the model: a
+    loaded model warm-started for k sweeps equals one fit of 2k sweeps."""
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(12, 8), random_state=0, n_iter_no_change=50)
+    first = NMFNetClassifier(max_iter=3, warm_start=True, **kw).fit(X, y)
+    first.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert list(loaded._extrapolation_state) == list(first._extrapolation_state)
+    loaded.fit(X, y)
+    once = NMFNetClassifier(max_iter=6, **kw).fit(X, y)
+    for u, v in zip(once.coefs_ + once.intercepts_, loaded.coefs_ + loaded.intercepts_):
+        np.testing.assert_array_equal(u, v)
