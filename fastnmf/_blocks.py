@@ -215,7 +215,12 @@ def linear_sq_error(normA2: float, Vt, CV, GU, GV) -> float:
     ``CV = A.T @ U``, ``GU = U.T @ U``, ``GV = Vt.T @ Vt``:
     ``||A||^2 - 2 <Vt, CV> + <GU, GV>``, O(n k + k^2), clipped at 0.
     """
-    val = normA2 - 2.0 * K.dot64(Vt, CV) + float(np.vdot(GU.astype(np.float64), GV))
+    return _sq_error(normA2, K.dot64(Vt, CV), GU, GV)
+
+
+def _sq_error(normA2: float, cross: float, GU, GV) -> float:
+    """``||A||^2 - 2 <V^T, A^T U> + <U^T U, V V^T>``, clipped at 0 (rounding)."""
+    val = normA2 - 2.0 * float(cross) + float(np.vdot(GU.astype(np.float64), GV))
     return max(val, 0.0)
 
 
@@ -234,5 +239,4 @@ def reduced_sq_error_(normA2: float, Vt, CV, GU, GV, buf, comm=SERIAL) -> float:
     buf[-1] = K.dot64(Vt, CV)
     comm.sum_(buf)
     GV[...] = buf[: k * k].reshape(k, k)
-    val = normA2 - 2.0 * float(buf[-1]) + float(np.vdot(GU.astype(np.float64), GV))
-    return max(val, 0.0)
+    return _sq_error(normA2, buf[-1], GU, GV)

@@ -51,8 +51,8 @@ def column_offset(n_local: int, comm=SERIAL):
     return sum(sizes[: comm.rank]), sum(sizes)
 
 
-def randomized_svd(A, k: int, seed: int, *, comm=SERIAL, n_oversamples: int = 10,
-                   n_power_iter: int = 7):
+def randomized_svd(A, k: int, seed: int, *, n_total: int, comm=SERIAL,
+                   n_oversamples: int = 10, n_power_iter: int = 7):
     """Top-k singular triplets of A (m, n) by a randomized range finder.
 
     Halko, Martinsson & Tropp 2011, with the test matrix on the row side
@@ -62,10 +62,10 @@ def randomized_svd(A, k: int, seed: int, *, comm=SERIAL, n_oversamples: int = 10
     SVD of ``B = Q^T A`` is taken from the float64 eigendecomposition of
     ``B B^T`` (another sum over columns). Cost: ``2 (n_power_iter + 1) + 1``
     GEMMs of m x n x (k + p). Returns (u (m, k), s (k,), vt (k, n_local)).
+    ``n_total``: the columns over all processes (n for one process).
     """
-    m, n = A.shape
-    _, N = column_offset(n, comm)
-    ell = min(k + n_oversamples, m, N)
+    m = A.shape[0]
+    ell = min(k + n_oversamples, m, n_total)
     Y = np.random.default_rng([seed, _TAG_OMEGA]).standard_normal((m, ell)).astype(A.dtype)
     Y = comm.sum_(np.ascontiguousarray(A @ (A.T @ Y)))
     for _ in range(n_power_iter):
@@ -86,13 +86,13 @@ def randomized_svd(A, k: int, seed: int, *, comm=SERIAL, n_oversamples: int = 10
     return u, s, vt
 
 
-def _nndsvd_factors(A, k, seed, fill, comm):
-    """NNDSVD of A (any sign is fine: only singular vectors are split)."""
+def _nndsvd_factors(A, k, seed, fill, comm, offset, N):
+    """NNDSVD of A (any sign is fine: only singular vectors are split);
+    this process's columns start at ``offset`` of ``N``."""
     m, n = A.shape
     dtype = A.dtype
-    offset, N = column_offset(n, comm)
     kk = min(k, m, N)
-    u, s, vt = randomized_svd(A, kk, seed, comm=comm)
+    u, s, vt = randomized_svd(A, kk, seed, comm=comm, n_total=N)
     kk = s.shape[0]
     W = np.zeros((m, k), dtype=dtype)
     Ht = np.zeros((n, k), dtype=dtype)
@@ -151,7 +151,7 @@ def initialize(A, k: int, init: str, rng: np.random.Generator, comm=SERIAL):
     if mean_abs == 0.0:  # all-zero data: any nonnegative point is optimal
         return np.zeros((m, k), dtype), np.zeros((n, k), dtype)
     fill = np.sqrt(mean_abs / k)
-    U, Vt = _nndsvd_factors(A, k, seed, fill, comm)
+    U, Vt = _nndsvd_factors(A, k, seed, fill, comm, offset, N)
     if init == "nndsvda":
         U[U == 0] = mean_abs
         Vt[Vt == 0] = mean_abs

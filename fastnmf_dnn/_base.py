@@ -21,7 +21,7 @@ from fastnmf._comm import SERIAL, as_comm, check_same, collective
 from . import model_io
 from .network import Network, init_random
 from .pretrain import pretrain_stack
-from .trainer import PRESETS, TrainOptions, Trainer
+from .trainer import PRESETS, TrainOptions, Trainer, check_data_parallel
 
 _OPTION_PARAMS = ("bias", "alpha", "ridge", "rel_ridge", "inner_iter", "omega", "z_iter", "z_solver", "z_prox", "l1",
                   "batch_size", "weight_prox", "margin_targets",
@@ -246,9 +246,7 @@ class BaseNMFNet(BaseEstimator):
         split = comm.size > 1
         with collective(comm):
             opts = self._validate_params()
-            if split and opts.batch_size is not None:
-                raise ValueError("batch_size (mini-batch sweeps) cannot be combined with comm "
-                                 "(data-parallel training): use full-batch sweeps")
+            check_data_parallel(opts, comm)   # before pre-training, not after it
             if split and checkpoint is not None and not opts.refresh_targets:
                 raise ValueError("checkpoint with comm needs refresh_targets=True (the carried-"
                                  "over targets are per-process state a checkpoint does not hold)")

@@ -53,6 +53,10 @@ class UsageError(Exception):
     """A problem with the command line or the user's input (exit status 2)."""
 
 
+#: User errors (exit status 2, one line): bad values, missing/corrupt files,
+#: data not found, a checkpoint of another run, missing matplotlib.
+_USER_ERRORS = (UsageError, OSError, ValueError, ImportError)
+
 #: The processes of this run: SERIAL, or MPI.COMM_WORLD under mpiexec.
 _COMM = SERIAL
 # Set by the MPI launchers: MPICH / Intel MPI (PMI), Open MPI, MVAPICH.
@@ -329,7 +333,7 @@ def _run(args, prog):
             # One process failing while the others wait in a collective would
             # hang the job: report it and abort every process.
             import traceback
-            known = isinstance(exc, (UsageError, OSError, ValueError, ImportError))
+            known = isinstance(exc, _USER_ERRORS)
             detail = _one_line(exc) if known else traceback.format_exc()
             print(f"{prog}: error on MPI rank {_COMM.rank} of {_COMM.size}: {detail}",
                   file=sys.stderr, flush=True)
@@ -339,9 +343,8 @@ def _run(args, prog):
                     if getattr(args, "checkpoint", None) else "")
             print(f"\n{prog}: interrupted{hint}", file=sys.stderr)
             return 130
-        if isinstance(exc, (UsageError, OSError, ValueError, ImportError)):
-            # User errors: bad values, missing/corrupt files, data not found, a
-            # checkpoint of another run, missing matplotlib. One line, no traceback.
+        if isinstance(exc, _USER_ERRORS):
+            # one line, no traceback
             print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
             return 2
         raise
@@ -567,8 +570,7 @@ def _cmd_train(args):
         bar.close()
     fit_s = time.perf_counter() - t0
     with _threads_ctx(args.threads):   # over every process's block of the test set
-        hits = comm.sum(np.count_nonzero(est.predict(Xte) == yte)) if Xte.shape[0] else \
-            comm.sum(0)
+        hits = comm.sum(np.count_nonzero(est.predict(Xte) == yte) if Xte.shape[0] else 0)
         test_acc = hits / n_test
 
     hist = est.history_

@@ -187,9 +187,7 @@ class Trainer:
         self.comm = comm = as_comm(comm)
         dt = X.dtype
         self.N_local = N = X.shape[0]   # this process's samples
-        if comm.size > 1 and o.batch_size is not None:
-            raise ValueError("batch_size (mini-batch sweeps) cannot be combined with comm "
-                             "(data-parallel training): use full-batch sweeps")
+        check_data_parallel(o, comm)
         #: training samples over all processes
         self.N = int(round(comm.sum(N)))
         self.sizes = sizes = network.layer_sizes
@@ -467,6 +465,14 @@ class Trainer:
         if "extrapolation" in arrays:
             beta, prev = (float(v) for v in arrays["extrapolation"])
             self.beta, self.prev_loss = beta, None if np.isnan(prev) else prev
+
+
+def check_data_parallel(options, comm) -> None:
+    """ValueError if ``options`` cannot train over several processes
+    (mini-batch sweeps: the blocks would differ from one process's)."""
+    if comm.size > 1 and options.batch_size is not None:
+        raise ValueError("batch_size (mini-batch sweeps) cannot be combined with comm "
+                         "(data-parallel training): use full-batch sweeps")
 
 
 def sweep_gemm_shapes(sizes, N, options, *, mini_batch=False):
