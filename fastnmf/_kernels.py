@@ -165,15 +165,17 @@ def hals_update_rows_numba(X, C, G):
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
-def extrapolate_(H, N, O, beta):
-    """``H <- max(0, N + beta * (N - O))`` (projected extrapolation step).
+def extrapolate_(O, N, beta):
+    """``O <- max(0, N + beta * (N - O))`` in place (projected extrapolation).
 
-    H, N, O: (p, k); H must not alias N or O. Ang & Gillis (2019).
+    O (the previous iterate, overwritten by the extrapolated point) and N
+    (the new iterate): (p, k), must not alias. Ang & Gillis (2019). One read
+    of N, one read and write of O: the caller swaps names instead of copying.
     """
-    p, k = H.shape
-    b = H.dtype.type(beta)
-    zero = H.dtype.type(0)
+    p, k = O.shape
+    b = O.dtype.type(beta)
+    zero = O.dtype.type(0)
     for i in prange(p):
         for j in range(k):
             v = N[i, j] + b * (N[i, j] - O[i, j])
-            H[i, j] = v if v > zero else zero
+            O[i, j] = v if v > zero else zero

@@ -187,6 +187,7 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
     CV = np.empty((n, k), dt)
     GU = np.empty((k, k), dt)
     ebuf = np.empty(k * k + 1)    # error reduction (float64)
+    sweeps = [0, 0]               # inner HALS sweeps run on U and on V
     if solver == "mu":
         DU, DV = np.empty((m, k), dt), np.empty((n, k), dt)
         cap_u = cap_v = 1 if n_inner is None else n_inner
@@ -201,10 +202,10 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
         cap_v = _inner_cap(n_inner, m, k, inner_alpha)
 
         def update_u(X):   # U is the same on every process: no communication
-            return B.nnls_hals_(X, CU, GV, cap_u, inner_tol)
+            sweeps[0] += B.nnls_hals_(X, CU, GV, cap_u, inner_tol)
 
         def update_v(X):   # rows of Vt are split: the stopping test is global
-            return B.nnls_hals_(X, CV, GU, cap_v, inner_tol, comm)
+            sweeps[1] += B.nnls_hals_(X, CV, GU, cap_v, inner_tol, comm)
 
     t0 = time.perf_counter()
     normA2 = comm.sum(B.sq_norm(A))
@@ -217,10 +218,10 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
     converged = False
 
     if extrapolate:
-        # hat: extrapolated points; cur: plain iterates; new: next plain iterate.
+        # hat: extrapolated points (each block update starts from, and
+        # updates in place, its hat); cur: plain iterates.
         Uh, Vh = U, Vt
         Uc, Vc = U.copy(), Vt.copy()
-        Un, Vn = np.empty_like(U), np.empty_like(Vt)
         Ub, Vb = U.copy(), Vt.copy()          # best point so far
         GVc = np.empty((k, k), dt)
         beta, beta_cap = _BETA0, 1.0
@@ -239,16 +240,14 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
         else:
             if it > 1:
                 B.cross_and_gram_(A, Vh, CUG, comm)
-            np.copyto(Un, Uh)
-            update_u(Un)
-            K.extrapolate_(Uh, Un, Uc, beta)        # Uh <- max(0, Un + beta (Un - Uc))
-            Uc, Un = Un, Uc
+            update_u(Uh)                            # Uh: the new plain iterate
+            K.extrapolate_(Uc, Uh, beta)            # Uc <- max(0, Uh + beta (Uh - Uc))
+            Uh, Uc = Uc, Uh
             np.matmul(A.T, Uh, out=CV)
             B.gram(Uh, out=GU)
-            np.copyto(Vn, Vh)
-            update_v(Vn)
-            K.extrapolate_(Vh, Vn, Vc, beta)
-            Vc, Vn = Vn, Vc
+            update_v(Vh)
+            K.extrapolate_(Vc, Vh, beta)
+            Vh, Vc = Vc, Vh
             # Error of (Uh, Vc): the pair the V-step's products describe.
             err = np.sqrt(B.reduced_sq_error_(normA2, Vc, CV, GU, GVc, ebuf, comm)) / normA
             if err > ref_err:                       # restart from the plain iterates
@@ -273,10 +272,10 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
                 not (extrapolate and err > ref_err):
             converged = True
             break
-    info = {}
+    info = {"inner_sweeps": tuple(sweeps)} if solver == "hals" else {}
     if extrapolate:
         U, Vt = Ub, Vb
-        info = {"restarts": restarts, "beta": beta}
+        info.update(restarts=restarts, beta=beta)
     return FactorizationResult(
         U=U, V=Vt.T, n_iter=len(errors) - 1, errors=np.asarray(errors), times=np.asarray(times),
         converged=converged, solver=f"nmf-{solver}" + ("-extrapolated" if extrapolate else ""),
