@@ -25,7 +25,7 @@ def _ext(name, isa_flags=()):
     return Extension(
         f"fastnmf._cy.{name}",
         [f"fastnmf/_cy/{name}.pyx"],
-        include_dirs=[np.get_include()],
+        include_dirs=[np.get_include(), "fastnmf/_cy"],  # hals_tile.h
         extra_compile_args=omp_compile + fp_flags + list(isa_flags),
         extra_link_args=omp_link,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

@@ -169,7 +169,11 @@ def test_reference_sweeps_agree(rng):
     np.testing.assert_allclose(d1, d2, rtol=1e-12)
 
 
-SHAPES = [(1, 1), (5, 1), (5, 3), (63, 4), (64, 4), (65, 4), (130, 7), (200, 1)]
+# Full tiles (64 float32 / 32 float64 rows) with k >= 8 take the AVX2 build's
+# register-block transposition (8 x 8 / 4 x 4 blocks plus k % 8 scalar
+# columns); partial tiles and small k the scalar one.
+SHAPES = [(1, 1), (5, 1), (5, 3), (63, 4), (64, 4), (65, 4), (130, 7), (200, 1),
+          (64, 8), (128, 16), (200, 19), (97, 50)]
 
 
 @pytest.mark.parametrize("impl", ALL_IMPLS, ids=IMPL_IDS)
@@ -206,7 +210,7 @@ def test_hals_sweep_dead_component_untouched(rng, impl, dtype, p):
 
 @pytest.mark.parametrize("impl", ALL_IMPLS, ids=IMPL_IDS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("p,k", [(1, 2), (37, 2), (64, 5), (150, 6)])
+@pytest.mark.parametrize("p,k", [(1, 2), (37, 2), (64, 5), (150, 6), (150, 13), (64, 9)])
 def test_hals_sweep_column_slice_views(rng, impl, dtype, p, k):
     """X[:, :k-1] views (row stride k): only the first k-1 columns change."""
     _, f = impl

@@ -12,11 +12,15 @@ semi-NMF written for the transposed factor: for ``A ~ U V`` with fixed ``U``,
 Rows are independent given G, so a Gauss-Seidel sweep over the k coordinates
 of every row is exactly the HALS update of Cichocki / Gillis-Glineur (which
 sweeps components for all rows at once). The sweep is done on tiles of TILE
-rows: a tile is transposed into a (k, TILE) thread-local buffer, so the
-update of coordinate a is a vector axpy over the tile's rows
-(``s[r] -= G[a, b] * x[b, r]``) with no horizontal reduction, and the whole
-tile stays in L1/L2. That measured 3x faster than the row-by-row loop
-(float32, k=50, 60000 rows: see bench/bench_kernels.py).
+rows (64 float32 / 32 float64): the tile's rows of X and C are transposed
+into (k, TILE) thread-local buffers, so the update of coordinate a is a
+vector axpy over the tile's rows (``s[r] -= G[a, b] * x[b, r]``) with no
+horizontal reduction, and the whole tile stays in L1/L2. That measured 3x
+faster than the row-by-row loop (float32, k=50, 60000 rows: see
+bench/bench_kernels.py). The tile itself is C (``hals_tile.h``): the axpy
+accumulators stay in registers for the whole loop over b, and in the AVX2
+build the transposition is done in 8 x 8 register blocks (it was 55% of a
+scalar-transposed sweep; the blocks made the sweep 1.6-1.8x faster).
 
 Complexity: O(p k^2) flops per sweep; reads and writes X once, reads C
 once; 2 k TILE scalars of scratch per thread. GIL released; no validation.
@@ -28,55 +32,33 @@ ctypedef fused floating:
     float
     double
 
-cdef enum:
-    TILE = 64
+cdef extern from "hals_tile.h" nogil:
+    enum:
+        FN_TILE_F32
+        FN_TILE_F64
+    double fn_hals_tile_f32(float* X, Py_ssize_t ldx, const float* C, Py_ssize_t ldc,
+                            const float* G, Py_ssize_t ldg, Py_ssize_t k, Py_ssize_t nr,
+                            float* xT, float* cT)
+    double fn_hals_tile_f64(double* X, Py_ssize_t ldx, const double* C, Py_ssize_t ldc,
+                            const double* G, Py_ssize_t ldg, Py_ssize_t k, Py_ssize_t nr,
+                            double* xT, double* cT)
 
 
-cdef double _sweep_tile(floating* X, Py_ssize_t ldx, const floating* C, Py_ssize_t ldc,
-                        const floating* G, Py_ssize_t ldg, Py_ssize_t k, Py_ssize_t nr,
-                        floating* xT, floating* s) noexcept nogil:
-    cdef Py_ssize_t a, b, r
-    cdef floating g, gaa, inv, new, d, dsum
-    cdef floating* xb
-    cdef double delta = 0.0
-    for b in range(k):
-        xb = xT + b * TILE
-        for r in range(nr):
-            xb[r] = X[r * ldx + b]
-        for r in range(nr, TILE):
-            xb[r] = 0
-    for a in range(k):
-        gaa = G[a * ldg + a]
-        if gaa <= 0:
-            # Dead component: x[a] does not affect the fit. Leave it; zeroing
-            # it would zero the other factor's Gram diagonal and kill the
-            # component for good.
-            continue
-        for r in range(nr):
-            s[r] = C[r * ldc + a]
-        for r in range(nr, TILE):
-            s[r] = 0
-        for b in range(k):
-            g = G[a * ldg + b]
-            xb = xT + b * TILE
-            for r in range(TILE):
-                s[r] = s[r] - g * xb[r]
-        inv = 1 / gaa
-        xb = xT + a * TILE
-        dsum = 0
-        for r in range(TILE):
-            new = xb[r] + s[r] * inv
-            if new < 0:
-                new = 0
-            d = new - xb[r]
-            dsum = dsum + d * d
-            xb[r] = new
-        delta += dsum
-    for b in range(k):
-        xb = xT + b * TILE
-        for r in range(nr):
-            X[r * ldx + b] = xb[r]
-    return delta
+cdef inline Py_ssize_t _tile(floating* dummy) noexcept nogil:
+    if floating is float:
+        return FN_TILE_F32
+    else:
+        return FN_TILE_F64
+
+
+cdef inline double _sweep_tile(floating* X, Py_ssize_t ldx, const floating* C, Py_ssize_t ldc,
+                               const floating* G, Py_ssize_t ldg, Py_ssize_t k, Py_ssize_t nr,
+                               floating* xT, floating* cT) noexcept nogil:
+    """One sweep over one tile of nr rows (hals_tile.h, register-blocked C)."""
+    if floating is float:
+        return fn_hals_tile_f32(X, ldx, C, ldc, G, ldg, k, nr, xT, cT)
+    else:
+        return fn_hals_tile_f64(X, ldx, C, ldc, G, ldg, k, nr, xT, cT)
 
 
 cdef double _sweep_all(floating* xp, Py_ssize_t ldx, const floating* cp, Py_ssize_t ldc,
@@ -84,20 +66,20 @@ cdef double _sweep_all(floating* xp, Py_ssize_t ldx, const floating* cp, Py_ssiz
                        int n_threads) noexcept nogil:
     """One sweep over all rows, tiles in parallel; returns sum of squared changes."""
     cdef Py_ssize_t t, nr
-    cdef Py_ssize_t ntiles = (p + TILE - 1) // TILE
+    cdef Py_ssize_t tile = _tile(xp)
+    cdef Py_ssize_t ntiles = (p + tile - 1) // tile
     cdef double total = 0.0
     cdef floating* xT
-    cdef floating* s
+    cdef floating* cT
     with parallel(num_threads=n_threads):
-        xT = <floating*> malloc(k * TILE * sizeof(floating))
-        s = <floating*> malloc(TILE * sizeof(floating))
-        if xT != NULL and s != NULL:
+        xT = <floating*> malloc(2 * k * tile * sizeof(floating))
+        if xT != NULL:
+            cT = xT + k * tile
             for t in prange(ntiles, schedule="static"):
-                nr = min(TILE, p - t * TILE)
-                total += _sweep_tile(xp + t * TILE * ldx, ldx, cp + t * TILE * ldc, ldc,
-                                     gp, ldg, k, nr, xT, s)
+                nr = min(tile, p - t * tile)
+                total += _sweep_tile(xp + t * tile * ldx, ldx, cp + t * tile * ldc, ldc,
+                                     gp, ldg, k, nr, xT, cT)
         free(xT)
-        free(s)
     return total
 
 
