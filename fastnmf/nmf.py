@@ -129,6 +129,9 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
     FactorizationResult
         ``U`` (m, k), ``V`` (k, n), ``n_iter``, ``errors`` (relative Frobenius
         error per iteration, ``errors[0]`` at the initial point), ``times``.
+        ``info``: for HALS ``"inner_sweeps"`` (sweeps run on U, on V, over
+        all iterations); with extrapolation ``"restarts"`` and the final
+        ``"beta"``.
 
     Notes
     -----

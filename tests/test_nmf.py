@@ -170,6 +170,7 @@ def test_extrapolated_hals_with_restarts_matches_reference(rng):
     U, V, errs, restarts, beta = ref.nmf_hals_extrapolated(A, U0, V0, 40, sweeps=2)
     assert restarts >= 1
     assert res.info["restarts"] == restarts
+    assert res.info["inner_sweeps"] == (80, 80)    # 2 per block, 40 iterations
     assert_close(res.U, U, np.float64)
     assert_close(res.V, V, np.float64)
     np.testing.assert_allclose(res.errors, errs, rtol=1e-9)
@@ -183,6 +184,20 @@ def test_extrapolation_returns_best_point(rng, dtype):
     np.testing.assert_allclose(res.error, ref.rel_error(A, res.U, res.V), rtol=err_rtol(dtype))
     assert res.error < 0.1 < res.errors[0]        # it does fit (noise level ~0.036)
     assert res.info["restarts"] >= 0 and 0 < res.info["beta"] <= 1
+
+
+@pytest.mark.parametrize("extrapolate", [True, False])
+def test_inner_sweep_counts_follow_the_stopping_rule(rng, extrapolate):
+    """info["inner_sweeps"]: HALS sweeps run on (U, V), between one per block
+    and the cap per block; a looser inner_tol never runs more."""
+    A, _, _ = nmf_problem(rng, 60, 40, 5, np.float64)
+    runs = {tol: fastnmf.nmf(A, 5, max_iter=10, tol=0, random_state=0, n_inner=7,
+                             inner_tol=tol, extrapolate=extrapolate) for tol in (0.0, 0.5)}
+    for r in runs.values():
+        for s in r.info["inner_sweeps"]:
+            assert 10 <= s <= 70
+    assert runs[0.0].info["inner_sweeps"] == (70, 70)   # tol 0: always the cap
+    assert sum(runs[0.5].info["inner_sweeps"]) < 140
 
 
 def test_extrapolate_argument_validation():
