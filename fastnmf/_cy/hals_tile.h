@@ -47,8 +47,33 @@ typedef long long fn_vdi __attribute__((vector_size(FN_VBYTES)));
  * Scalar transposition is store-bound (one scalar store per element) and
  * measured 55% of a sweep (k = 50, float32). With AVX, full 8 x 8 (float)
  * or 4 x 4 (double) blocks are transposed in registers: 8 vector loads,
- * 24 shuffles, 8 vector stores per 64 elements. Partial tiles and the
- * k % 8 last columns take the scalar path. */
+ * 24 shuffles, 8 vector stores per 64 elements (SSE2: 4 x 4 / 2 x 2).
+ * Partial tiles and the last k % W columns take the scalar path. */
+/* rows [0, TILE) x columns [0, kb) of M (stride ld) -> MT (kb rows of TILE), or back */
+#define FN_DEFINE_BLOCK_TR(NAME_IN, NAME_OUT, T, V, W, LOADU, STOREU, TR)                 \
+static inline void NAME_IN(const T *M, ptrdiff_t ld, ptrdiff_t kb, T *MT, ptrdiff_t tile) \
+{                                                                                        \
+    ptrdiff_t r0, b0; int i;                                                             \
+    for (r0 = 0; r0 < tile; r0 += W)                                                     \
+        for (b0 = 0; b0 < kb; b0 += W) {                                                 \
+            V v[W];                                                                      \
+            for (i = 0; i < W; i++) v[i] = LOADU(M + (r0 + i) * ld + b0);                \
+            TR(v);                                                                       \
+            for (i = 0; i < W; i++) STOREU(MT + (b0 + i) * tile + r0, v[i]);             \
+        }                                                                                \
+}                                                                                        \
+static inline void NAME_OUT(T *M, ptrdiff_t ld, ptrdiff_t kb, const T *MT, ptrdiff_t tile)\
+{                                                                                        \
+    ptrdiff_t r0, b0; int i;                                                             \
+    for (r0 = 0; r0 < tile; r0 += W)                                                     \
+        for (b0 = 0; b0 < kb; b0 += W) {                                                 \
+            V v[W];                                                                      \
+            for (i = 0; i < W; i++) v[i] = LOADU(MT + (b0 + i) * tile + r0);             \
+            TR(v);                                                                       \
+            for (i = 0; i < W; i++) STOREU(M + (r0 + i) * ld + b0, v[i]);                \
+        }                                                                                \
+}
+
 #if defined(__AVX__)
 #include <immintrin.h>
 
@@ -86,37 +111,30 @@ static inline void fn_tr4x4_pd(__m256d *r)
     r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
 
-/* rows [0, TILE) x columns [0, kb) of M (stride ld) -> MT (kb rows of TILE), or back */
-#define FN_DEFINE_BLOCK_TR(NAME_IN, NAME_OUT, T, V, W, LOADU, STOREU, TR)                 \
-static inline void NAME_IN(const T *M, ptrdiff_t ld, ptrdiff_t kb, T *MT, ptrdiff_t tile) \
-{                                                                                        \
-    ptrdiff_t r0, b0; int i;                                                             \
-    for (r0 = 0; r0 < tile; r0 += W)                                                     \
-        for (b0 = 0; b0 < kb; b0 += W) {                                                 \
-            V v[W];                                                                      \
-            for (i = 0; i < W; i++) v[i] = LOADU(M + (r0 + i) * ld + b0);                \
-            TR(v);                                                                       \
-            for (i = 0; i < W; i++) STOREU(MT + (b0 + i) * tile + r0, v[i]);             \
-        }                                                                                \
-}                                                                                        \
-static inline void NAME_OUT(T *M, ptrdiff_t ld, ptrdiff_t kb, const T *MT, ptrdiff_t tile)\
-{                                                                                        \
-    ptrdiff_t r0, b0; int i;                                                             \
-    for (r0 = 0; r0 < tile; r0 += W)                                                     \
-        for (b0 = 0; b0 < kb; b0 += W) {                                                 \
-            V v[W];                                                                      \
-            for (i = 0; i < W; i++) v[i] = LOADU(MT + (b0 + i) * tile + r0);             \
-            TR(v);                                                                       \
-            for (i = 0; i < W; i++) STOREU(M + (r0 + i) * ld + b0, v[i]);                \
-        }                                                                                \
-}
-
 FN_DEFINE_BLOCK_TR(fn_tr_in_f32, fn_tr_out_f32, float, __m256, 8, _mm256_loadu_ps,
                    _mm256_storeu_ps, fn_tr8x8_ps)
 FN_DEFINE_BLOCK_TR(fn_tr_in_f64, fn_tr_out_f64, double, __m256d, 4, _mm256_loadu_pd,
                    _mm256_storeu_pd, fn_tr4x4_pd)
 #define FN_BLOCK_W_f32 8
 #define FN_BLOCK_W_f64 4
+#elif defined(__SSE2__)                 /* baseline x86-64 build: 4 x 4 / 2 x 2 */
+#include <emmintrin.h>
+
+static inline void fn_tr4x4_ps(__m128 *r) { _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]); }
+
+static inline void fn_tr2x2_pd(__m128d *r)
+{
+    __m128d t0 = _mm_unpacklo_pd(r[0], r[1]), t1 = _mm_unpackhi_pd(r[0], r[1]);
+    r[0] = t0;
+    r[1] = t1;
+}
+
+FN_DEFINE_BLOCK_TR(fn_tr_in_f32, fn_tr_out_f32, float, __m128, 4, _mm_loadu_ps,
+                   _mm_storeu_ps, fn_tr4x4_ps)
+FN_DEFINE_BLOCK_TR(fn_tr_in_f64, fn_tr_out_f64, double, __m128d, 2, _mm_loadu_pd,
+                   _mm_storeu_pd, fn_tr2x2_pd)
+#define FN_BLOCK_W_f32 4
+#define FN_BLOCK_W_f64 2
 #else
 #define FN_BLOCK_W_f32 0                /* no block transposition: scalar only */
 #define FN_BLOCK_W_f64 0
