@@ -188,6 +188,8 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
         V = Z[i - 1]
         U = W[i - 1]
         l2 = lam_w + rel_ridge(V)                                # weight decay
+        if i == 1:                # input_ridge: the mean diagonal of the input Gram
+            l2 += opts.get("input_ridge", 0.0) * float(np.trace(V @ V.T)) / V.shape[0]
         inv = ridge_inverse(V @ V.T, lam + mu + l2, dtype)
         for _ in range(opts["inner_iter"]):
             U = U + om * ((A - relu(U @ V)) @ V.T - l2 * U) @ inv

@@ -587,6 +587,32 @@ def test_extrapolate_bad_values(value, exc):
         NMFNetClassifier((5,), extrapolate=value, max_iter=1).fit(X[:50], y[:50])
 
 
+@pytest.mark.parametrize("value, exc", [(-1e-3, ValueError), (float("nan"), ValueError),
+                                        (float("inf"), ValueError), ("2", TypeError)])
+def test_input_ridge_bad_values(value, exc):
+    X, y = load_digits()
+    with pytest.raises(exc, match="input_ridge"):
+        NMFNetClassifier((5,), input_ridge=value, max_iter=1).fit(X[:50], y[:50])
+
+
+def test_input_ridge_shrinks_only_the_first_layer_and_is_off_in_the_paper_preset():
+    """A larger input_ridge gives a smaller first-layer weight (same start,
+    one sweep, no extrapolation); 0 is the unpenalised fit."""
+    assert PRESETS["paper"].input_ridge == 0.0
+    X, y = load_digits()
+    X, y = X[:300], y[:300]
+    norms = []
+    for r in (0.0, 1e-3, 1e-2, 1e-1):
+        clf = NMFNetClassifier((12, 8), input_ridge=r, max_iter=1, random_state=0,
+                               extrapolate=1.0, dtype=np.float64).fit(X, y)
+        assert clf.training_options_.input_ridge == r
+        norms.append(np.linalg.norm(clf.coefs_[0]))
+    assert all(a > b for a, b in zip(norms, norms[1:])), norms
+    again = NMFNetClassifier((12, 8), input_ridge=1e-1, max_iter=1, random_state=0,
+                             extrapolate=1.0, dtype=np.float64).fit(X, y)
+    np.testing.assert_allclose(np.linalg.norm(again.coefs_[0]), norms[-1], rtol=1e-12)
+
+
 def test_checkpoint_keeps_the_extrapolation_state(tmp_path):
     X, y = load_digits()
     X, y = X[:300], y[:300]

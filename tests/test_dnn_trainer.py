@@ -34,6 +34,9 @@ OPTION_SETS = {
     "paper-bias-hals": PRESETS["paper"].replace(bias=True, z_solver="hals", z_iter=2),
     "extrapolated": DAMPED.replace(extrapolate=2.5, refit_output=True, margin_targets=True),
     "extrapolated-no-refit": DAMPED.replace(extrapolate=3.0, omega=1.5, z_prox=0.03),
+    "input-ridge": DAMPED.replace(input_ridge=0.05),
+    "input-ridge-extrapolated": DAMPED.replace(input_ridge=0.01, extrapolate=2.5,
+                                               refit_output=True, margin_targets=True),
 }
 
 
