@@ -9,16 +9,19 @@
  *     s[r] = C[r, a] - sum_b G[a, b] xT[b, r]      (all tile rows r at once)
  *     xT[a, r] = max(0, xT[a, r] + s[r] / G[a, a])
  *
- * The sum over b is the hot loop. Its accumulator s (CHUNK rows) is kept in
- * NACC vector registers for the whole b loop, so each multiply-add costs one
- * load (xT) instead of a load, a load and a store of s: the loop runs at the
- * FMA rate, not the store-port rate (measured: see bench/bench_kernels.py and
- * README "Where each kernel lives"). GCC/Clang vector extensions: the same
- * source gives 256-bit code in the -mavx2 build and 128-bit code otherwise.
+ * The sum over b is the hot loop. Its accumulator s (CHUNK rows) is written
+ * as NACC vector variables, so it stays in registers for the whole b loop
+ * and each multiply-add costs one load of xT (checked in the disassembly:
+ * one broadcast and eight vfnmadd231ps per b). This alone measured within
+ * noise of the previous Cython loop, which gcc had already kept in
+ * registers; the 2x came from the transposition below, which was 55% of a
+ * sweep. GCC/Clang vector extensions: the same source gives 256-bit code in
+ * the -mavx2 build and 128-bit code otherwise.
  *
  * Padding rows (r >= nr) are zero in xT and C, so they stay exactly zero.
- * Complexity: k * k * TILE multiply-adds per tile; xT is k * TILE scalars
- * (12.5 KiB for k = 50, float) and stays in L1/L2.
+ * Complexity: k * k * TILE multiply-adds per tile; xT and cT are k * TILE
+ * scalars each (12.5 KiB for k = 50, float) and stay in L1/L2. Measured:
+ * bench/bench_kernels.py, README "Kernels: which implementation, measured".
  */
 #ifndef FASTNMF_HALS_TILE_H
 #define FASTNMF_HALS_TILE_H
