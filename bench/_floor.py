@@ -70,7 +70,7 @@ def semi_nmf_ops(m, n, k, iters, solver):
     """``fastnmf.semi_nmf(A, k, init=(U, V), max_iter=iters, tol=0)``."""
     ops = [mm(n, m, k, ta=True), gram(m, k), gram(n, k)]  # initial error
     for _ in range(iters):
-        ops += [gram(n, k), mm(m, n, k), mm(m, k, k)]     # ridge U-step
+        ops += [mm(m, n, k), mm(m, k, k)]   # ridge U-step (GV: the error step's)
         ops += [mm(n, m, k, ta=True), gram(m, k)]         # A^T U, GU
         if solver == "mu":
             ops += [mm(n, k, k), mm(n, k, k)]             # Vt G+, Vt G-

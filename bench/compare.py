@@ -16,6 +16,10 @@ and Numba limited together by ``fastnmf.threads``. Numba kernels are
 compiled (and the tiny warm-up is run) before any timed region. Timed values
 are medians of ``--repeat`` runs (scikit-learn's long runs once: its
 80-second fit is its own median-free measurement, noted in the table).
+Runs under 50 ms (digits) are timed at least 21 times after a warm-up run,
+and the two sides of a ratio are timed in turns (a, b, a, b, ...), so that
+the shared machine's drift hits both alike: with 5 sequential repeats two
+back-to-back runs of this script gave 1.7x and 2.7x for the same ratio.
 "Time to equal error": the peer runs to its own stopping rule (tol=1e-4,
 max_iter=400); fastnmf's run is then timed for exactly the number of
 iterations at which it first reaches the peer's final relative error
@@ -57,14 +61,57 @@ def machine() -> str:
             f"{'active' if fastnmf.SHORT_SPIN_ACTIVE else 'NOT active'}")
 
 
+# Runs shorter than SHORT_S are timed many times: on a shared 2-core machine
+# a 3 ms run's time moves by 30% from one moment to the next (measured: the
+# digits rows of two back-to-back runs of this script with 5 repeats gave
+# 1.7x and 2.7x for the same ratio).
+SHORT_S = 0.05
+SHORT_BUDGET_S = 1.0
+
+
+def _n_runs(first_s, repeat):
+    if first_s >= SHORT_S:
+        return repeat
+    return int(min(201, max(repeat, 21, SHORT_BUDGET_S / max(first_s, 1e-5))))
+
+
 def median_time(fn, repeat):
-    ts = []
-    out = None
-    for _ in range(repeat):
+    """Median wall time of ``fn()`` and its last result. A short first run
+    is a warm-up and the median is over many runs (``_n_runs``)."""
+    t = time.perf_counter()
+    out = fn()
+    first = time.perf_counter() - t
+    if first >= SHORT_S:
+        ts = [first]
+        n = repeat - 1
+    else:
+        ts = []
+        n = _n_runs(first, repeat)
+    for _ in range(n):
         t = time.perf_counter()
         out = fn()
         ts.append(time.perf_counter() - t)
     return float(np.median(ts)), out
+
+
+def interleaved_medians(fns, repeat):
+    """Median wall time of each of ``fns``, timed in turns (a, b, c, a, b,
+    c, ...) so that the machine's drift hits every side of a ratio alike.
+    Returns [(median_s, last_result), ...]."""
+    firsts, outs = [], []
+    for fn in fns:
+        t = time.perf_counter()
+        outs.append(fn())
+        firsts.append(time.perf_counter() - t)
+    short = max(firsts) < SHORT_S
+    ts = [[] if short else [f] for f in firsts]
+    n = _n_runs(max(firsts), repeat) if short else repeat - 1
+    for _ in range(n):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            outs[i] = fn()
+            ts[i].append(time.perf_counter() - t)
+    return [(float(np.median(t)), o) for t, o in zip(ts, outs)]
 
 
 def rel_err(A, W, H):
@@ -140,8 +187,6 @@ def bench_nmf(args):
             t = time.perf_counter()
             est, W = sk_fit()
             sk_t = time.perf_counter() - t
-            if sk_t < 5.0:  # short fits are noisy: take a median like ours
-                sk_t, (est, W) = median_time(sk_fit, max(args.repeat, 5))
             target = rel_err(X, W, est.components_)
             for solver in ("hals", "mu"):
                 def run(n, solver=solver):
@@ -152,7 +197,12 @@ def bench_nmf(args):
                                  f"{sk_t:.2f}", f"fastnmf {solver}", "not reached",
                                  f"{r.errors[-1]:.5f}", "-", "-"])
                     continue
-                ft, r = median_time(lambda: run(n_hit), args.repeat)
+                if sk_t < 5.0:
+                    # Short fits are noisy: both sides timed many times, in turns.
+                    (sk_t, _), (ft, r) = interleaved_medians(
+                        [sk_fit, lambda: run(n_hit)], max(args.repeat, 5))
+                else:
+                    ft, r = median_time(lambda: run(n_hit), args.repeat)
                 rows.append([name, f"sklearn {sk_solver}", est.n_iter_, f"{target:.5f}",
                              f"{sk_t:.2f}", f"fastnmf {solver}", n_hit,
                              f"{r.errors[n_hit]:.5f}", f"{ft:.3f}", f"**{sk_t / ft:.1f}x**"])
@@ -161,12 +211,14 @@ def bench_nmf(args):
            "iters", "rel. error", "fastnmf s", "speed-up"], rows,
           "Same nndsvda initial factors for all (scikit-learn's own), float32, "
           f"{args.threads} threads; peer: tol=1e-4, max_iter=400, one run if it takes over "
-          f"5 s, else median of {max(args.repeat, 5)}; fastnmf: median of {args.repeat}. "
+          f"5 s (fastnmf: median of {args.repeat}), else both timed in turns, medians of at "
+          f"least 21 runs. "
           "Rank: digits 10, Fashion 50.")
 
 
 # --------------------------------------------------------------------------- GEMM floor
-def gemm_floor_nmf(A, U, Vt, repeat):
+def gemm_floor_nmf(A, U, Vt):
+    """The GEMMs one nmf / semi_nmf iteration cannot avoid (a function to time)."""
     CU, CV = np.empty_like(U), np.empty_like(Vt)
 
     def calls():
@@ -174,12 +226,12 @@ def gemm_floor_nmf(A, U, Vt, repeat):
         np.matmul(A.T, U, out=CV)
         U.T @ U
         Vt.T @ Vt
-    calls()
-    return median_time(calls, repeat)[0]
+    return calls
 
 
-def gemm_floor_nonlinear(A, U, Vt, n_inner, repeat):
-    """The GEMMs one outer iteration of nonlinear_semi_nmf cannot avoid."""
+def gemm_floor_nonlinear(A, U, Vt, n_inner):
+    """The GEMMs one outer iteration of nonlinear_semi_nmf cannot avoid (a
+    function to time)."""
     P = np.empty(A.shape, A.dtype, order="F" if not A.flags.c_contiguous else "C")
     D, S = np.empty_like(U), np.empty_like(Vt)
     from fastnmf._linalg import matmul_into
@@ -194,15 +246,43 @@ def gemm_floor_nonlinear(A, U, Vt, n_inner, repeat):
         matmul_into(P, U, Vt.T)             # error of the new point
         Vt.T @ Vt
         U.T @ U
-    calls()
-    return median_time(calls, repeat)[0]
+    return calls
 
 
 def per_iter(run, n, repeat):
+    """Median per-iteration time of ``run(n)`` (its own clock, set-up
+    excluded); short runs are repeated many times (``_n_runs``)."""
     def once():
         r = run(n)
-        return (r.times[-1] - r.times[0]) / r.n_iter
-    return float(np.median([once() for _ in range(repeat)]))
+        return (r.times[-1] - r.times[0]) / r.n_iter, r.times[-1]
+    first, total = once()
+    runs = _n_runs(total, repeat)
+    return float(np.median([first] + [once()[0] for _ in range(runs - 1)]))
+
+
+def per_iter_vs_floor(run, n, floor_calls, work, repeat):
+    """(solver s/iteration, floor s): medians over runs taken in turns, the
+    floor on the thread count fastnmf picks for the solver (``for_work``:
+    one thread for small problems)."""
+    from fastnmf._threads import for_work
+
+    def floor_once():
+        with for_work(work):
+            t = time.perf_counter()
+            floor_calls()
+            return time.perf_counter() - t
+
+    def once():
+        r = run(n)
+        return (r.times[-1] - r.times[0]) / r.n_iter, r.times[-1]
+    floor_once()
+    first, total = once()
+    runs = _n_runs(total, repeat)
+    its, fls = [first], [floor_once()]
+    for _ in range(runs - 1):
+        its.append(once()[0])
+        fls.append(floor_once())
+    return float(np.median(its)), float(np.median(fls))
 
 
 def bench_floor(args):
@@ -213,32 +293,32 @@ def bench_floor(args):
         U0 = rng.random((X.shape[0], k), dtype=np.float32)
         V0 = rng.random((k, X.shape[1]), dtype=np.float32)
         U, Vt = U0.copy(), np.ascontiguousarray(V0.T)
-        floor = gemm_floor_nmf(X, U, Vt, args.repeat * 2)
-        for solver, kw in (("nmf hals (default inner sweeps)", dict(solver="hals")),
-                           ("nmf hals, 1 sweep per block", dict(solver="hals", n_inner=1)),
-                           ("nmf mu", dict(solver="mu"))):
-            t = per_iter(lambda m: fastnmf.nmf(X, k, init=(U0, V0), max_iter=m, tol=0, **kw),
-                         n, args.repeat)
-            rows.append([name, solver, f"{t * 1e3:.1f}", f"{floor * 1e3:.1f}",
-                         f"{t / floor:.2f}"])
+        work = float(X.size) * k
+        floor = gemm_floor_nmf(X, U, Vt)
         Xc = X - X.mean(axis=0)
-        for solver, kw in (("semi_nmf hals", dict(solver="hals")),
-                           ("semi_nmf mu", dict(solver="mu"))):
-            t = per_iter(lambda m: fastnmf.semi_nmf(Xc, k, init=(U0, V0), max_iter=m, tol=0,
-                                                     **kw), n, args.repeat)
-            rows.append([name, solver, f"{t * 1e3:.1f}", f"{floor * 1e3:.1f}",
-                         f"{t / floor:.2f}"])
-        nfloor = gemm_floor_nonlinear(X, U, Vt, 2, args.repeat * 2)
-        t = per_iter(lambda m: fastnmf.nonlinear_semi_nmf(X, k, init=(U0, V0), max_iter=m,
-                                                           tol=0), max(2, n // 2), args.repeat)
-        rows.append([name, "nonlinear_semi_nmf (n_inner=2)", f"{t * 1e3:.1f}",
-                     f"{nfloor * 1e3:.1f}", f"{t / nfloor:.2f}"])
+        cases = [("nmf hals (default inner sweeps)", X, fastnmf.nmf, dict(solver="hals")),
+                 ("nmf hals, 1 sweep per block", X, fastnmf.nmf, dict(solver="hals", n_inner=1)),
+                 ("nmf mu", X, fastnmf.nmf, dict(solver="mu")),
+                 ("semi_nmf hals", Xc, fastnmf.semi_nmf, dict(solver="hals")),
+                 ("semi_nmf mu", Xc, fastnmf.semi_nmf, dict(solver="mu"))]
+        for label, data, solve, kw in cases:
+            t, fl = per_iter_vs_floor(
+                lambda m: solve(data, k, init=(U0, V0), max_iter=m, tol=0, **kw),
+                n, floor, work, args.repeat)
+            rows.append([name, label, f"{t * 1e3:.2f}", f"{fl * 1e3:.2f}", f"{t / fl:.2f}"])
+        t, fl = per_iter_vs_floor(
+            lambda m: fastnmf.nonlinear_semi_nmf(X, k, init=(U0, V0), max_iter=m, tol=0),
+            max(2, n // 2), gemm_floor_nonlinear(X, U, Vt, 2), work, args.repeat)
+        rows.append([name, "nonlinear_semi_nmf (n_inner=2)", f"{t * 1e3:.2f}",
+                     f"{fl * 1e3:.2f}", f"{t / fl:.2f}"])
     table("Per-iteration time vs the GEMM floor (same process)",
           ["data", "solver", "ms / iteration", "GEMM floor ms", "ratio"], rows,
           "GEMM floor: the BLAS calls one iteration cannot avoid (cross products, Gram "
           "matrices; for the nonlinear solver the model products U V and residual cross "
-          f"products), timed alone on the same arrays. float32, {args.threads} threads, "
-          f"medians of {args.repeat}.")
+          "products), timed alone on the same arrays, on the thread count fastnmf uses "
+          f"for the problem (one for digits: fastnmf runs small problems on one thread), "
+          f"in turns with the solver's runs. float32, {args.threads} threads, medians of "
+          f"{args.repeat} runs, or of at least 21 for runs under {SHORT_S * 1e3:.0f} ms.")
 
 
 # --------------------------------------------------------------------------- vs plain numpy
@@ -275,22 +355,21 @@ def bench_numpy(args):
                                                    n_inner=2)),
         ]
         for label, data, np_run, fn_run in cases:
-            np_t, out = median_time(lambda: np_run(iters), max(1, args.repeat - 1))
-            target = out[2][-1]
-            fn_t, r = median_time(lambda: fn_run(iters), args.repeat)
+            target = np_run(iters)[2][-1]
             # Same rule, but float32 sums in another order: allow a few extra
             # iterations to reach the peer's final error exactly.
+            r = fn_run(3 * iters)
             hit = np.nonzero(r.errors <= target)[0]
-            if not hit.size:
-                r = fn_run(3 * iters)
-                hit = np.nonzero(r.errors <= target)[0]
-            if not hit.size:
+            hit = int(hit[0]) if hit.size else None
+            # Both sides timed in turns (interleaved_medians): one ratio, one drift.
+            (np_t, _), (fn_t, _), (fn_hit_t, _) = interleaved_medians(
+                [lambda: np_run(iters), lambda: fn_run(iters),
+                 lambda: fn_run(hit if hit is not None else iters)], args.repeat)
+            if hit is None:
                 rows.append([name, label, f"{np_t / iters * 1e3:.1f}",
                              f"{fn_t / iters * 1e3:.1f}", f"{np_t / fn_t:.2f}x",
                              f"{target:.5f}", f"{np_t:.2f}", "not reached", "-"])
                 continue
-            hit = int(hit[0])
-            fn_hit_t, _ = median_time(lambda: fn_run(hit), args.repeat)
             rows.append([name, label, f"{np_t / iters * 1e3:.1f}", f"{fn_t / iters * 1e3:.1f}",
                          f"{np_t / fn_t:.2f}x", f"{target:.5f}", f"{np_t:.2f}",
                          f"{fn_hit_t:.2f}", f"**{np_t / fn_hit_t:.2f}x**"])
@@ -300,7 +379,9 @@ def bench_numpy(args):
           "NumPy peer: bench/numpy_reference.py, the same rules from the same U0, V0 (their "
           "error trajectories agree to 8 digits). It evaluates the error each iteration as "
           "fastnmf does. Samples are columns (the layout the network trainer uses), so V "
-          f"is the large factor. float32, {args.threads} threads, medians of {args.repeat}.")
+          f"is the large factor. float32, {args.threads} threads; NumPy and fastnmf timed "
+          f"in turns, medians of {args.repeat} runs (of at least 21 for runs under "
+          f"{SHORT_S * 1e3:.0f} ms).")
 
 
 # --------------------------------------------------------------------------- threads
@@ -333,7 +414,8 @@ def bench_threads(args):
                          f"**{t[1] / t[2]:.2f}x**"])
     table("1 vs 2 threads (per-iteration time)", ["data (rank)", "solver", "1 thread ms",
                                                    "2 threads ms", "speed-up"], rows,
-          f"float32, medians of {args.repeat}; BLAS, OpenMP and Numba all limited by "
+          f"float32, medians of {args.repeat} (of at least 21 for runs under "
+          f"{SHORT_S * 1e3:.0f} ms); BLAS, OpenMP and Numba all limited by "
           "fastnmf.threads(n).")
 
 

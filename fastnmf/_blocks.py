@@ -109,17 +109,22 @@ def nnls_mu_semi_(X, C, G, DP, DM, n_updates: int, eps: float) -> None:
 
 
 def ridge_update_left_(A, Vt, U, EG, alpha: float, U0=None, prox: float = 0.0,
-                       comm=SERIAL) -> None:
+                       comm=SERIAL, gram_V=None) -> None:
     """``U <- A V^T (V V^T + alpha I)^{-1}`` written into U (m, k); with
     ``U0``: ``(A V^T + prox U0) (V V^T + (alpha + prox) I)^{-1}``.
 
     ``EG`` (m + k, k) is the work buffer of :func:`cross_and_gram_` (one
-    allreduce with ``comm``).
-    GEMMs: ``Vt.T @ Vt`` (k x n x k), ``E = A @ Vt`` (m x n x k), then only
-    ``U = E @ inv`` (m x k x k); one k x k Cholesky. (Forming
-    ``V^+ = V^T (V V^T + aI)^{-1}`` first would cost another n x k x k GEMM.)
+    allreduce with ``comm``). ``gram_V``: the caller's ``Vt.T @ Vt`` (summed
+    over processes) when it already has it, e.g. from the previous error
+    evaluation; it is then not recomputed.
+    GEMMs: ``Vt.T @ Vt`` (k x n x k, unless given), ``E = A @ Vt``
+    (m x n x k), then only ``U = E @ inv`` (m x k x k); one k x k Cholesky.
+    (Forming ``V^+ = V^T (V V^T + aI)^{-1}`` first would cost another
+    n x k x k GEMM.)
     """
-    E, G = cross_and_gram_(A, Vt, EG, comm)
+    E, G = cross_and_gram_(A, Vt, EG, comm, with_gram=gram_V is None)
+    if gram_V is not None:
+        G = gram_V
     inv = ridge_inverse(G, alpha + prox, Vt.dtype)
     if U0 is not None:
         E += Vt.dtype.type(prox) * U0

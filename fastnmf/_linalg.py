@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._kernels import ridge_inverse_small_
+
+#: Largest k for the compiled fast path of ridge_inverse.
+_SMALL_K = 64
+
 
 def matmul_into(out, a, b):
     """``out[...] = a @ b`` through BLAS, writing into ``out`` (C or F order)."""
@@ -86,10 +91,20 @@ def ridge_inverse(G, alpha: float, dtype) -> np.ndarray:
     shift of ``sqrt(eps) * mean(diag)`` is added: the GEMM then loses at
     most ~sqrt(eps) and directions with eigenvalues below that are damped.
     Better-conditioned matrices are unaffected.
+
+    For k <= 64 the well-conditioned case runs in one compiled call
+    (``_kernels.ridge_inverse_small_``, the same factorization written out:
+    3 us instead of 14 us at k = 10, where the LAPACK route's cost was call
+    overhead); anything it declines takes the route above.
     """
+    rcond = float(np.sqrt(np.finfo(dtype).eps))
+    k = G.shape[0]
+    if k <= _SMALL_K:
+        out = np.empty((k, k))
+        if ridge_inverse_small_(G, float(alpha), rcond, out):
+            return out.astype(dtype, copy=False)
     L = cholesky_lower(G, alpha)
     d = np.diag(L)
-    rcond = float(np.sqrt(np.finfo(dtype).eps))
     if d.min() ** 2 < rcond * d.max() ** 2:
         H = np.array(G, dtype=np.float64)
         k = H.shape[0]

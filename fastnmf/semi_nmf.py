@@ -67,7 +67,8 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
     Notes
     -----
     GEMMs per iteration: ``A @ V^T`` and ``A^T @ U`` (2 m n k flops each),
-    two Gram matrices; everything else is O((m + n) k^2).
+    two Gram matrices (that of V serves both the error and the next
+    U-step); everything else is O((m + n) k^2).
     """
     comm = as_comm(comm)
     with collective(comm):
@@ -104,7 +105,8 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
     times = [time.perf_counter() - t0]
     converged = False
     for _ in range(max_iter):
-        B.ridge_update_left_(A, Vt, U, EG, alpha, comm=comm)
+        # GV: the reduced Gram of the error step, the same Vt
+        B.ridge_update_left_(A, Vt, U, EG, alpha, comm=comm, gram_V=GV)
         np.matmul(A.T, U, out=CV)
         B.gram(U, out=GU)
         if solver == "hals":

@@ -109,9 +109,11 @@ def test_mu_semi_update(rng, dtype, order):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("order", ORDERS)
-def test_dot64_accumulates_in_float64(rng, dtype, order):
-    X = _mixed(rng, (301, 7), dtype, order)
-    Y = _mixed(rng, (301, 7), dtype, order)
+@pytest.mark.parametrize("shape", [(301, 7), (2100, 40)])  # serial / parallel path
+def test_dot64_accumulates_in_float64(rng, dtype, order, shape):
+    assert (shape[0] * shape[1] < K._SERIAL_BELOW) == (shape == (301, 7))
+    X = _mixed(rng, shape, dtype, order)
+    Y = _mixed(rng, shape, dtype, order)
     expected = float(np.sum(ref.f64(X) * ref.f64(Y)))
     # Products of float32 numbers are exact in float64, so a float64
     # accumulator agrees to ~1e-13 even for float32 input (a float32

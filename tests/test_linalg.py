@@ -15,7 +15,7 @@ def _spd(rng, k, dtype=np.float64):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k", [1, 3, 8])
+@pytest.mark.parametrize("k", [1, 3, 8, 64, 65])   # 65: past the compiled fast path
 @pytest.mark.parametrize("alpha", [0.0, 0.7])
 def test_ridge_inverse_matches_numpy_inv(rng, dtype, k, alpha):
     G = _spd(rng, k, dtype)
@@ -23,6 +23,47 @@ def test_ridge_inverse_matches_numpy_inv(rng, dtype, k, alpha):
     out = L.ridge_inverse(G, alpha, dtype)
     assert out.dtype == dtype and out.shape == (k, k)
     assert_close(out, expected, dtype)
+
+
+@pytest.mark.parametrize("k", [1, 2, 9, 40])
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+def test_ridge_inverse_fast_path_equals_lapack_route(rng, k, alpha):
+    """The compiled small-k path and the NumPy/LAPACK path agree to float64
+    rounding, and the fast path only reads the lower triangle (like potrf)."""
+    from fastnmf import _kernels as K
+    G = _spd(rng, k)
+    out = np.empty((k, k))
+    assert K.ridge_inverse_small_(G, alpha, 1e-8, out)
+    Lc = L.cholesky_lower(G, alpha)
+    Linv = np.linalg.inv(Lc)
+    np.testing.assert_allclose(out, Linv.T @ Linv, rtol=1e-9, atol=1e-12 * np.abs(out).max())
+    np.testing.assert_array_equal(out, out.T)
+    Gl = np.tril(G) + np.triu(np.full((k, k), np.nan), 1)   # garbage above the diagonal
+    out2 = np.empty((k, k))
+    assert K.ridge_inverse_small_(Gl, alpha, 1e-8, out2)
+    np.testing.assert_array_equal(out2, out)
+
+
+@pytest.mark.parametrize("case", ["not_pd", "nan", "inf", "ill_conditioned"])
+def test_ridge_inverse_fast_path_declines_and_route_stays_finite(rng, case):
+    """Whatever the fast path declines, ridge_inverse still answers (shift route)."""
+    from fastnmf import _kernels as K
+    k = 5
+    G = _spd(rng, k)
+    if case == "not_pd":
+        G[0, 0] = -1.0
+    elif case == "nan":
+        G[3, 1] = G[1, 3] = np.nan
+    elif case == "inf":
+        G[2, 2] = np.inf
+    else:
+        G[4, :] = G[:, 4] = 0.0
+        G[4, 4] = 1e-12 * G[0, 0]
+    assert not K.ridge_inverse_small_(G, 0.0, float(np.sqrt(np.finfo(np.float32).eps)),
+                                      np.empty((k, k)))
+    if case == "ill_conditioned":
+        inv = L.ridge_inverse(G, 0.0, np.float32)
+        assert np.isfinite(inv).all() and inv.dtype == np.float32
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
