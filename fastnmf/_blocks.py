@@ -102,10 +102,11 @@ def nnls_mu_semi_(X, C, G, DP, DM, n_updates: int, eps: float) -> None:
     """
     Gp = np.maximum(G, 0)
     Gm = Gp - G
+    Xu = K.unit_rows(X)    # a column slice (fixed ones row) as a contiguous view
     for _ in range(n_updates):
         np.matmul(X, Gp, out=DP)
         np.matmul(X, Gm, out=DM)
-        K.mu_semi_update_(X, C, DP, DM, eps)
+        K.mu_semi_update_(Xu, C, DP, DM, eps)
 
 
 def ridge_update_left_(A, Vt, U, EG, alpha: float, U0=None, prox: float = 0.0,
@@ -201,12 +202,13 @@ def relu_update_right_(A, U, Vt, P, S, M, alpha: float, omega: float, n_iter: in
     Uf = U[:, :kf] if fixed_ones_row else U
     X = Vt[:, :kf] if fixed_ones_row else Vt
     pinv_factor_into(M, Uf, gram(Uf), alpha)
+    Xu = K.unit_rows(X)    # the column slice as a contiguous view (vectorised kernel)
     for it in range(n_iter):
         if it or not residual_ready:
             model_into_(P, U, Vt)
             errs.append(relu_residual_(P, A))
         np.matmul(P.T, M, out=S)
-        K.clip_add_(X, S, omega)
+        K.clip_add_(Xu, S, omega)
 
 
 def sq_norm(A) -> float:

@@ -26,6 +26,36 @@ _FM_REDUCE = {"reassoc", "contract"}
 _FM = {"contract"}
 
 
+def unit_rows(X):
+    """A C-contiguous view of a column slice's rows padded to its row stride.
+
+    Numba compiles a kernel for non-contiguous ('A' layout) arrays with
+    strided inner loops that LLVM does not vectorise: the semi-NMF MU
+    update on the (1438, 100) slice ``Vt[:, :-1]`` (fixed ones row) took
+    340 us against 41 us on a contiguous array. For X (p, k) with unit
+    column stride and row stride ld >= k, this returns the (p, ld) view
+    starting at ``X[0, 0]``, which Numba types as C-contiguous; kernels
+    that take their width from another operand then touch only X's own
+    columns. Returns X itself when it is already C-contiguous, or when the
+    padded view would reach past the end of the memory X lives in.
+    """
+    if X.flags.c_contiguous or X.ndim != 2 or X.shape[0] == 0:
+        return X
+    isz = X.itemsize
+    rs, cs = X.strides
+    if cs != isz or rs % isz or rs < isz * X.shape[1]:
+        return X
+    root = X
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if not root.flags.c_contiguous:
+        return X
+    end = X.__array_interface__["data"][0] + rs * X.shape[0]
+    if end > root.__array_interface__["data"][0] + root.nbytes:
+        return X
+    return np.lib.stride_tricks.as_strided(X, shape=(X.shape[0], rs // isz), strides=(rs, isz))
+
+
 @njit(parallel=True, cache=True, fastmath=_FM_REDUCE)
 def relu_residual_(P, A):
     """In place ``P <- A - max(P, 0)``; returns ``sum(P**2)`` in float64.
@@ -57,8 +87,9 @@ def add_scaled_(X, D, omega):
 
 @njit(parallel=True, cache=True, fastmath=_FM)
 def clip_add_(X, D, omega):
-    """In place ``X <- max(0, X + omega * D)``. X, D: (p, k)."""
-    p, k = X.shape
+    """In place ``X <- max(0, X + omega * D)``. D: (p, k); X: (p, >= k), only
+    its first k columns are used (pass :func:`unit_rows` of a column slice)."""
+    p, k = D.shape
     w = X.dtype.type(omega)
     zero = X.dtype.type(0)
     for i in prange(p):
@@ -86,9 +117,10 @@ def mu_semi_update_(X, C, DP, DM, eps):
 
     ``X <- X * sqrt((C+ + DM) / (C- + DP + eps))`` with ``C+ = max(C, 0)``,
     ``C- = max(-C, 0)``, ``DP = X @ G+``, ``DM = X @ G-`` (all (p, k)).
-    The +/- splits of C are never materialised.
+    The +/- splits of C are never materialised. X may be (p, >= k): only
+    its first k columns are used (pass :func:`unit_rows` of a column slice).
     """
-    p, k = X.shape
+    p, k = C.shape
     e = X.dtype.type(eps)
     zero = X.dtype.type(0)
     for i in prange(p):

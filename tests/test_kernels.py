@@ -74,6 +74,49 @@ def test_clip_add(rng, dtype, order, omega):
     assert (X >= 0).all()
 
 
+def test_unit_rows_views_and_fallbacks():
+    B = np.arange(42.0).reshape(6, 7)
+    X = B[:, :5]                        # leading columns: padded view = B's rows
+    U = K.unit_rows(X)
+    assert U.flags.c_contiguous and U.shape == (6, 7) and np.shares_memory(U, B)
+    np.testing.assert_array_equal(U[:, :5], X)
+    assert K.unit_rows(B) is B          # already contiguous
+    Xl = B[:, 2:]                       # padded last row would pass the buffer's end
+    assert K.unit_rows(Xl) is Xl
+    Xs = B[:, ::2]                      # no unit column stride
+    assert K.unit_rows(Xs) is Xs
+    F = np.asfortranarray(B)[:, :5]
+    assert K.unit_rows(F) is F
+    assert K.unit_rows(B[:0, :5]).shape == (0, 5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernels_on_padded_column_slice_touch_only_the_slice(rng, dtype):
+    """A fixed ones column next to the slice: MU and clip kernels on the
+    padded view give the contiguous result and leave that column exactly 1."""
+    p, k = 150, 6
+    Vt = np.ones((p, k + 1), dtype)
+    Vt[:, :k] = _pos(rng, (p, k), dtype)
+    X = Vt[:, :k]
+    C = _mixed(rng, (p, k), dtype)
+    G = _mixed(rng, (k, k), dtype)
+    G = (G + G.T).astype(dtype)
+    Gp = np.maximum(G, 0)
+    DP, DM = (X @ Gp).astype(dtype), (X @ (Gp - G)).astype(dtype)
+    expected = X.copy()
+    K.mu_semi_update_(expected, C, DP, DM, 1e-4)
+    Xu = K.unit_rows(X)
+    assert Xu.flags.c_contiguous and Xu.shape == (p, k + 1)
+    K.mu_semi_update_(Xu, C, DP, DM, 1e-4)
+    np.testing.assert_array_equal(X, expected)
+    assert (Vt[:, -1] == 1).all()
+    D = _mixed(rng, (p, k), dtype)
+    expected = np.maximum(0, X.astype(np.float64) + 0.7 * D)
+    K.clip_add_(Xu, D, 0.7)
+    assert_close(X, expected, dtype)
+    assert (Vt[:, -1] == 1).all()
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("order", ORDERS)
 def test_mu_nmf_update(rng, dtype, order):
