@@ -56,6 +56,39 @@ def unit_rows(X):
     return np.lib.stride_tricks.as_strided(X, shape=(X.shape[0], rs // isz), strides=(rs, isz))
 
 
+@njit(parallel=True, cache=True, fastmath=_FM)
+def mu_semi_update_lowrank_(X, C, L, DM, gdiag, shift, eps):
+    """The Ding-Li-Jordan update for ``G = F^T F + shift I``, in place.
+
+    ``X <- X * sqrt((C+ + DM) / (C- + L + DM + shift X + eps))`` with
+    ``L = X F^T F`` and ``DM = X @ G-``: the same update as
+    :func:`mu_semi_update_`, since ``X G+ = X G + X G- = L + shift X + DM``.
+    That sum cancels (``X G`` has both signs): its rounding error is
+    ``eps * (|X G| + X G-)`` instead of ``eps * X G+``. It is bounded below
+    by its own diagonal term ``x_ij G+_jj`` (``gdiag``, length k; X, G+ >= 0
+    make every term nonnegative), so rounding can never make the ratio
+    larger than the plain update's bound (a test case once produced
+    0 / 0 without it). ``DM`` (the numerator) is exact, as in the plain
+    update, so no entry is pushed to 0 by rounding.
+    C, L, DM: (p, k); X may be (p, >= k) (see :func:`unit_rows`).
+    """
+    p, k = C.shape
+    e = X.dtype.type(eps)
+    s = X.dtype.type(shift)
+    zero = X.dtype.type(0)
+    for i in prange(p):
+        for j in range(k):
+            c = C[i, j]
+            cp = c if c > zero else zero
+            cm = cp - c
+            x = X[i, j]
+            dm = DM[i, j]
+            dp = L[i, j] + dm + s * x      # X G+, up to cancellation
+            lo = x * gdiag[j]              # one of its nonnegative terms
+            dp = dp if dp > lo else lo
+            X[i, j] = x * np.sqrt((cp + dm) / (cm + dp + e))
+
+
 @njit(parallel=True, cache=True, fastmath=_FM_REDUCE)
 def relu_residual_(P, A):
     """In place ``P <- A - max(P, 0)``; returns ``sum(P**2)`` in float64.

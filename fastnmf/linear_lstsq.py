@@ -211,13 +211,17 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     converged = False
     if solver == "mu":
         DP, DM = np.empty((n, kf), dt), np.empty((n, kf), dt)
+        # G = W^T W + prox I with W = U[:, :kf] (m, kf): for m << kf the MU
+        # update forms X G+ through W (nnls_mu_semi_): half the GEMM work.
+        F = np.ascontiguousarray(U[:, :kf]) if 4 * m <= kf else None
+        T = np.empty((n, m), dt) if F is not None else None
     first = None
     for _ in range(max_iter):
         if solver == "hals":
             delta = comm.sum(B.hals_sweep_(X, C, G))
             first = delta if first is None else first
         else:  # X may be a column slice (fixed ones row): kernel and BLAS take it as is
-            B.nnls_mu_semi_(X, C, G, DP, DM, 1, eps)
+            B.nnls_mu_semi_(X, C, G, DP, DM, 1, eps, factor=F, shift=prox, T=T)
         errors.append(err())
         times.append(time.perf_counter() - t0)
         if solver == "hals" and delta <= tol * first:

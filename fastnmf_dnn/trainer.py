@@ -492,7 +492,9 @@ def sweep_gemm_shapes(sizes, N, options, *, mini_batch=False):
     c)`` on N samples, as ``(m, k, n)`` shapes (2 m k n flops each).
 
     HALS sweeps are listed as the ``N x kf x kf`` product they equal in
-    flops; a Ding-Li-Jordan MU update issues two such products. k x k
+    flops; a Ding-Li-Jordan MU update issues two such products, or, when
+    the c outputs are few (4 c <= kf: :func:`fastnmf.nnls` then forms
+    ``X G+`` through the output weights), one and two thin ones. k x k
     factorizations and elementwise passes are left out: this is the GEMM
     floor of method.md section 7 (``bench/compare_dnn.py`` times these
     shapes with BLAS to get the floor in seconds; ``bench/mpi_cost_model.py``
@@ -505,8 +507,14 @@ def sweep_gemm_shapes(sizes, N, options, *, mini_batch=False):
     c = sizes[-1]
     g = [(k, N, k), (c, N, k), (c, k, k)]                  # ridge_lstsq
     if L > 1:
-        per_update = 2 if o.z_solver == "mu" else 1   # MU: X G+ and X G-
-        g += [(N, c, k), (c, c, k)] + [(N, k - nb, k - nb)] * (o.z_iter * per_update)
+        kf = k - nb
+        g += [(N, c, k), (c, c, k)]
+        if o.z_solver != "mu":
+            g += [(N, kf, kf)] * o.z_iter                    # HALS sweeps
+        elif 4 * c <= kf:                                    # MU: X G-, (X W^T) W
+            g += [(N, kf, kf), (N, kf, c), (N, c, kf)] * o.z_iter
+        else:                                                # MU: X G+, X G-
+            g += [(N, kf, kf)] * (2 * o.z_iter)
     for i in range(L - 1, 0, -1):
         m, k = sizes[i], sizes[i - 1] + nb
         g += [(k, N, k)] if i > 1 else []                     # Gram (layer 1: cached)

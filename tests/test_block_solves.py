@@ -203,6 +203,59 @@ def test_nnls_mu_matches_reference(rng, dtype, fixed_ones_row, max_iter):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("fixed_ones_row", [False, True])
+@pytest.mark.parametrize("prox", [0.0, 0.3])
+def test_nnls_mu_thin_u_matches_reference(rng, dtype, fixed_ones_row, prox):
+    """m << k: the MU update forms X G+ through U (the low-rank route of
+    nnls_mu_semi_); same iterates as the plain rule, to rounding."""
+    m, n, k = 3, 90, 21
+    A, U, V0 = nnls_problem(rng, m, n, k, dtype, ones_row=fixed_ones_row)
+    assert 4 * m <= (k - 1 if fixed_ones_row else k)   # the low-rank route is taken
+    res = fastnmf.nnls(A, U, V0=V0, solver="mu", max_iter=6, tol=0,
+                       fixed_ones_row=fixed_ones_row, prox=prox)
+    Af, W = _split(A, U, fixed_ones_row)
+    kf = W.shape[1]
+    eps = float(np.finfo(dtype).eps)
+    V = ref.f64(V0)
+    X0 = V[:kf].T.copy()
+    G = W.T @ W + prox * np.eye(kf)
+    C = Af.T @ W + prox * X0
+    X = X0
+    for _ in range(6):
+        X = ref.mu_semi(X, C, G, eps)
+    V[:kf] = X.T
+    assert_close(res.V, V, dtype)
+    assert (res.V >= 0).all()
+    if fixed_ones_row:
+        assert (res.V[-1] == 1).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mu_low_rank_route_survives_cancellation(rng, dtype):
+    """G = F^T F with large entries of both signs and tiny X entries: X G+ is
+    formed as X G + X G- (cancellation). The update stays finite and close
+    to the plain one (which forms X G+ directly)."""
+    from fastnmf import _blocks as Bk
+    p, r, k = 300, 2, 40
+    F = (rng.standard_normal((r, k)) * 1e3).astype(dtype)
+    F[1] = -F[0] * (1 + 1e-4)                 # G nearly cancels in X G
+    G = (F.T @ F).astype(dtype)
+    X0 = (rng.random((p, k)) * np.where(rng.random((p, k)) < 0.5, 1e-6, 1.0)).astype(dtype)
+    C = (rng.standard_normal((p, k)) * 1e3).astype(dtype)
+    runs = []
+    for low_rank in (False, True):
+        X = X0.copy()
+        DP, DM, T = np.empty_like(X), np.empty_like(X), np.empty((p, r), dtype)
+        Bk.nnls_mu_semi_(X, C, G, DP, DM, 5, float(np.finfo(dtype).eps),
+                         factor=F if low_rank else None, T=T)
+        assert np.isfinite(X).all() and (X >= 0).all()
+        runs.append(X)
+    scale = np.abs(runs[0]).max()
+    tol = 2e-2 if dtype == np.float32 else 1e-8
+    np.testing.assert_allclose(runs[1], runs[0], rtol=tol, atol=tol * scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fixed_ones_row", [False, True])
 def test_nnls_default_start_is_clipped_least_squares(rng, dtype, fixed_ones_row):
     m, n, k = 30, 12, 4
     A, U, _ = nnls_problem(rng, m, n, k, dtype, ones_row=fixed_ones_row)
