@@ -56,6 +56,14 @@ def unit_rows(X):
     return np.lib.stride_tricks.as_strided(X, shape=(X.shape[0], rs // isz), strides=(rs, isz))
 
 
+@njit(inline="always", fastmath=_FM)
+def _semi_mu_ratio(x, c, dm, dp, e, zero):
+    """One entry of the Ding-Li-Jordan update:
+    ``x * sqrt((c+ + dm) / (c- + dp + e))`` (dm = (X G-)_ij, dp = (X G+)_ij)."""
+    cp = c if c > zero else zero
+    return x * np.sqrt((cp + dm) / (cp - c + dp + e))
+
+
 @njit(parallel=True, cache=True, fastmath=_FM)
 def mu_semi_update_lowrank_(X, C, L, DM, gdiag, shift, eps):
     """The Ding-Li-Jordan update for ``G = F^T F + shift I``, in place.
@@ -78,15 +86,11 @@ def mu_semi_update_lowrank_(X, C, L, DM, gdiag, shift, eps):
     zero = X.dtype.type(0)
     for i in prange(p):
         for j in range(k):
-            c = C[i, j]
-            cp = c if c > zero else zero
-            cm = cp - c
             x = X[i, j]
             dm = DM[i, j]
             dp = L[i, j] + dm + s * x      # X G+, up to cancellation
             lo = x * gdiag[j]              # one of its nonnegative terms
-            dp = dp if dp > lo else lo
-            X[i, j] = x * np.sqrt((cp + dm) / (cm + dp + e))
+            X[i, j] = _semi_mu_ratio(x, C[i, j], dm, dp if dp > lo else lo, e, zero)
 
 
 @njit(parallel=True, cache=True, fastmath=_FM_REDUCE)
@@ -158,10 +162,7 @@ def mu_semi_update_(X, C, DP, DM, eps):
     zero = X.dtype.type(0)
     for i in prange(p):
         for j in range(k):
-            c = C[i, j]
-            cp = c if c > zero else zero
-            cm = cp - c
-            X[i, j] = X[i, j] * np.sqrt((cp + DM[i, j]) / (cm + DP[i, j] + e))
+            X[i, j] = _semi_mu_ratio(X[i, j], C[i, j], DM[i, j], DP[i, j], e, zero)
 
 
 def _dot64_body(X, Y):
