@@ -104,21 +104,22 @@ def nnls_mu_semi_(X, C, G, DP, DM, n_updates: int, eps: float, factor=None,
     ``factor`` F (r, k) with ``G = F^T F + shift I`` and ``T`` a (p, r)
     buffer: when r is small (4 r <= k) ``X G+`` is formed as
     ``X G + X G- = (X F^T) F + shift X + DM``, so the update costs one
-    p x k x k GEMM and two thin ones (2 p k r) instead of two p x k x k:
-    the same update, a different rounding. (The network trainer's output
-    target step has r = 10 classes and k = 500 hidden units.)
+    p x k x k GEMM, the thin ``T = X F^T`` and ``T F`` fused into the
+    update's pass (``_kernels.mu_semi_update_lowrank_``) instead of two
+    p x k x k GEMMs; DP is then not used (may be None). The same update, a
+    different rounding. (The network trainer's output target step has
+    r = 10 classes and k = 500 hidden units.)
     """
     Gp = np.maximum(G, 0)
     Gm = Gp - G
     Xu = K.unit_rows(X)    # a column slice (fixed ones row) as a contiguous view
     if factor is not None and 4 * factor.shape[0] <= G.shape[0] and T is not None:
-        Ft = factor.T
+        F = np.ascontiguousarray(factor)
         gdiag = np.ascontiguousarray(np.diagonal(Gp))
         for _ in range(n_updates):
             np.matmul(X, Gm, out=DM)
-            np.matmul(X, Ft, out=T)
-            np.matmul(T, factor, out=DP)
-            K.mu_semi_update_lowrank_(Xu, C, DP, DM, gdiag, shift, eps)
+            np.matmul(X, F.T, out=T)
+            K.mu_semi_update_lowrank_(Xu, C, T, F, DM, gdiag, shift, eps)
         return
     for _ in range(n_updates):
         np.matmul(X, Gp, out=DP)

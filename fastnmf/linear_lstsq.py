@@ -210,11 +210,12 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     times = [time.perf_counter() - t0]
     converged = False
     if solver == "mu":
-        DP, DM = np.empty((n, kf), dt), np.empty((n, kf), dt)
         # G = W^T W + prox I with W = U[:, :kf] (m, kf): for m << kf the MU
         # update forms X G+ through W (nnls_mu_semi_): half the GEMM work.
         F = np.ascontiguousarray(U[:, :kf]) if 4 * m <= kf else None
         T = np.empty((n, m), dt) if F is not None else None
+        DP = np.empty((n, kf), dt) if F is None else None
+        DM = np.empty((n, kf), dt)
     first = None
     for _ in range(max_iter):
         if solver == "hals":
