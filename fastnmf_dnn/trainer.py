@@ -204,6 +204,7 @@ class Trainer:
         self.nb = nb = 1 if o.bias else 0
         self.seed = int(seed)
         self.n_sweeps = 0
+        self.last_sweep_rejected = False  # the last sweep rejected its extrapolated step
         # Mini-batch sweeps work on contiguous row blocks of a once-shuffled
         # copy of the data (the buffers below are in that order).
         B = o.batch_size
@@ -305,6 +306,7 @@ class Trainer:
         """
         o = self.options
         L = len(self.W)
+        self.last_sweep_rejected = False
         extrapolating = o.extrapolate > 1 and len(self.blocks) == 1 and L > 1
         if extrapolating:
             W_old = [W.copy() for W in self.W[: L - 1]]
@@ -334,6 +336,7 @@ class Trainer:
             self._forward_and_refit()
             loss = self.fit_loss()
             self.beta = max(1.0, self.beta / 2)
+            self.last_sweep_rejected = True
         else:
             self.beta = min(float(o.extrapolate), self.beta * 1.2)
         self.prev_loss = loss
@@ -451,13 +454,18 @@ class Trainer:
                 if record_errors:
                     self.block_errors.append((i, "V", r.errors[0], r.errors[-1]))
 
-    def sweep_gemms(self):
+    def sweep_gemms(self, *, rejected: bool = False):
         """The matrix products one :meth:`sweep` issues, as ``(m, k, n)``
         shapes (an ``m x k`` times ``k x n`` product, 2 m k n flops each):
         :func:`sweep_gemm_shapes` for this network, options and this
-        process's samples."""
-        return sweep_gemm_shapes(self.sizes, self.N_local, self.options,
-                                 mini_batch=len(self.blocks) > 1)
+        process's samples. ``rejected``: for a sweep whose extrapolated step
+        was rejected (``last_sweep_rejected``), which then ran one more
+        forward pass and output refit: their products too."""
+        g = sweep_gemm_shapes(self.sizes, self.N_local, self.options,
+                              mini_batch=len(self.blocks) > 1)
+        if rejected:
+            g += _forward_and_refit_shapes(self.sizes, self.N_local, self.options)
+        return g
 
     def state_arrays(self):
         """State needed to resume exactly: the carried-over targets (N-sized,
@@ -524,6 +532,20 @@ def sweep_gemm_shapes(sizes, N, options, *, mini_batch=False):
             g += [(m, k, N), (N, m, k - nb)] * o.inner_iter                  # V-step
     for _ in range(2 if mini_batch else 1):
         g += [(N, sizes[i] + nb, sizes[i + 1]) for i in range(L)]            # forward
+    if o.refit_output and not mini_batch and L > 1:
+        g += [(N, sizes[L - 1] + nb, c)]              # the refitted output layer's output
+    return g
+
+
+def _forward_and_refit_shapes(sizes, N, options):
+    """The products of :meth:`Trainer._forward_and_refit` on N samples (the
+    extra work of a sweep whose extrapolated step is rejected)."""
+    nb = 1 if options.bias else 0
+    L = len(sizes) - 1
+    g = [(N, sizes[i] + nb, sizes[i + 1]) for i in range(L)]                # forward
+    if options.refit_output and L > 1:
+        k, c = sizes[L - 1] + nb, sizes[-1]
+        g += [(k, N, k), (c, N, k), (c, k, k), (N, k, c)]          # ridge_lstsq, output
     return g
 
 

@@ -80,3 +80,40 @@ def test_floor_timer_samples_once_per_round_and_records():
     assert "floor_ratio" not in b.extra_info
     assert b.extra_info["gemm_madds"] == F.op_madds(ops)
     assert F.gemm_floor(ops, np.float64, repeat=2) > 0
+
+
+@pytest.mark.parametrize("reject", [False, True])
+def test_trainer_sweep_gemms_match_its_matmuls(reject):
+    """Trainer.sweep_gemms() lists the products a full-batch sweep issues
+    (those with N in their shape: the floor's bulk), also for a sweep that
+    rejects its extrapolated step and so runs one more forward pass and
+    output refit (``sweep_gemms(rejected=True)``)."""
+    from fastnmf_dnn.network import init_random
+    from fastnmf_dnn.trainer import Trainer, TrainOptions
+    rng = np.random.default_rng(0)
+    N, sizes = 97, [12, 50, 40, 3]
+    X = rng.random((N, sizes[0]))
+    Y = np.eye(3)[rng.integers(0, 3, N)]
+    tr = Trainer(X, Y, init_random(sizes, rng, np.float64), TrainOptions())
+    tr.sweep()
+    tr.sweep()
+    if reject:   # the next sweep's loss will be "higher": its step is rejected
+        tr.prev_loss, tr.beta = -1.0, 2.0
+    calls = []
+    orig = np.matmul
+
+    def spy(a, b, *args, **kwargs):
+        if np.ndim(a) == 2 and np.ndim(b) == 2:
+            calls.append((a.shape[0], a.shape[1], b.shape[1]))
+        return orig(a, b, *args, **kwargs)
+
+    np.matmul = spy
+    try:
+        tr.sweep()
+    finally:
+        np.matmul = orig
+    assert tr.last_sweep_rejected == reject
+    # (m, k, n) and (n, k, m) are one product and its transpose (same flops)
+    big = lambda shapes: Counter((min(m, n), k, max(m, n))  # noqa: E731
+                                 for m, k, n in shapes if N in (m, k, n))
+    assert big(calls) == big(tr.sweep_gemms(rejected=reject))
