@@ -337,6 +337,10 @@ def _run(args, prog):
             detail = _one_line(exc) if known else traceback.format_exc()
             print(f"{prog}: error on MPI rank {_COMM.rank} of {_COMM.size}: {detail}",
                   file=sys.stderr, flush=True)
+            # The abort kills mpiexec's stdio forwarding too; give it a moment to
+            # pass the message on (seen lost once in CI: empty stderr, exit 2).
+            import time
+            time.sleep(0.5)
             _COMM.abort(2 if known else 1)
         if isinstance(exc, KeyboardInterrupt):
             hint = (f"; rerun with --checkpoint {args.checkpoint} --resume to continue"
