@@ -102,7 +102,8 @@ def nnls_mu_semi_(X, C, G, DP, DM, n_updates: int, eps: float, factor=None,
     GEMMs: ``DP = X @ G+`` and ``DM = X @ G-`` (p x k x k) per update.
 
     ``factor`` F (r, k) with ``G = F^T F + shift I`` and ``T`` a (p, r)
-    buffer: when r is small (4 r <= k) ``X G+`` is formed as
+    buffer, for a caller that has such an F with r small (``nnls``: when
+    4 r <= k): ``X G+`` is then formed as
     ``X G + X G- = (X F^T) F + shift X + DM``, so the update costs one
     p x k x k GEMM, the thin ``T = X F^T`` and ``T F`` fused into the
     update's pass (``_kernels.mu_semi_update_lowrank_``) instead of two
@@ -113,7 +114,7 @@ def nnls_mu_semi_(X, C, G, DP, DM, n_updates: int, eps: float, factor=None,
     Gp = np.maximum(G, 0)
     Gm = Gp - G
     Xu = K.unit_rows(X)    # a column slice (fixed ones row) as a contiguous view
-    if factor is not None and 4 * factor.shape[0] <= G.shape[0] and T is not None:
+    if factor is not None:
         F = np.ascontiguousarray(factor)
         gdiag = np.ascontiguousarray(np.diagonal(Gp))
         for _ in range(n_updates):

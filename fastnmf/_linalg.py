@@ -94,7 +94,7 @@ def ridge_inverse(G, alpha: float, dtype) -> np.ndarray:
 
     For k <= 64 the well-conditioned case runs in one compiled call
     (``_kernels.ridge_inverse_small_``, the same factorization written out:
-    3 us instead of 14 us at k = 10, where the LAPACK route's cost was call
+    2 us instead of 14 us at k = 10, where the LAPACK route's cost was call
     overhead); anything it declines takes the route above.
     """
     rcond = float(np.sqrt(np.finfo(dtype).eps))

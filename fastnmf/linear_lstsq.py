@@ -221,7 +221,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         if solver == "hals":
             delta = comm.sum(B.hals_sweep_(X, C, G))
             first = delta if first is None else first
-        else:  # X may be a column slice (fixed ones row): kernel and BLAS take it as is
+        else:  # X may be a column slice (fixed ones row): BLAS takes it as is
             B.nnls_mu_semi_(X, C, G, DP, DM, 1, eps, factor=F, shift=prox, T=T)
         errors.append(err())
         times.append(time.perf_counter() - t0)
