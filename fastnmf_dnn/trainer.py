@@ -464,7 +464,9 @@ class Trainer:
         g = sweep_gemm_shapes(self.sizes, self.N_local, self.options,
                               mini_batch=len(self.blocks) > 1)
         if rejected:
-            g += _forward_and_refit_shapes(self.sizes, self.N_local, self.options)
+            o = self.options
+            g += _forward_and_refit_shapes(self.sizes, self.N_local, o,
+                                           refit=o.refit_output and len(self.W) > 1)
         return g
 
     def state_arrays(self):
@@ -514,7 +516,10 @@ def sweep_gemm_shapes(sizes, N, options, *, mini_batch=False):
     L = len(sizes) - 1
     k = sizes[L - 1] + nb
     c = sizes[-1]
-    g = [(k, N, k), (c, N, k), (c, k, k)]                  # ridge_lstsq
+    refit = o.refit_output and not mini_batch and L > 1
+    # The output layer's ridge_lstsq: in the update, or (refit) after the
+    # closing forward pass, listed with it below.
+    g = [] if refit else [(k, N, k), (c, N, k), (c, k, k)]
     if L > 1:
         kf = k - nb
         g += [(N, c, k), (c, c, k)]
@@ -530,20 +535,19 @@ def sweep_gemm_shapes(sizes, N, options, *, mini_batch=False):
         g += [(m, k, N), (m, N, k), (m, k, k)] * o.inner_iter                  # U-step
         if i > 1:
             g += [(m, k, N), (N, m, k - nb)] * o.inner_iter                  # V-step
-    for _ in range(2 if mini_batch else 1):
-        g += [(N, sizes[i] + nb, sizes[i + 1]) for i in range(L)]            # forward
-    if o.refit_output and not mini_batch and L > 1:
-        g += [(N, sizes[L - 1] + nb, c)]              # the refitted output layer's output
-    return g
+    if mini_batch:
+        g += _forward_and_refit_shapes(sizes, N, options, refit=False)  # each block's own
+    return g + _forward_and_refit_shapes(sizes, N, options, refit=refit)
 
 
-def _forward_and_refit_shapes(sizes, N, options):
-    """The products of :meth:`Trainer._forward_and_refit` on N samples (the
-    extra work of a sweep whose extrapolated step is rejected)."""
+def _forward_and_refit_shapes(sizes, N, options, *, refit):
+    """The products of a forward pass on N samples and, with ``refit``, of
+    the output layer's refit after it (:meth:`Trainer._forward_and_refit`;
+    a sweep whose extrapolated step is rejected runs them twice)."""
     nb = 1 if options.bias else 0
     L = len(sizes) - 1
     g = [(N, sizes[i] + nb, sizes[i + 1]) for i in range(L)]                # forward
-    if options.refit_output and L > 1:
+    if refit:
         k, c = sizes[L - 1] + nb, sizes[-1]
         g += [(k, N, k), (c, N, k), (c, k, k), (N, k, c)]          # ridge_lstsq, output
     return g
