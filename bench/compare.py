@@ -249,15 +249,11 @@ def gemm_floor_nonlinear(A, U, Vt, n_inner):
     return calls
 
 
-def per_iter(run, n, repeat):
-    """Median per-iteration time of ``run(n)`` (its own clock, set-up
-    excluded); short runs are repeated many times (``_n_runs``)."""
-    def once():
-        r = run(n)
-        return (r.times[-1] - r.times[0]) / r.n_iter, r.times[-1]
-    first, total = once()
-    runs = _n_runs(total, repeat)
-    return float(np.median([first] + [once()[0] for _ in range(runs - 1)]))
+def iter_time(run, n):
+    """(seconds per iteration, seconds of the whole run) of ``run(n)``, by
+    the result's own clock (``times``: set-up excluded)."""
+    r = run(n)
+    return (r.times[-1] - r.times[0]) / r.n_iter, r.times[-1]
 
 
 def per_iter_vs_floor(run, n, floor_calls, work, repeat):
@@ -272,15 +268,12 @@ def per_iter_vs_floor(run, n, floor_calls, work, repeat):
             floor_calls()
             return time.perf_counter() - t
 
-    def once():
-        r = run(n)
-        return (r.times[-1] - r.times[0]) / r.n_iter, r.times[-1]
     floor_once()
-    first, total = once()
+    first, total = iter_time(run, n)
     runs = _n_runs(total, repeat)
     its, fls = [first], [floor_once()]
     for _ in range(runs - 1):
-        its.append(once()[0])
+        its.append(iter_time(run, n)[0])
         fls.append(floor_once())
     return float(np.median(its)), float(np.median(fls))
 
@@ -409,8 +402,7 @@ def bench_threads(args):
             # 1 and 2 threads timed in turns: one drift for both sides.
             def once(nt, run=run):
                 with fastnmf.threads(nt):
-                    r = run(n)
-                return (r.times[-1] - r.times[0]) / r.n_iter, r.times[-1]
+                    return iter_time(run, n)
             once(1), once(2)
             runs = _n_runs(once(2)[1], args.repeat)
             ts = {1: [], 2: []}
