@@ -10,12 +10,22 @@ oversubscribed. ``set_num_threads`` / ``threads`` set all three at once:
 * Numba through :func:`numba.set_num_threads`,
 * the Cython kernels read :func:`get_num_threads` and pass it to ``prange``.
 
-The count is an upper bound. A problem whose GEMMs are smaller than
-``SMALL_WORK`` multiply-adds runs on one thread (see :func:`for_work`):
-below that, handing work between the BLAS and OpenMP pools costs more than
-the second core gives back (measured: digits 1797 x 64, rank 10, one
-iteration 0.3 ms on 1 thread vs 3.5 ms on 2; break-even near 4000 x 784 x
-50 = 1.6e8).
+The count is an upper bound; small problems use fewer (see :func:`for_work`).
+What costs on a small problem is handing the cores back and forth between
+the BLAS pool and the OpenMP/Numba pool, not either pool alone:
+
+* below ``SMALL_WORK`` multiply-adds in the largest GEMM, fastnmf's own
+  kernels (Numba, Cython/OpenMP) run on one thread. Measured: digits
+  1797 x 64, rank 10, 20 nmf iterations 6.2 ms with everything on 1 thread,
+  61 ms with everything on 2; break-even near 4000 x 784 x 50 = 1.6e8.
+* below ``BLAS_SMALL_WORK`` (smaller still) BLAS runs on one thread too.
+  Between the two, BLAS keeps every thread: with only the BLAS pool
+  parallel there is no hand-over (its workers spin briefly, then sleep,
+  on the core the one-thread kernel leaves free). Measured: a digits
+  network sweep (1438 samples, 64-100-10; GEMMs up to 1438 x 101 x 101)
+  4.5-5.0 ms all on 1 thread, 3.6 ms with BLAS on 2; nmf on digits
+  (1797 x 64 x 10) went 6.2 -> 7.1 ms with BLAS on 2, hence the lower
+  threshold.
 """
 from __future__ import annotations
 
@@ -35,8 +45,11 @@ __all__ = ["get_num_threads", "set_num_threads", "threads"]
 _lock = threading.RLock()
 _state = {"n": None, "limiter": None, "controller": None}
 
-#: Multiply-adds of one GEMM below which a solve runs on one thread.
+#: Multiply-adds of a solve's largest GEMM below which its Numba and
+#: Cython/OpenMP kernels run on one thread.
 SMALL_WORK = float(os.environ.get("FASTNMF_SMALL_WORK", 2e8))
+#: ... and below which its BLAS calls run on one thread too.
+BLAS_SMALL_WORK = float(os.environ.get("FASTNMF_BLAS_SMALL_WORK", 4e6))
 
 
 def _controller(refresh: bool = False) -> ThreadpoolController:
@@ -131,29 +144,53 @@ def threads(n: int):
             numba.set_num_threads(prev_numba)
 
 
+@contextlib.contextmanager
+def _kernel_threads(n: int):
+    """Limit fastnmf's own kernels (Numba, and the Cython sweeps, which pass
+    :func:`get_num_threads` to ``prange``) to ``n``; BLAS keeps its limit."""
+    with _lock:
+        prev_n = _state["n"]
+        prev_numba = numba.get_num_threads()
+        _state["n"] = n
+        numba.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        with _lock:
+            _state["n"] = prev_n
+            numba.set_num_threads(prev_numba)
+
+
 def for_work(gemm_work: float):
     """Context for one solve whose largest GEMM is ``gemm_work`` multiply-adds.
 
-    Runs it on one thread when ``gemm_work < SMALL_WORK`` and more than one
-    thread is configured; otherwise changes nothing.
+    With more than one thread configured: below ``BLAS_SMALL_WORK`` the
+    whole solve runs on one thread; below ``SMALL_WORK`` its kernels do and
+    BLAS keeps its threads; otherwise nothing changes.
     """
-    if gemm_work < SMALL_WORK and get_num_threads() > 1:
+    if gemm_work >= SMALL_WORK or get_num_threads() == 1:
+        return contextlib.nullcontext()
+    if gemm_work < BLAS_SMALL_WORK:
         return threads(1)
-    return contextlib.nullcontext()
+    return _kernel_threads(1)
 
 
 def sized_by(rank_of):
-    """Decorator for public solvers: run small problems on one thread.
+    """Decorator for public solvers: run small problems on fewer threads
+    (:func:`for_work`).
 
-    The work estimate is ``A.size * k`` (one cross-product GEMM), with ``A``
-    the first argument and ``k = rank_of(*args, **kwargs)``. Anything odd
-    (bad input that validation will reject) skips the limit.
+    The work estimate is the larger of a cross-product GEMM, ``m n k``, and
+    a Gram-sized product, ``max(m, n) k k`` (an n x k times k x k update),
+    with ``A`` (m, n) the first argument and ``k = rank_of(*args, **kwargs)``.
+    Anything odd (bad input that validation will reject) skips the limit.
     """
     def deco(func):
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
             try:
-                work = float(np.prod(np.shape(args[0]))) * float(rank_of(*args, **kwargs))
+                m, n = (float(d) for d in np.shape(args[0]))
+                k = float(rank_of(*args, **kwargs))
+                work = k * max(m * n, max(m, n) * k)
                 if not math.isfinite(work):
                     work = math.inf
             except Exception:

@@ -134,6 +134,68 @@ def test_default_thread_count():
 
 
 # --------------------------------------------------------------------------
+# Small problems: which pools for_work / sized_by limit
+# --------------------------------------------------------------------------
+def _numpy_blas_limit():
+    import os
+    np_dir = os.path.dirname(os.path.dirname(np.__file__))
+    return [d["num_threads"] for d in threadpool_info()
+            if d["user_api"] == "blas" and d["filepath"].startswith(np_dir)][0]
+
+
+needs_two = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
+                               reason="needs 2 threads (NUMBA_NUM_THREADS >= 2)")
+
+
+@needs_two
+@pytest.mark.parametrize("work, kernels, blas", [
+    (0.5 * T.BLAS_SMALL_WORK, 1, 1),                       # tiny: all on one thread
+    ((T.BLAS_SMALL_WORK + T.SMALL_WORK) / 2, 1, 2),        # BLAS keeps its threads
+    (2 * T.SMALL_WORK, 2, 2),                              # large: nothing changes
+])
+def test_for_work_limits_kernels_and_blas_by_size(work, kernels, blas):
+    with fastnmf.threads(2):
+        with T.for_work(work):
+            assert fastnmf.get_num_threads() == kernels
+            assert numba.get_num_threads() == kernels
+            assert _numpy_blas_limit() == blas
+        assert fastnmf.get_num_threads() == 2
+        assert numba.get_num_threads() == 2
+        assert _numpy_blas_limit() == 2
+
+
+@needs_two
+def test_for_work_restores_kernel_threads_after_error():
+    with fastnmf.threads(2):
+        with pytest.raises(RuntimeError):
+            with T.for_work((T.BLAS_SMALL_WORK + T.SMALL_WORK) / 2):
+                raise RuntimeError
+        assert fastnmf.get_num_threads() == 2 and numba.get_num_threads() == 2
+
+
+@needs_two
+def test_sized_by_counts_the_gram_sized_product():
+    """nnls(A (10, 1438), U (10, 101)): the cross product is 10 x 1438 x 101
+    = 1.5e6 multiply-adds, but each MU update is 1438 x 101 x 101 = 1.5e7:
+    the estimate is the larger, so BLAS keeps its threads there."""
+    seen = {}
+
+    @T.sized_by(T.columns_of_second)
+    def probe(A, U):
+        seen["kernels"], seen["blas"] = fastnmf.get_num_threads(), _numpy_blas_limit()
+
+    lo, hi = T.BLAS_SMALL_WORK, T.SMALL_WORK
+    assert 101 * 10 * 1438 < lo < 101 * 101 * 1438 < hi
+    with fastnmf.threads(2):
+        probe(np.zeros((10, 1438)), np.zeros((10, 101)))
+        assert seen == {"kernels": 1, "blas": 2}
+        probe(np.zeros((10, 143)), np.zeros((10, 10)))
+        assert seen == {"kernels": 1, "blas": 1}
+        probe(np.zeros(5), np.zeros((10, 10)))       # bad input: no limit, validation rejects
+        assert seen == {"kernels": 2, "blas": 2}
+
+
+# --------------------------------------------------------------------------
 # Same answer for 1 and 2 threads; bitwise determinism for a fixed count
 # --------------------------------------------------------------------------
 def _runs(dtype):
