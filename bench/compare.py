@@ -3,7 +3,7 @@
     python bench/compare.py nmf        # fastnmf.nmf vs scikit-learn cd / mu
     python bench/compare.py floor      # per-iteration time vs the GEMM floor
     python bench/compare.py numpy      # semi-NMF / nonlinear vs plain NumPy
-    python bench/compare.py threads    # 1 vs 2 threads
+    python bench/compare.py threads    # 1 vs 2 threads (--thread-counts 1,2,4,8,16)
     python bench/compare.py compile    # Numba compile / cache-load time
     python bench/compare.py all        # everything (about 15 minutes on 2 cores)
 
@@ -378,7 +378,20 @@ def bench_numpy(args):
 
 
 # --------------------------------------------------------------------------- threads
+def thread_counts(args):
+    """The thread counts of the ``threads`` table: ``--thread-counts`` or
+    1 and ``--threads``."""
+    if args.thread_counts:
+        counts = sorted({int(c) for c in args.thread_counts.split(",")})
+    else:
+        counts = sorted({1, args.threads})
+    if counts[0] != 1:
+        counts = [1] + counts       # speed-ups are relative to one thread
+    return counts
+
+
 def bench_threads(args):
+    counts = thread_counts(args)
     rows = []
     for name, X, k in datasets(args.quick):
         rng = np.random.default_rng(0)
@@ -399,24 +412,27 @@ def bench_threads(args):
              lambda m: fastnmf.nonlinear_semi_nmf(A, k, init=(Un, Vn), max_iter=m, tol=0)),
         ]
         for label, run in cases:
-            # 1 and 2 threads timed in turns: one drift for both sides.
+            # Every thread count timed in turns: one drift for all of them.
             def once(nt, run=run):
                 with fastnmf.threads(nt):
                     return iter_time(run, n)
-            once(1), once(2)
-            runs = _n_runs(once(2)[1], args.repeat)
-            ts = {1: [], 2: []}
+            for nt in counts:
+                once(nt)
+            runs = _n_runs(once(counts[-1])[1], args.repeat)
+            ts = {nt: [] for nt in counts}
             for _ in range(runs):
-                for nt in (1, 2):
+                for nt in counts:
                     ts[nt].append(once(nt)[0])
             t = {nt: float(np.median(v)) for nt, v in ts.items()}
-            rows.append([name, label, f"{t[1] * 1e3:.1f}", f"{t[2] * 1e3:.1f}",
-                         f"**{t[1] / t[2]:.2f}x**"])
-    table("1 vs 2 threads (per-iteration time)", ["data (rank)", "solver", "1 thread ms",
-                                                   "2 threads ms", "speed-up"], rows,
-          f"float32, 1 and 2 threads timed in turns, medians of {args.repeat} (of at least "
-          f"21 for runs under {SHORT_S * 1e3:.0f} ms); BLAS, OpenMP and Numba all limited by "
-          "fastnmf.threads(n).")
+            rows.append([name, label] + [f"{t[nt] * 1e3:.1f}" for nt in counts]
+                        + [f"**{t[1] / t[nt]:.2f}x**" for nt in counts[1:]])
+    table(f"{' vs '.join(map(str, counts))} threads (per-iteration time)",
+          ["data (rank)", "solver"]
+          + [f"{nt} thread{'s' if nt > 1 else ''} ms" for nt in counts]
+          + [f"speed-up {nt}" if len(counts) > 2 else "speed-up" for nt in counts[1:]], rows,
+          f"float32, {os.cpu_count()} CPUs visible; the thread counts timed in turns, medians "
+          f"of {args.repeat} (of at least 21 for runs under {SHORT_S * 1e3:.0f} ms); BLAS, "
+          "OpenMP and Numba all limited by fastnmf.threads(n); speed-up over 1 thread.")
 
 
 # --------------------------------------------------------------------------- compile time
@@ -456,6 +472,8 @@ def main():
                     choices=["nmf", "floor", "numpy", "threads", "compile", "all"])
     ap.add_argument("--quick", action="store_true", help="digits only")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--thread-counts", default=None, metavar="1,2,4,...",
+                    help="thread counts of the `threads` table (default: 1 and --threads)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
