@@ -9,6 +9,9 @@ relu_lstsq, ridge_lstsq, nnls
     factorizations and of the network trainer.
 threads, set_num_threads, get_num_threads
     One knob for BLAS, OpenMP and Numba threads.
+trusted_data
+    Skip the NaN/Inf and sign checks of array arguments (for callers that
+    own their arrays, e.g. a training loop).
 """
 import os as _os
 import sys as _sys
@@ -36,9 +39,10 @@ from .nmf import nmf  # noqa: E402
 from .nonlinear_semi_nmf import nonlinear_semi_nmf  # noqa: E402
 from .relu_lstsq import relu_lstsq  # noqa: E402
 from .semi_nmf import semi_nmf  # noqa: E402
+from ._validation import trusted_data  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
     "FactorizationResult", "get_num_threads", "nmf", "nnls", "nonlinear_semi_nmf",
-    "relu_lstsq", "ridge_lstsq", "semi_nmf", "set_num_threads", "threads",
+    "relu_lstsq", "ridge_lstsq", "semi_nmf", "set_num_threads", "threads", "trusted_data",
 ]

@@ -155,6 +155,28 @@ def clip_add_(X, D, omega):
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
+def shifted_cross_(C, CV, b, Vt, prox, l1):
+    """``C <- CV[:, :kf] - b + prox * Vt[:, :kf] - l1`` with kf = C.shape[1].
+
+    The right-hand side of the free part of a V-step (``nnls``): the cross
+    product ``A^T U`` (n, k) less the fixed ones row's share ``b`` (kf,),
+    plus the proximal pull towards the start ``Vt`` (n, k) and the l1
+    shift. Vt is not read when prox is 0. One pass instead of NumPy's three
+    serial ones and a temporary. O(n kf).
+    """
+    n, kf = C.shape
+    g = C.dtype.type(prox)
+    s = C.dtype.type(l1)
+    for i in prange(n):
+        if prox != 0:
+            for j in range(kf):
+                C[i, j] = CV[i, j] - b[j] + g * Vt[i, j] - s
+        else:
+            for j in range(kf):
+                C[i, j] = CV[i, j] - b[j] - s
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
 def mu_nmf_update_(X, C, D, eps):
     """Lee-Seung ratio, in place: ``X <- X * C / (D + eps)``.
 

@@ -5,11 +5,47 @@ name the offending argument.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import numbers
 
 import numpy as np
 
 _FLOATS = (np.float32, np.float64)
+
+# Set by trusted_data(): skip the checks that read every entry of an array.
+_TRUSTED = contextvars.ContextVar("fastnmf_trusted_data", default=False)
+
+
+@contextlib.contextmanager
+def trusted_data():
+    """Context manager: skip the value checks of array arguments inside.
+
+    Every public function checks that its arrays hold no NaN or Inf and,
+    where it needs them so, no negative entries. Those two checks read
+    every entry in serial NumPy passes: 9 ms for a 60000 x 501 float32
+    array, which a network training sweep passes several times (about 15%
+    of a sweep's time on 16 cores). Inside ``trusted_data()`` they are
+    skipped; types, shapes, options and everything else are still checked.
+
+    Use it only around calls on arrays you produced or checked yourself
+    (``fastnmf_dnn`` uses it around the solves of a training sweep, on its
+    own buffers; its inputs are checked once when training starts). On
+    NaN, Inf or wrongly signed data inside it the results are undefined.
+    The setting is per thread (and per asyncio task).
+
+    Examples
+    --------
+    >>> import numpy as np, fastnmf
+    >>> A = np.random.default_rng(0).random((50, 40))
+    >>> with fastnmf.trusted_data():
+    ...     r = fastnmf.nmf(A, 5, max_iter=10)
+    """
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
 
 
 def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None,
@@ -50,6 +86,8 @@ def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None,
         arr = arr.astype(dtype, order=order)
     elif not (arr.flags.c_contiguous or arr.flags.f_contiguous):
         arr = np.ascontiguousarray(arr)
+    if _TRUSTED.get():
+        return arr
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or Inf")
     if nonnegative and arr.size and arr.min() < 0:

@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from . import _blocks as B
+from . import _kernels as K
 from ._comm import as_comm, collective
 from ._linalg import ridge_inverse
 from ._threads import columns_of_second, rows_of_second, sized_by
@@ -175,13 +176,13 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     normA = np.sqrt(normA2) if normA2 > 0 else 1.0
     CV = np.matmul(A.T, U)          # (n, k): the only GEMM with A
     GU = B.gram(U)
-    # Free part of the problem: X = Vt[:, :kf], C = A^T W - 1 (b^T W), G = W^T W.
+    # Free part of the problem: X = Vt[:, :kf], C = A^T W - 1 (b^T W) - l1
+    # (+ prox X0), G = W^T W (+ prox I).
     G = np.array(GU[:kf, :kf], order="C", copy=True)
     C = np.empty((n, kf), dt)
-    np.subtract(CV[:, :kf], GU[-1, :kf] if fixed_ones_row else 0, out=C)
-    if l1 > 0:
-        C -= dt.type(l1)
-    if V0 is None:
+    b = np.ascontiguousarray(GU[-1, :kf]) if fixed_ones_row else np.zeros(kf, dt)
+    if V0 is None:   # (prox is 0 here)
+        K.shifted_cross_(C, CV, b, CV, 0.0, l1)
         Vt = np.empty((n, k), dt)
         X = Vt[:, :kf]
         np.maximum(C @ ridge_inverse(G, 0.0, dt), 0, out=X)
@@ -194,10 +195,10 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     else:
         inplace = overwrite and V0.T.flags.c_contiguous and V0.dtype == dt
         Vt = V0.T if inplace else np.array(V0.T, order="C", copy=True)
+        K.shifted_cross_(C, CV, b, Vt, prox, l1)
     X = Vt[:, :kf]
-    if prox > 0:  # + gamma ||X - X0||^2: G + gamma I, C + gamma X0
+    if prox > 0:  # + gamma ||X - X0||^2: G + gamma I (and C + gamma X0, above)
         G.flat[:: kf + 1] += dt.type(prox)
-        C += dt.type(prox) * X
     GV = np.empty((k, k), dt)
     ebuf = np.empty(k * k + 1)
 

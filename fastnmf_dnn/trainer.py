@@ -304,6 +304,13 @@ class Trainer:
         ``record_errors``: append ``(layer, step, errors before, after)`` of
         every block to ``self.block_errors`` (costs one GEMM per block).
         """
+        # The solves below run on this trainer's own buffers, whose inputs
+        # were checked when training started: skip the per-call NaN/Inf and
+        # sign scans of every array (fastnmf.trusted_data).
+        with fastnmf.trusted_data():
+            return self._sweep(record_errors)
+
+    def _sweep(self, record_errors):
         o = self.options
         L = len(self.W)
         self.last_sweep_rejected = False

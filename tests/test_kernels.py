@@ -62,6 +62,23 @@ def test_add_scaled(rng, dtype, order, omega):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("prox, l1", [(0.0, 0.0), (0.3, 0.0), (0.0, 0.2), (0.3, 0.2)])
+def test_shifted_cross(rng, dtype, prox, l1):
+    n, k, kf = 70, 6, 5
+    CV = _mixed(rng, (n, k), dtype)
+    Vt = _pos(rng, (n, k), dtype)
+    b = _mixed(rng, (kf,), dtype)
+    C = np.full((n, kf), np.nan, dtype)
+    K.shifted_cross_(C, CV, b, Vt, prox, l1)
+    expected = ref.f64(CV)[:, :kf] - ref.f64(b) + prox * ref.f64(Vt)[:, :kf] - l1
+    assert_close(C, expected, dtype)
+    if prox == 0:   # Vt is not read: NaN there changes nothing
+        Vt[:] = np.nan
+        K.shifted_cross_(C, CV, b, Vt, prox, l1)
+        assert_close(C, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("omega", [1.0, 0.3])
 def test_clip_add(rng, dtype, order, omega):

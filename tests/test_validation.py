@@ -63,6 +63,47 @@ def test_non_finite_A_float32_too(name, dtype):
 
 
 @ALL
+def test_trusted_data_skips_only_the_value_scans(name):
+    """Inside fastnmf.trusted_data() the NaN/Inf and sign scans are skipped
+    (the caller vouches for its arrays); shapes and types are still checked,
+    and the checks are back on after the block, also after an error."""
+    A = _with(-0.5) if name in NONNEG_REQUIRED else _with(np.nan)
+    with fastnmf.trusted_data():
+        try:                                  # no scan: not our ValueError
+            SOLVERS[name](A)
+        except np.linalg.LinAlgError:
+            pass                              # NaN reached LAPACK (undefined, as documented)
+        with pytest.raises(ValueError, match=r"^A must be a 2-D array"):
+            SOLVERS[name](np.ones(N))
+        with pytest.raises(TypeError, match=r"^A has complex dtype"):
+            SOLVERS[name](_A.astype(complex))
+    with pytest.raises(ValueError, match=r"^A (contains NaN|must be nonnegative)"):
+        SOLVERS[name](A)
+    with pytest.raises(RuntimeError):
+        with fastnmf.trusted_data():
+            raise RuntimeError
+    with pytest.raises(ValueError, match=r"^A (contains NaN|must be nonnegative)"):
+        SOLVERS[name](A)
+
+
+def test_trusted_data_is_per_thread():
+    import threading
+    seen = []
+
+    def other():
+        try:
+            SOLVERS["nmf"](_with(np.nan))
+        except ValueError as exc:
+            seen.append(str(exc))
+
+    with fastnmf.trusted_data():
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+    assert seen and seen[0].startswith("A contains NaN or Inf")
+
+
+@ALL
 def test_negative_A(name):
     A = _with(-0.5)
     if name in NONNEG_REQUIRED:
