@@ -5,6 +5,8 @@
     python bench/mpi_scaling.py ...               # one process, no mpiexec
     python bench/mpi_scaling.py --all [--samples N] [--sweeps S] [--note TEXT]
     python bench/mpi_scaling.py --report [--note TEXT]  # rewrite the report from its JSON
+    python bench/mpi_scaling.py --thread-scan 1,2,4,8,16 [--samples N] [--sweeps S]
+        [--md OUT] [--json OUT]   # one process, each thread count in a fresh interpreter
 
 One run trains a 784-500-500-10 ReLU network (float32, default
 ``TrainOptions``, He-initialised from seed 0) with
@@ -339,6 +341,42 @@ def report(configs, run, args):
     print(md)
 
 
+def thread_scan(args):
+    """``--thread-scan``: one process per thread count, one after another
+    (a fresh interpreter each, with ``--floor``); a Markdown report of the
+    sweep time, its speed-up over the first count and its GEMM floor ratio
+    (the part of a sweep that is not BLAS shows up as a growing ratio)."""
+    counts = sorted({int(c) for c in args.thread_scan.split(",")})
+    run = {"samples": args.samples, "sweeps": args.sweeps}
+    configs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for t in counts:
+            out = Path(tmp) / f"1x{t}.json"
+            cmd = [sys.executable, __file__, *config_args(t, run), "--json", str(out)]
+            print("+", " ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True)
+            configs.append(json.loads(out.read_text()))
+    samples = "" if args.samples is None else f" --samples {args.samples}"
+    md = "\n".join([
+        "# Thread scaling of a training sweep (one process)",
+        "",
+        f"`python bench/mpi_scaling.py --thread-scan {args.thread_scan}{samples} "
+        f"--sweeps {args.sweeps}`, {time.strftime('%Y-%m-%d')}. Machine: {machine()}.",
+        f"Fashion-MNIST, {configs[0]['samples']:,} training samples, "
+        + "-".join(map(str, configs[0]["sizes"]))
+        + f", float32, default `TrainOptions`; one warm-up sweep, then {args.sweeps} timed "
+        "sweeps (median); GEMM floor: the sweep's products alone (`bench/_floor.py`), "
+        "on the same thread count.",
+        "",
+        measurement_table(configs),
+    ])
+    if args.md:
+        Path(args.md).write_text(md + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"run": run, "configs": configs}, indent=1) + "\n")
+    print(md)
+
+
 def mpi_version():
     """The MPI library's name and version."""
     from mpi4py import MPI
@@ -357,9 +395,14 @@ def main(argv=None):
                     help="run every configuration under mpiexec and write the merged report")
     ap.add_argument("--mpiexec", help="launcher for --all (default: next to python, or on PATH)")
     ap.add_argument("--note", help="--all: a line to put in bold above the table")
+    ap.add_argument("--thread-scan", metavar="1,2,4,...",
+                    help="one process per thread count in turn; a report of the sweep time "
+                         "and floor ratio per count (--md, --json)")
     ap.add_argument("--report", action="store_true",
                     help="rewrite the report from the --json of an earlier --all run")
     args = ap.parse_args(argv)
+    if args.thread_scan:
+        return thread_scan(args)
     if args.all or args.report:
         args.json = args.json or str(RESULTS / "mpi_scaling.json")
         args.md = args.md or str(RESULTS / "mpi_scaling.md")
