@@ -305,6 +305,31 @@ def extrapolate_(O, N, beta):
             O[i, j] = v if v > zero else zero
 
 
+@njit(cache=True, fastmath=_FM_REDUCE)
+def lower_tri_inverse_(L, X):
+    """``X <- L^{-1}`` for a lower-triangular L (k, k) with a nonzero
+    diagonal, float64; X's upper triangle is set to 0.
+
+    Row by row: ``X[i] = (e_i - sum_{p<i} L[i, p] X[p]) / L[i, i]``, each
+    term an axpy over the first p + 1 columns (contiguous, vectorised). It
+    replaces ``np.linalg.inv(L)``, which treats L as a general matrix (an LU
+    factorization and k triangular solves: 208 us at k = 101 against about
+    k^3 / 6 multiply-adds here). O(k^3 / 6).
+    """
+    k = L.shape[0]
+    for i in range(k):
+        for j in range(k):
+            X[i, j] = 0.0
+        for p in range(i):
+            c = L[i, p]
+            for j in range(p + 1):
+                X[i, j] -= c * X[p, j]
+        X[i, i] += 1.0
+        d = 1.0 / L[i, i]
+        for j in range(i + 1):
+            X[i, j] *= d
+
+
 @njit(cache=True)
 def ridge_inverse_small_(G, alpha, rcond, out):
     """``out <- (G + alpha I)^{-1}`` (float64) through the Cholesky factor,

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import DTYPES, ORDERS, as_order, assert_close
 
+from fastnmf import _kernels as K
 from fastnmf import _linalg as L
 
 
@@ -15,7 +16,7 @@ def _spd(rng, k, dtype=np.float64):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k", [1, 3, 8, 64, 65])   # 65: past the compiled fast path
+@pytest.mark.parametrize("k", [1, 3, 8, 32, 33, 65, 101])   # > 32: past the compiled fast path
 @pytest.mark.parametrize("alpha", [0.0, 0.7])
 def test_ridge_inverse_matches_numpy_inv(rng, dtype, k, alpha):
     G = _spd(rng, k, dtype)
@@ -23,6 +24,16 @@ def test_ridge_inverse_matches_numpy_inv(rng, dtype, k, alpha):
     out = L.ridge_inverse(G, alpha, dtype)
     assert out.dtype == dtype and out.shape == (k, k)
     assert_close(out, expected, dtype)
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 64, 101])
+def test_lower_tri_inverse_matches_numpy_inv(rng, k):
+    W = rng.standard_normal((3 * k + 2, k))
+    Lf = np.linalg.cholesky(W.T @ W + 0.1 * np.eye(k))
+    X = np.full((k, k), np.nan)
+    K.lower_tri_inverse_(Lf, X)
+    np.testing.assert_allclose(X, np.linalg.inv(Lf), rtol=1e-10, atol=1e-12 * np.abs(X).max())
+    assert (np.triu(X, 1) == 0).all()
 
 
 @pytest.mark.parametrize("k", [1, 2, 9, 40])
