@@ -268,7 +268,10 @@ class Trainer:
         for i in range(len(self.W) - 1):
             Z = acts[i + 1][rows, : self.sizes[i + 1]]
             np.matmul(acts[i][rows], self.W[i].T, out=Z)
-            np.maximum(Z, 0, out=Z)
+            # ReLU over whole contiguous rows, the ones column too (it stays
+            # 1): NumPy takes 10 ms for 60000 x 501, 20 ms for the column slice.
+            full = acts[i + 1][rows]
+            np.maximum(full, 0, out=full)
         np.matmul(acts[-1][rows], self.W[-1].T, out=self.out[rows])
         return self.out[rows]
 
