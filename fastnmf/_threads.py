@@ -117,34 +117,6 @@ def set_num_threads(n: int) -> None:
 
 
 @contextlib.contextmanager
-def threads(n: int):
-    """Context manager: limit BLAS, OpenMP and Numba threads to ``n`` inside.
-
-    The previous limits of all three are restored on exit, also on error.
-
-    Examples
-    --------
-    >>> import fastnmf
-    >>> with fastnmf.threads(1):
-    ...     pass  # every fastnmf call in here is single-threaded
-    """
-    n = _check_n(n)
-    with _lock:
-        prev_n = _state["n"]
-        prev_numba = numba.get_num_threads()
-        limiter = _controller().limit(limits=n)
-        _state["n"] = n
-        numba.set_num_threads(n)
-    try:
-        yield n
-    finally:
-        with _lock:
-            limiter.restore_original_limits()
-            _state["n"] = prev_n
-            numba.set_num_threads(prev_numba)
-
-
-@contextlib.contextmanager
 def _kernel_threads(n: int):
     """Limit fastnmf's own kernels (Numba, and the Cython sweeps, which pass
     :func:`get_num_threads` to ``prange``) to ``n``; BLAS keeps its limit."""
@@ -159,6 +131,29 @@ def _kernel_threads(n: int):
         with _lock:
             _state["n"] = prev_n
             numba.set_num_threads(prev_numba)
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    """Context manager: limit BLAS, OpenMP and Numba threads to ``n`` inside.
+
+    The previous limits of all three are restored on exit, also on error.
+
+    Examples
+    --------
+    >>> import fastnmf
+    >>> with fastnmf.threads(1):
+    ...     pass  # every fastnmf call in here is single-threaded
+    """
+    n = _check_n(n)
+    with _lock:
+        limiter = _controller().limit(limits=n)
+    try:
+        with _kernel_threads(n):
+            yield n
+    finally:
+        with _lock:
+            limiter.restore_original_limits()
 
 
 def for_work(gemm_work: float):
