@@ -438,6 +438,28 @@ def test_hals_sweeps_loop(rng, mod, dtype, max_sweeps, inner_tol, n_threads):
 
 
 @pytest.mark.parametrize("mod", _sweeps_modules(), ids=lambda m: m.__name__.rsplit(".", 1)[1])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p,k", [(1797, 10), (70, 3), (9000, 10)])  # 9000 x 10: too big to
+@pytest.mark.parametrize("n_threads", [1, 2])                       # stay transposed
+@pytest.mark.parametrize("inner_tol", [0.0, 0.2])
+def test_hals_sweeps_equal_repeated_single_sweeps_bitwise(rng, mod, dtype, p, k, n_threads,
+                                                         inner_tol):
+    """hals_sweeps keeps small matrices transposed across its sweeps; that
+    must be the same arithmetic as one hals_update_rows call per sweep
+    (partial last tile, both builds and dtypes, with and without early stop)."""
+    X, C, G = _hals_problem(rng, p, k, np.float64)
+    X, C, G = X.astype(dtype), C.astype(dtype), G.astype(dtype)
+    Y = X.copy()
+    done = mod.hals_sweeps(X, C, G, 6, inner_tol, n_threads)
+    first = None
+    for i in range(done):
+        delta = mod.hals_update_rows(Y, C, G, n_threads)
+        first = delta if first is None else first
+    assert done == 6 or delta <= inner_tol * first
+    np.testing.assert_array_equal(X, Y)
+
+
+@pytest.mark.parametrize("mod", _sweeps_modules(), ids=lambda m: m.__name__.rsplit(".", 1)[1])
 def test_hals_sweeps_column_slice_and_dead_component(rng, mod):
     Xf, Cf, Gf = _hals_problem(rng, 90, 5, np.float64, dead=1)
     X, C, G = Xf[:, :4], Cf[:, :4], Gf[:4, :4]

@@ -169,16 +169,17 @@ FN_DEFINE_BLOCK_TR(fn_tr_in_f64, fn_tr_out_f64, double, __m128d, 2, _mm_loadu_pd
         *(VU *)(xa + (J) * L) = nw;                                                      \
     }
 
-#define FN_DEFINE_TILE_SWEEP(NAME, T, VT, VU, VI, TILE, BW, TR_IN, TR_OUT)                                  \
-static double NAME(T *X, ptrdiff_t ldx, const T *C, ptrdiff_t ldc, const T *G,            \
-                   ptrdiff_t ldg, ptrdiff_t k, ptrdiff_t nr, T *xT, T *cT)                \
+/* A tile sweep in three parts, so that a caller running several sweeps on a
+ * small matrix can keep every tile transposed between sweeps (NAME_in once,
+ * NAME_core per sweep, NAME_out once): at k = 10 the transpositions are
+ * about half of a sweep. NAME does all three, for one sweep. The same
+ * arithmetic either way: results are bitwise equal. */
+#define FN_DEFINE_TILE_SWEEP(NAME, T, VT, VU, VI, TILE, BW, TR_IN, TR_OUT)                \
+static void NAME##_in(const T *X, ptrdiff_t ldx, const T *C, ptrdiff_t ldc, ptrdiff_t k, \
+                      ptrdiff_t nr, T *xT, T *cT)                                        \
 {                                                                                        \
-    enum { L = FN_VBYTES / sizeof(T), CHUNK = FN_NACC * L };                             \
-    ptrdiff_t a, b, r, h;                                                                \
-    int i;                                                                               \
-    double delta = 0.0;                                                                  \
-    const VT zero = {0};                                                                 \
-    /* columns [0, kb) by register blocks when the tile is full */               \
+    ptrdiff_t b, r;                                                                      \
+    /* columns [0, kb) by register blocks when the tile is full */                       \
     const ptrdiff_t kb = (BW && nr == TILE) ? k - k % (BW ? BW : 1) : 0;                 \
     if (kb) {                                                                            \
         TR_IN(X, ldx, kb, xT, TILE);                                                     \
@@ -194,6 +195,23 @@ static double NAME(T *X, ptrdiff_t ldx, const T *C, ptrdiff_t ldc, const T *G,  
             cT[b * TILE + r] = 0;                                                        \
         }                                                                                \
     }                                                                                    \
+}                                                                                        \
+static void NAME##_out(T *X, ptrdiff_t ldx, ptrdiff_t k, ptrdiff_t nr, const T *xT)      \
+{                                                                                        \
+    ptrdiff_t b, r;                                                                      \
+    const ptrdiff_t kb = (BW && nr == TILE) ? k - k % (BW ? BW : 1) : 0;                 \
+    if (kb) TR_OUT(X, ldx, kb, xT, TILE);                                                \
+    for (b = kb; b < k; b++)                                                             \
+        for (r = 0; r < nr; r++)                                                         \
+            X[r * ldx + b] = xT[b * TILE + r];                                           \
+}                                                                                        \
+static double NAME##_core(const T *G, ptrdiff_t ldg, ptrdiff_t k, T *xT, const T *cT)    \
+{                                                                                        \
+    enum { L = FN_VBYTES / sizeof(T), CHUNK = FN_NACC * L };                             \
+    ptrdiff_t a, b, h;                                                                   \
+    int i;                                                                               \
+    double delta = 0.0;                                                                  \
+    const VT zero = {0};                                                                 \
     for (a = 0; a < k; a++) {                                                            \
         const T gaa = G[a * ldg + a];                                                    \
         const T *ga = G + a * ldg;                                                       \
@@ -222,10 +240,15 @@ static double NAME(T *X, ptrdiff_t ldx, const T *C, ptrdiff_t ldc, const T *G,  
             for (i = 0; i < (int)L; i++) delta += d2[i];                                 \
         }                                                                                \
     }                                                                                    \
-    if (kb) TR_OUT(X, ldx, kb, xT, TILE);                                                \
-    for (b = kb; b < k; b++)                                                             \
-        for (r = 0; r < nr; r++)                                                         \
-            X[r * ldx + b] = xT[b * TILE + r];                                           \
+    return delta;                                                                        \
+}                                                                                        \
+static double NAME(T *X, ptrdiff_t ldx, const T *C, ptrdiff_t ldc, const T *G,            \
+                   ptrdiff_t ldg, ptrdiff_t k, ptrdiff_t nr, T *xT, T *cT)                \
+{                                                                                        \
+    double delta;                                                                        \
+    NAME##_in(X, ldx, C, ldc, k, nr, xT, cT);                                            \
+    delta = NAME##_core(G, ldg, k, xT, cT);                                              \
+    NAME##_out(X, ldx, k, nr, xT);                                                       \
     return delta;                                                                        \
 }
 
