@@ -35,6 +35,7 @@ import numpy as np
 import fastnmf
 from fastnmf._comm import as_comm
 
+from . import _passes as P
 from .network import Network, stack_layer, unstack_layer
 
 __all__ = ["TrainOptions", "Trainer", "PRESETS", "sweep_gemm_shapes"]
@@ -269,9 +270,13 @@ class Trainer:
             Z = acts[i + 1][rows, : self.sizes[i + 1]]
             np.matmul(acts[i][rows], self.W[i].T, out=Z)
             # ReLU over whole contiguous rows, the ones column too (it stays
-            # 1): NumPy takes 10 ms for 60000 x 501, 20 ms for the column slice.
+            # 1): NumPy took 10 ms for 60000 x 501 (20 ms for the column
+            # slice), the parallel pass 2.8 ms on 2 threads.
             full = acts[i + 1][rows]
-            np.maximum(full, 0, out=full)
+            if full.size >= P.PARALLEL_FROM:
+                P.relu_(full)
+            else:
+                np.maximum(full, 0, out=full)
         np.matmul(acts[-1][rows], self.W[-1].T, out=self.out[rows])
         return self.out[rows]
 
@@ -289,7 +294,11 @@ class Trainer:
         n = self.sizes[i]
         if not self.nb:
             return self.H[i][rows].T
-        np.copyto(self.T[i][rows], self.H[i][rows, :n])
+        dst, src = self.T[i][rows], self.H[i][rows]
+        if dst.size >= P.PARALLEL_FROM:
+            P.copy_columns_(dst, src)          # 9 ms serial for 60000 x 500, 4 on 2 threads
+        else:
+            np.copyto(dst, src[:, :n])
         return self.T[i][rows].T
 
     # -- one outer iteration ------------------------------------------------

@@ -276,3 +276,40 @@ def test_network_round_trip_and_forward():
             np.testing.assert_array_equal(a, b)
         if not bias:
             assert all(np.all(b == 0) for b in got.intercepts)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["default", "keep-targets", "no-bias"])
+def test_parallel_passes_give_the_same_sweeps(monkeypatch, name, dtype):
+    """The trainer's ReLU and target copies run as parallel Numba passes on
+    large buffers (``_passes.PARALLEL_FROM``) and in NumPy on small ones:
+    exact operations, so forcing either gives bitwise the same training."""
+    from fastnmf_dnn import _passes
+    opts = {"default": TrainOptions(), "keep-targets": TrainOptions(refresh_targets=False),
+            "no-bias": TrainOptions(bias=False)}[name]
+    runs = []
+    for threshold in (0, 1 << 62):
+        monkeypatch.setattr(_passes, "PARALLEL_FROM", threshold)
+        X, Y, net = make_problem([12, 7, 5, 3], dtype, seed=3)
+        tr = Trainer(X, Y, net, opts)
+        for _ in range(3):
+            tr.sweep()
+        runs.append(([w.copy() for w in tr.W], [h.copy() for h in tr.H], tr.out.copy()))
+    (Wa, Ha, oa), (Wb, Hb, ob) = runs
+    for a, b in zip(Wa + Ha + [oa], Wb + Hb + [ob]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pass_kernels_against_numpy(dtype):
+    from fastnmf_dnn import _passes
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((37, 9)).astype(dtype)
+    X[3, 4], X[5, 5] = np.nan, -np.inf
+    expected = np.maximum(X, 0)
+    _passes.relu_(X)
+    np.testing.assert_array_equal(X, expected)   # NaN stays NaN, -inf -> 0
+    src = rng.standard_normal((37, 9)).astype(dtype)
+    dst = np.empty((37, 6), dtype)
+    _passes.copy_columns_(dst, src)
+    np.testing.assert_array_equal(dst, src[:, :6])
