@@ -13,6 +13,7 @@ O(size) each.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 # Below this many elements a serial NumPy pass beats the parallel launch.
@@ -38,3 +39,20 @@ def copy_columns_(dst, src):
     for i in prange(p):
         for j in range(k):
             dst[i, j] = src[i, j]
+
+
+def relu_inplace(X):
+    """``X <- max(X, 0)`` for a C-contiguous X: the parallel pass when large,
+    NumPy's when small."""
+    if X.size >= PARALLEL_FROM:
+        relu_(X)
+    else:
+        np.maximum(X, 0, out=X)
+
+
+def copy_columns(dst, src):
+    """``dst[...] = src[:, :dst.shape[1]]`` (dst C-contiguous), parallel when large."""
+    if dst.size >= PARALLEL_FROM:
+        copy_columns_(dst, src)
+    else:
+        np.copyto(dst, src[:, : dst.shape[1]])

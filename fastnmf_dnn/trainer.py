@@ -272,11 +272,7 @@ class Trainer:
             # ReLU over whole contiguous rows, the ones column too (it stays
             # 1): NumPy took 10 ms for 60000 x 501 (20 ms for the column
             # slice), the parallel pass 2.8 ms on 2 threads.
-            full = acts[i + 1][rows]
-            if full.size >= P.PARALLEL_FROM:
-                P.relu_(full)
-            else:
-                np.maximum(full, 0, out=full)
+            P.relu_inplace(acts[i + 1][rows])
         np.matmul(acts[-1][rows], self.W[-1].T, out=self.out[rows])
         return self.out[rows]
 
@@ -291,14 +287,9 @@ class Trainer:
 
     def _target(self, i, rows):
         """Layer i's target on ``rows`` as an (n_i, b) F-ordered matrix."""
-        n = self.sizes[i]
         if not self.nb:
             return self.H[i][rows].T
-        dst, src = self.T[i][rows], self.H[i][rows]
-        if dst.size >= P.PARALLEL_FROM:
-            P.copy_columns_(dst, src)          # 9 ms serial for 60000 x 500, 4 on 2 threads
-        else:
-            np.copyto(dst, src[:, :n])
+        P.copy_columns(self.T[i][rows], self.H[i][rows])   # 9 ms serial for 60000 x 500
         return self.T[i][rows].T
 
     # -- one outer iteration ------------------------------------------------

@@ -200,22 +200,18 @@ def hals_sweeps(floating[:, :] X, const floating[:, :] C, const floating[:, :] G
             for t in range(ntiles):
                 _tile_in(xp + t * tile * ldx, ldx, cp + t * tile * ldc, ldc, k,
                          min(tile, p - t * tile), buf + t * k * tile, buf + size + t * k * tile)
-            first = _sweep_resident(buf, buf + size, gp, ldg, ntiles, k, tile, n_threads)
-            done = 1
-            while done < max_sweeps:
+        while done < max_sweeps:
+            if buf != NULL:
                 delta = _sweep_resident(buf, buf + size, gp, ldg, ntiles, k, tile, n_threads)
-                done += 1
-                if delta <= inner_tol * first:
-                    break
+            else:
+                delta = _sweep_all(xp, ldx, cp, ldc, gp, ldg, p, k, n_threads)
+            done += 1
+            if done == 1:
+                first = delta
+            elif delta <= inner_tol * first:
+                break
+        if buf != NULL:
             for t in range(ntiles):
                 _tile_out(xp + t * tile * ldx, ldx, k, min(tile, p - t * tile), buf + t * k * tile)
             free(buf)
-        else:
-            first = _sweep_all(xp, ldx, cp, ldc, gp, ldg, p, k, n_threads)
-            done = 1
-            while done < max_sweeps:
-                delta = _sweep_all(xp, ldx, cp, ldc, gp, ldg, p, k, n_threads)
-                done += 1
-                if delta <= inner_tol * first:
-                    break
     return done
