@@ -47,6 +47,7 @@ VARIANTS = {
     "alpha=1e-2": {"alpha": 1e-2},
     "rel_ridge=0": {"rel_ridge": 0.0},
     "rel_ridge=50": {"rel_ridge": 50.0},
+    "width_ridge=0.0255": {"rel_ridge": 0.0, "width_ridge": 0.0255},
     "input_ridge=0": {"input_ridge": 0.0},
     "input_ridge=1e-3": {"input_ridge": 1e-3},
     "ridge=30": {"ridge": 30.0},

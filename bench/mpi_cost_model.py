@@ -134,7 +134,7 @@ def sweep_comm(sizes, options, itemsize: int = 4, rejected: bool = False) -> Swe
         solve) than every later sweep counted here.
     """
     o, nb, L = options, int(options.bias), len(sizes) - 1
-    rel = 1 if o.rel_ridge else 0
+    rel = 1 if (o.rel_ridge or o.width_ridge) else 0
     sq_bytes = 8 * (o.inner_iter + 1)        # float64 squared residuals of relu_lstsq
     k = sizes[L - 1] + nb
     # Output layer ridge solve: [Y H; H^T H] (c + k) x k; rel_ridge; validation.

@@ -23,7 +23,7 @@ from .network import Network, init_random
 from .pretrain import pretrain_stack
 from .trainer import PRESETS, TrainOptions, Trainer, check_data_parallel
 
-_OPTION_PARAMS = ("bias", "alpha", "ridge", "rel_ridge", "inner_iter", "omega", "z_iter", "z_solver", "z_prox", "l1",
+_OPTION_PARAMS = ("bias", "alpha", "ridge", "rel_ridge", "width_ridge", "inner_iter", "omega", "z_iter", "z_solver", "z_prox", "l1",
                   "batch_size", "weight_prox", "margin_targets",
                   "refit_output", "extrapolate", "input_ridge",
                   "refresh_targets")
@@ -87,7 +87,7 @@ class BaseNMFNet(BaseEstimator):
     _target_is_label = False
 
     def __init__(self, hidden_layer_sizes=(100,), *, max_iter=30, alpha=None, ridge=None,
-                 rel_ridge=None, preset="default",
+                 rel_ridge=None, width_ridge=None, preset="default",
                  bias=None, inner_iter=None, omega=None, z_iter=None, z_solver=None,
                  z_prox=None, l1=None, refresh_targets=None, batch_size=None, weight_prox=None,
                  margin_targets=None, refit_output=None, extrapolate=None, input_ridge=None,
@@ -100,6 +100,7 @@ class BaseNMFNet(BaseEstimator):
         self.alpha = alpha
         self.ridge = ridge
         self.rel_ridge = rel_ridge
+        self.width_ridge = width_ridge
         self.preset = preset
         self.bias = bias
         self.inner_iter = inner_iter
@@ -140,7 +141,8 @@ class BaseNMFNet(BaseEstimator):
                 changes["batch_size"] = None
             else:
                 changes["batch_size"] = _check_positive_int(changes["batch_size"], "batch_size")
-        for k in ("alpha", "ridge", "rel_ridge", "z_prox", "l1", "weight_prox", "input_ridge"):
+        for k in ("alpha", "ridge", "rel_ridge", "width_ridge", "z_prox", "l1", "weight_prox",
+                  "input_ridge"):
             if k in changes:
                 changes[k] = _check_real(changes[k], k)
         if "omega" in changes:

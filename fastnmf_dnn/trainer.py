@@ -67,6 +67,18 @@ class TrainOptions:
         N grows (it regularizes small training sets most), and unlike it, it
         follows the size of the activations, which is not fixed for ReLU
         layers (scale-invariant).
+    width_ridge : float >= 0
+        Weight decay that also grows with the layer's width:
+        ``width_ridge * sum(h^2) / N`` (h the layer input's entries, N the
+        training samples) is added to ``ridge``, i.e. a ridge of
+        ``width_ridge * k / N`` relative to the mean diagonal of the layer's
+        Gram matrix (k inputs per unit, bias included): decay in proportion
+        to the parameters per unit over the samples. ``rel_ridge`` is that
+        with ``rel_ridge / k`` in place of ``width_ridge``. The default,
+        0.0255, is the decay the earlier default ``rel_ridge=20`` gave a
+        784-input layer; it replaced that default after measurement
+        (README, ablation: digits +0.8 to +1.4 points over four seeds,
+        Fashion-MNIST and its 5,000-image subset +0.1).
     inner_iter : int >= 1
         Fixed-point iterations per nonlinear block (U- and V-step each).
     omega : float > 0
@@ -130,7 +142,8 @@ class TrainOptions:
     bias: bool = True
     alpha: float = 1e-4
     ridge: float = 0.0
-    rel_ridge: float = 20.0
+    rel_ridge: float = 0.0
+    width_ridge: float = 0.0255
     inner_iter: int = 1
     omega: float = 1.5
     z_iter: int = 5
@@ -165,7 +178,8 @@ PRESETS = {
     "paper": TrainOptions(bias=False, alpha=0.0, inner_iter=1, omega=1.0, z_iter=1,
                           z_solver="mu", z_prox=0.0, l1=0.0, refresh_targets=False,
                           batch_size=None, margin_targets=False, refit_output=False,
-                          ridge=0.0, rel_ridge=0.0, extrapolate=1.0, input_ridge=0.0),
+                          ridge=0.0, rel_ridge=0.0, width_ridge=0.0, extrapolate=1.0,
+                          input_ridge=0.0),
     "default": TrainOptions(),
 }
 
@@ -398,14 +412,16 @@ class Trainer:
         return self.N if len(self.blocks) == 1 else local_rows
 
     def _rel_ridge(self, H):
-        """``rel_ridge * ||H||_F^2 / (k N)`` for a layer input H (b, k) of
-        a block of b of the N samples: ``rel_ridge`` times the mean squared
-        activation, this block's share b / N of it. O(b k)."""
-        r = self.options.rel_ridge
-        if r == 0:
+        """``(rel_ridge / k + width_ridge) * ||H||_F^2 / N`` for a layer
+        input H (b, k) of a block of b of the N samples: ``rel_ridge`` times
+        the mean squared activation plus ``width_ridge`` times the summed
+        one, this block's share b / N of it. O(b k)."""
+        o = self.options
+        c = o.rel_ridge / H.shape[1] + o.width_ridge
+        if c == 0:
             return 0.0
         flat = H.reshape(-1)
-        return r * self.comm.sum(np.dot(flat, flat)) / (H.shape[1] * self.N)
+        return c * self.comm.sum(np.dot(flat, flat)) / self.N
 
     def _margin_targets(self, rows):
         """Y <- max(out, Y0) where Y0 is 1, min(out, Y0) elsewhere (O(b c))."""

@@ -155,9 +155,10 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
     lam = opts["alpha"] * N
     lam_w = opts.get("ridge", 0.0) * N / (n_total or N)
     rel = opts.get("rel_ridge", 0.0)
+    wid = opts.get("width_ridge", 0.0)
 
-    def rel_ridge(V):  # rel * ||V||^2 / (k N_total) for V (k, N)
-        return rel * float(np.sum(V ** 2)) / (V.shape[0] * (n_total or N))
+    def rel_ridge(V):  # (rel / k + wid) * ||V||^2 / N_total for V (k, N)
+        return (rel / V.shape[0] + wid) * float(np.sum(V ** 2)) / (n_total or N)
     gamma = opts["z_prox"]
     om = opts["omega"]
     L = len(W)
@@ -220,7 +221,8 @@ def forward_refit(W, X, Y0, opts, dtype, *, refit=True, n_total=None):
         N = out.shape[1]
         H = Zf[L - 1]
         lam = opts["alpha"] * N + opts.get("ridge", 0.0) * N / (n_total or N)
-        lam += opts.get("rel_ridge", 0.0) * float(np.sum(H ** 2)) / (H.shape[0] * (n_total or N))
+        lam += ((opts.get("rel_ridge", 0.0) / H.shape[0] + opts.get("width_ridge", 0.0))
+                * float(np.sum(H ** 2)) / (n_total or N))
         T = margin_targets(Y0, out.T) if opts.get("margin_targets") else np.asarray(Y0, np.float64)
         W[L - 1] = (T.T @ H.T) @ ridge_inverse(H @ H.T, lam, dtype)
         out = W[L - 1] @ H

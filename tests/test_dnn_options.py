@@ -613,6 +613,35 @@ def test_input_ridge_shrinks_only_the_first_layer_and_is_off_in_the_paper_preset
     np.testing.assert_allclose(np.linalg.norm(again.coefs_[0]), norms[-1], rtol=1e-12)
 
 
+@pytest.mark.parametrize("value, exc", [(-1e-3, ValueError), (float("nan"), ValueError),
+                                        (float("inf"), ValueError), ("2", TypeError)])
+def test_width_ridge_bad_values(value, exc):
+    X, y = load_digits()
+    with pytest.raises(exc, match="width_ridge"):
+        NMFNetClassifier((5,), width_ridge=value, max_iter=1).fit(X[:50], y[:50])
+
+
+def test_width_ridge_is_rel_ridge_over_the_width():
+    """width_ridge = w gives the same training as rel_ridge = w * k for a
+    network whose every layer input has k columns (bias included); the
+    default uses it (and no rel_ridge), the paper preset neither; larger
+    values shrink."""
+    assert PRESETS["default"].width_ridge == 0.0255 and PRESETS["default"].rel_ridge == 0.0
+    assert PRESETS["paper"].width_ridge == 0.0 and PRESETS["paper"].rel_ridge == 0.0
+    X, y = load_digits()
+    X, y = X[:300, :15], y[:300]         # 15 features + bias = 16 = hidden 15 + bias
+    kw = dict(hidden_layer_sizes=(15, 15), max_iter=2, random_state=0, extrapolate=1.0,
+              dtype=np.float64)
+    a = NMFNetClassifier(rel_ridge=0.0, width_ridge=0.05, **kw).fit(X, y)
+    b = NMFNetClassifier(rel_ridge=0.05 * 16, width_ridge=0.0, **kw).fit(X, y)
+    assert a.training_options_.width_ridge == 0.05
+    for u, v in zip(a.coefs_, b.coefs_):
+        np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
+    norms = [np.linalg.norm(NMFNetClassifier(rel_ridge=0.0, width_ridge=w, **kw)
+                            .fit(X, y).coefs_[0]) for w in (0.0, 0.5, 5.0)]
+    assert norms[0] > norms[1] > norms[2], norms
+
+
 def test_checkpoint_keeps_the_extrapolation_state(tmp_path):
     X, y = load_digits()
     X, y = X[:300], y[:300]

@@ -30,6 +30,7 @@ OPTION_SETS = {
     "over-relaxed": DAMPED.replace(omega=1.5, z_iter=5, z_prox=0.03),
     "refit-ridge": DAMPED.replace(refit_output=True, margin_targets=True, ridge=3.0),
     "rel-ridge": DAMPED.replace(rel_ridge=0.05, ridge=1.0, refit_output=True),
+    "width-ridge": DAMPED.replace(width_ridge=0.01, rel_ridge=0.02, refit_output=True),
     "paper": PRESETS["paper"],
     "paper-bias-hals": PRESETS["paper"].replace(bias=True, z_solver="hals", z_iter=2),
     "extrapolated": DAMPED.replace(extrapolate=2.5, refit_output=True, margin_targets=True),
@@ -211,7 +212,8 @@ def test_block_objectives_non_increasing(name, dtype):
                 if layer == L and step == "U":
                     V64 = V_before.astype(np.float64)
                     # the ridge the trainer uses: alpha N + ridge + rel_ridge mean(h^2)
-                    lam_all = lam + opts.ridge + opts.rel_ridge * float(np.sum(V64 ** 2)) / V64.size
+                    lam_all = lam + opts.ridge + (opts.rel_ridge / V64.shape[0] + opts.width_ridge) \
+                        * float(np.sum(V64 ** 2)) / V64.shape[1]
                     lam_eff = ref.effective_ridge(V64 @ V64.T, lam_all, dtype)
                     # the targets this sweep fitted (Y, or its margin targets)
                     o0 = _lin_obj(tr.Y.T, W_before, V_before, lam_eff)
