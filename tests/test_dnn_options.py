@@ -587,12 +587,13 @@ def test_extrapolate_bad_values(value, exc):
         NMFNetClassifier((5,), extrapolate=value, max_iter=1).fit(X[:50], y[:50])
 
 
+@pytest.mark.parametrize("name", ["input_ridge", "width_ridge"])
 @pytest.mark.parametrize("value, exc", [(-1e-3, ValueError), (float("nan"), ValueError),
                                         (float("inf"), ValueError), ("2", TypeError)])
-def test_input_ridge_bad_values(value, exc):
+def test_ridge_options_bad_values(name, value, exc):
     X, y = load_digits()
-    with pytest.raises(exc, match="input_ridge"):
-        NMFNetClassifier((5,), input_ridge=value, max_iter=1).fit(X[:50], y[:50])
+    with pytest.raises(exc, match=name):
+        NMFNetClassifier((5,), max_iter=1, **{name: value}).fit(X[:50], y[:50])
 
 
 def test_input_ridge_shrinks_only_the_first_layer_and_is_off_in_the_paper_preset():
@@ -611,14 +612,6 @@ def test_input_ridge_shrinks_only_the_first_layer_and_is_off_in_the_paper_preset
     again = NMFNetClassifier((12, 8), input_ridge=1e-1, max_iter=1, random_state=0,
                              extrapolate=1.0, dtype=np.float64).fit(X, y)
     np.testing.assert_allclose(np.linalg.norm(again.coefs_[0]), norms[-1], rtol=1e-12)
-
-
-@pytest.mark.parametrize("value, exc", [(-1e-3, ValueError), (float("nan"), ValueError),
-                                        (float("inf"), ValueError), ("2", TypeError)])
-def test_width_ridge_bad_values(value, exc):
-    X, y = load_digits()
-    with pytest.raises(exc, match="width_ridge"):
-        NMFNetClassifier((5,), width_ridge=value, max_iter=1).fit(X[:50], y[:50])
 
 
 def test_width_ridge_is_rel_ridge_over_the_width():
