@@ -113,8 +113,11 @@ def relu_lstsq_ops(m, n, k, n_iter, update):
 
 
 def trainer_ops(trainer):
-    """The products ``Trainer.sweep_gemms()`` lists, as plain C-ordered GEMMs."""
-    return [mm(m, k, n) for m, k, n in trainer.sweep_gemms()]
+    """The products ``Trainer.sweep_gemms()`` lists: the Gram matrices of
+    layer inputs as ``gram`` (the trainer forms them as ``H.T @ H``: syrk),
+    the rest as plain C-ordered GEMMs."""
+    return [gram(k, m) if is_gram else mm(m, k, n)
+            for m, k, n, is_gram in trainer.sweep_gemms(grams=True)]
 
 
 # --------------------------------------------------------------------------- timing

@@ -142,8 +142,10 @@ def gemm_floor(Xtr, ytr, hidden, threads, seed, repeat=5, overrides=None):
     """Seconds of one sweep and of its GEMMs (means, timed in turns).
 
     The floor replays every product of ``Trainer.sweep_gemms()`` on random
-    arrays allocated once, on ``threads`` threads and on one (fastnmf runs
-    small solves on one thread: the floor is the faster of the two). A sweep
+    arrays allocated once (a Gram matrix as ``H.T @ H`` of one array, which
+    numpy computes with syrk, as the trainer does), on ``threads`` threads
+    and on one (fastnmf runs small solves on one thread: the floor is the
+    faster of the two). A sweep
     that rejected its extrapolated step is paired with a floor that has the
     extra forward pass and output refit. A sweep shorter than 50 ms is
     timed at least 21 times (one sweep of digits
@@ -156,12 +158,20 @@ def gemm_floor(Xtr, ytr, hidden, threads, seed, repeat=5, overrides=None):
     with fastnmf.threads(threads):
         tr = Trainer(Xtr, Y, net, opts)
         rng = np.random.default_rng(0)
-        base = tr.sweep_gemms()
-        extra = tr.sweep_gemms(rejected=True)[len(base):]
+        base = tr.sweep_gemms(grams=True)
+        extra = tr.sweep_gemms(rejected=True, grams=True)[len(base):]
 
         def arrays(shapes):
-            return [(rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32),
-                     np.empty((m, n), np.float32)) for m, k, n in shapes]
+            calls = []
+            for m, k, n, is_gram in shapes:
+                if is_gram:   # H.T @ H of one buffer, as the trainer does (syrk)
+                    H = rng.random((k, m), dtype=np.float32)
+                    calls.append((H.T, H, np.empty((m, m), np.float32)))
+                else:
+                    calls.append((rng.random((m, k), dtype=np.float32),
+                                  rng.random((k, n), dtype=np.float32),
+                                  np.empty((m, n), np.float32)))
+            return calls
         calls, calls_extra = arrays(base), arrays(extra)
 
         def replay(nt, rejected=False):

@@ -82,10 +82,14 @@ def test_floor_timer_samples_once_per_round_and_records():
     assert F.gemm_floor(ops, np.float64, repeat=2) > 0
 
 
+@pytest.mark.parametrize("options", [{}, {"bias": False}, {"refit_output": False},
+                                     {"inner_iter": 2}, {"refresh_targets": False}],
+                         ids=["default", "no-bias", "no-refit", "inner_iter=2", "keep-targets"])
 @pytest.mark.parametrize("reject", [False, True])
-def test_trainer_sweep_gemms_match_its_matmuls(reject):
+def test_trainer_sweep_gemms_match_its_matmuls(reject, options):
     """Trainer.sweep_gemms() lists the products a full-batch sweep issues
-    (those with N in their shape: the floor's bulk), also for a sweep that
+    (those with N in their shape: the floor's bulk), and which of them are
+    Gram matrices (``X.T @ X`` of one buffer), also for a sweep that
     rejects its extrapolated step and so runs one more forward pass and
     output refit (``sweep_gemms(rejected=True)``)."""
     from fastnmf_dnn.network import init_random
@@ -94,17 +98,22 @@ def test_trainer_sweep_gemms_match_its_matmuls(reject):
     N, sizes = 97, [12, 50, 40, 3]
     X = rng.random((N, sizes[0]))
     Y = np.eye(3)[rng.integers(0, 3, N)]
-    tr = Trainer(X, Y, init_random(sizes, rng, np.float64), TrainOptions())
+    tr = Trainer(X, Y, init_random(sizes, rng, np.float64), TrainOptions().replace(**options))
     tr.sweep()
     tr.sweep()
     if reject:   # the next sweep's loss will be "higher": its step is rejected
         tr.prev_loss, tr.beta = -1.0, 2.0
+    else:        # ... or "lower": accepted
+        tr.prev_loss = np.inf
     calls = []
     orig = np.matmul
 
     def spy(a, b, *args, **kwargs):
         if np.ndim(a) == 2 and np.ndim(b) == 2:
-            calls.append((a.shape[0], a.shape[1], b.shape[1]))
+            # X.T @ X of one buffer: numpy's syrk path (half the flops)
+            is_gram = (np.shares_memory(a, b) and a.shape == b.shape[::-1]
+                       and a.strides == b.strides[::-1])
+            calls.append((a.shape[0], a.shape[1], b.shape[1], is_gram))
         return orig(a, b, *args, **kwargs)
 
     np.matmul = spy
@@ -114,6 +123,13 @@ def test_trainer_sweep_gemms_match_its_matmuls(reject):
         np.matmul = orig
     assert tr.last_sweep_rejected == reject
     # (m, k, n) and (n, k, m) are one product and its transpose (same flops)
-    big = lambda shapes: Counter((min(m, n), k, max(m, n))  # noqa: E731
-                                 for m, k, n in shapes if N in (m, k, n))
-    assert big(calls) == big(tr.sweep_gemms(rejected=reject))
+    big = lambda shapes: Counter((min(m, n), k, max(m, n), g)  # noqa: E731
+                                 for m, k, n, g in shapes if N in (m, k, n))
+    listed = tr.sweep_gemms(rejected=reject, grams=True)
+    assert big(calls) == big(listed)
+    assert any(g for *_, g in listed)   # the hidden layer's and the refit's Grams
+    # without grams=True: the same products as plain shapes
+    assert tr.sweep_gemms(rejected=reject) == [s[:3] for s in listed]
+    # bench/_floor.py replays those Grams as X.T @ X (syrk), the rest as GEMMs
+    ops = F.trainer_ops(tr)
+    assert sum(op[0] == "gram" for op in ops) == sum(g for *_, g in tr.sweep_gemms(grams=True))
