@@ -372,7 +372,7 @@ class Trainer:
         weights refitted to its features."""
         self.forward()
         o = self.options
-        if o.refit_output and len(self.blocks) == 1 and len(self.W) > 1 and self.F is None:
+        if _refits_output(o, len(self.W), mini_batch=len(self.blocks) > 1):
             self._margin_targets(self.blocks[0])
             HL = self.H[-1]
             self.W[-1] = fastnmf.ridge_lstsq(self.Y.T, HL.T, alpha=self._output_ridge(HL),
@@ -398,8 +398,8 @@ class Trainer:
         self.n_sweeps = int(n_sweeps)
         fitted = n_sweeps > 0 if output_fitted is None else output_fitted
         o = self.options
-        self._output_fresh = bool(fitted and o.refit_output and len(self.blocks) == 1
-                                  and len(self.W) > 1 and self.F is None)
+        self._output_fresh = bool(fitted and _refits_output(o, len(self.W),
+                                                            mini_batch=len(self.blocks) > 1))
 
     def _output_ridge(self, HL):
         """Ridge of the output layer's least squares on a block HL (b, k):
@@ -494,7 +494,7 @@ class Trainer:
         if rejected:
             o = self.options
             g += _gram_flags(_forward_and_refit_shapes(
-                self.sizes, self.N_local, o, refit=o.refit_output and o.refresh_targets and len(self.W) > 1), True)
+                self.sizes, self.N_local, o, refit=_refits_output(o, len(self.W))), True)
         return _gram_flags(g, grams)
 
     def state_arrays(self):
@@ -515,6 +515,14 @@ class Trainer:
         if "extrapolation" in arrays:
             beta, prev = (float(v) for v in arrays["extrapolation"])
             self.beta, self.prev_loss = beta, None if np.isnan(prev) else prev
+
+
+def _refits_output(options, n_layers, *, mini_batch=False) -> bool:
+    """Whether a sweep ends with the output layer refitted to the closing
+    forward pass (``refit_output``): full batch, hidden targets refreshed
+    (the forward pass writes them), more than one layer."""
+    return bool(options.refit_output and options.refresh_targets and not mini_batch
+                and n_layers > 1)
 
 
 def check_data_parallel(options, comm) -> None:
@@ -551,8 +559,7 @@ def sweep_gemm_shapes(sizes, N, options, *, mini_batch=False, grams=False):
     L = len(sizes) - 1
     k = sizes[L - 1] + nb
     c = sizes[-1]
-    # as Trainer._forward_and_refit: full batch, targets refreshed, L > 1
-    refit = o.refit_output and o.refresh_targets and not mini_batch and L > 1
+    refit = _refits_output(o, L, mini_batch=mini_batch)
     # The output layer's ridge_lstsq: in the update, or (refit) after the
     # closing forward pass, listed with it below.
     g = [] if refit else [(k, N, k, True), (c, N, k), (c, k, k)]
