@@ -646,3 +646,32 @@ def test_checkpoint_keeps_the_extrapolation_state(tmp_path):
     assert resumed.loss_curve_ == once.loss_curve_
     for u, v in zip(once.coefs_, resumed.coefs_):
         np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0, 10.0])
+@pytest.mark.parametrize("opts", [TrainOptions(), TrainOptions(z_solver="hals"),
+                                  TrainOptions(margin_targets=False, extrapolate=1.0)],
+                         ids=["default", "hals", "plain"])
+def test_one_hot_scale_is_the_target_steps_proximal_weight(opts, scale):
+    """Target coding under the least-squares loss: for one hidden layer,
+    training on s * Y with ``z_prox = g`` is training on Y with
+    ``z_prox = g / s**2`` (output layer weights and outputs times s, hidden
+    weights equal), from an output layer scaled by s. The output ridge fit
+    is linear in Y, the output target step minimises
+    ``s^2 (||Y - W Z||^2 + g / s^2 ||Z - Z0||^2)``, margin targets and the
+    extrapolation test are scale-free. (With more hidden layers the scale
+    moves only the output layer's target step; the hidden layers' V-steps
+    keep ``z_prox = g``: README, "Target coding".)"""
+    X, Y, net = make_problem((9, 7, 4), np.float64, seed=3)
+    g = opts.z_prox
+    a = Trainer(X, Y, net, opts.replace(z_prox=g / scale**2))
+    net.coefs[-1] = scale * net.coefs[-1]
+    net.intercepts[-1] = scale * net.intercepts[-1]
+    b = Trainer(X, scale * Y, net, opts)
+    for _ in range(4):
+        out_a, out_b = a.sweep(), b.sweep()
+        np.testing.assert_allclose(out_b, scale * out_a, rtol=1e-7, atol=1e-9 * scale)
+        for i in range(len(a.W) - 1):
+            np.testing.assert_allclose(b.W[i], a.W[i], rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(b.W[-1], scale * a.W[-1], rtol=1e-7, atol=1e-9 * scale)
+    assert a.beta == b.beta and a.last_sweep_rejected == b.last_sweep_rejected

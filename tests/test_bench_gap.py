@@ -1,0 +1,75 @@
+"""The helpers of bench/gap_diagnostics.py (the read-outs it refits on a
+network's features) and compare_dnn's backprop losses: checked on small
+problems, so that the diagnostic measures what its table says."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import gap_diagnostics as G  # noqa: E402
+
+from fastnmf.datasets import load_digits  # noqa: E402
+from fastnmf_dnn import NMFNetClassifier  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = load_digits()
+    X = X[:400] / 16.0
+    y = y[:400]
+    clf = NMFNetClassifier((20, 12), max_iter=3, random_state=0, dtype=np.float64).fit(X, y)
+    return clf, X, y
+
+
+def test_hidden_features_are_the_estimators_last_hidden_layer(fitted):
+    """The features, times the estimator's own output layer, give its
+    outputs (coefs_ are (n_in, n_out), as in MLPClassifier)."""
+    clf, X, y = fitted
+    H = G.hidden_features(list(zip(clf.coefs_[:-1], clf.intercepts_[:-1])), X)
+    assert H.shape == (len(X), 12) and H.min() >= 0
+    out = H @ clf.coefs_[-1] + clf.intercepts_[-1]
+    np.testing.assert_array_equal(out.argmax(1), np.searchsorted(clf.classes_, clf.predict(X)))
+
+
+def test_ls_readout_is_a_ridge_least_squares_fit():
+    """Against a plain NumPy solve with the same ridge: the accuracies it
+    reports are those of that fit; a separable problem is fitted exactly."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    H = np.eye(3)[y] * 2.0 + rng.uniform(0, 0.1, (300, 3))
+    te, tr = G.ls_readout(H[:200], y[:200], H[200:], y[200:])
+    assert te == tr == 1.0
+    A = np.hstack([H[:200], np.ones((200, 1))])
+    Gm = A.T @ A
+    W = np.linalg.solve(Gm + 1e-4 * np.trace(Gm) / 4 * np.eye(4), A.T @ np.eye(3)[y[:200]])
+    noisy = rng.uniform(0, 1, (100, 3))
+    want = np.mean((np.hstack([noisy, np.ones((100, 1))]) @ W).argmax(1) == y[200:])
+    assert G.ls_readout(H[:200], y[:200], noisy, y[200:])[0] == want
+
+
+def test_logistic_readout_picks_the_best_C():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 200)
+    H = np.c_[y + rng.normal(0, 0.7, 200), rng.normal(0, 1, 200)]
+    acc, C, train = G.logistic_readout(H[:150], y[:150], H[150:], y[150:])
+    assert C in (0.01, 0.1, 1.0) and 0.7 < acc <= 1.0 and 0.7 < train <= 1.0
+
+
+def test_backprop_losses():
+    """squared_hinge costs nothing beyond the one-hot target on the right
+    side and equals squared_error inside it; unknown names are rejected."""
+    torch = pytest.importorskip("torch")
+    from compare_dnn import backprop_loss
+    y = torch.tensor([0, 1])
+    inside = torch.tensor([[0.5, 0.2], [-0.0, 0.7]])
+    beyond = torch.tensor([[1.5, -0.3], [-2.0, 1.1]])
+    se, sh = backprop_loss("squared_error"), backprop_loss("squared_hinge")
+    assert float(sh(beyond, y)) == 0.0 and float(se(beyond, y)) > 0
+    assert float(sh(inside, y)) == pytest.approx(float(se(inside, y)))
+    assert float(se(inside, y)) == pytest.approx(((0.5 - 1) ** 2 + 0.2 ** 2 + 0.3 ** 2) / 2)
+    with pytest.raises(ValueError, match="unknown backprop loss"):
+        backprop_loss("hinge")
