@@ -88,9 +88,15 @@ def mu_semi_update_lowrank_(X, C, T, F, DM, gdiag, shift, eps):
     update, so no entry is pushed to 0 by rounding.
     C, DM: (p, k); X may be (p, >= k) (see :func:`unit_rows`). O(p k r);
     one length-k scratch vector per task of 64 rows.
+
+    Row i of ``T F`` is accumulated four rows of F per pass over the scratch
+    vector, in the same order as one at a time (so the same rounding):
+    a pass per row of F spent most of its time loading and storing the
+    scratch vector (1438 x 100, r = 10, one thread: 144 -> 109 us).
     """
     p, k = C.shape
     r = F.shape[0]
+    r4 = r - r % 4
     e = X.dtype.type(eps)
     s = X.dtype.type(shift)
     zero = X.dtype.type(0)
@@ -100,7 +106,12 @@ def mu_semi_update_lowrank_(X, C, T, F, DM, gdiag, shift, eps):
         for i in range(blk * _LOWRANK_ROWS, min(p, (blk + 1) * _LOWRANK_ROWS)):
             for j in range(k):
                 lg[j] = zero
-            for q in range(r):
+            for q in range(0, r4, 4):
+                t0, t1, t2, t3 = T[i, q], T[i, q + 1], T[i, q + 2], T[i, q + 3]
+                for j in range(k):
+                    lg[j] = (lg[j] + t0 * F[q, j] + t1 * F[q + 1, j] + t2 * F[q + 2, j]
+                             + t3 * F[q + 3, j])
+            for q in range(r4, r):
                 t = T[i, q]
                 for j in range(k):
                     lg[j] += t * F[q, j]

@@ -204,10 +204,13 @@ def test_nnls_mu_matches_reference(rng, dtype, fixed_ones_row, max_iter):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("fixed_ones_row", [False, True])
 @pytest.mark.parametrize("prox", [0.0, 0.3])
-def test_nnls_mu_thin_u_matches_reference(rng, dtype, fixed_ones_row, prox):
+@pytest.mark.parametrize("m", [3, 5])
+def test_nnls_mu_thin_u_matches_reference(rng, dtype, fixed_ones_row, prox, m):
     """m << k: the MU update forms X G+ through U (the low-rank route of
-    nnls_mu_semi_); same iterates as the plain rule, to rounding."""
-    m, n, k = 3, 90, 21
+    nnls_mu_semi_); same iterates as the plain rule, to rounding. (m = 5:
+    the kernel's product T F takes one pass of four rows of U^T and one of
+    one; m = 3 only the latter.)"""
+    n, k = 90, 21
     A, U, V0 = nnls_problem(rng, m, n, k, dtype, ones_row=fixed_ones_row)
     assert 4 * m <= (k - 1 if fixed_ones_row else k)   # the low-rank route is taken
     res = fastnmf.nnls(A, U, V0=V0, solver="mu", max_iter=6, tol=0,
