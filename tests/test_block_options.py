@@ -80,13 +80,23 @@ def test_nnls_overwrite(dtype):
     np.testing.assert_array_equal(r3.V, r.V)
 
 
-def test_nnls_track_error_false_same_result():
+@pytest.mark.parametrize("solver, m, prox", [("hals", None, 0.0), ("mu", None, 0.0),
+                                             ("mu", None, 0.2), ("mu", 2, 0.2)])
+def test_nnls_track_error_false_same_result(solver, m, prox):
+    """Without error tracking MU runs all its updates in one kernel call
+    (the thin-U route too, m = 2): the same iterates, bit for bit; errors
+    NaN, times NaN but the first and the last."""
     rng = np.random.default_rng(4)
     A, U, V0 = problem(rng)
-    a = fastnmf.nnls(A, U, V0=V0, max_iter=4)
-    b = fastnmf.nnls(A, U, V0=V0, max_iter=4, track_error=False)
+    if m is not None:
+        A, U = A[:m], U[:m]
+    kw = dict(V0=V0, max_iter=4, solver=solver, prox=prox, tol=0.0)
+    a = fastnmf.nnls(A, U, **kw)
+    b = fastnmf.nnls(A, U, track_error=False, **kw)
     np.testing.assert_array_equal(a.V, b.V)
     assert np.isnan(b.errors).all() and b.errors.shape == a.errors.shape
+    assert b.n_iter == a.n_iter == 4 and b.times.shape == a.times.shape
+    assert b.times[-1] > 0 and (solver == "hals" or np.isnan(b.times[1:-1]).all())
 
 
 @pytest.mark.parametrize("update", ["U", "V"])
