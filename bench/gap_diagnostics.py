@@ -24,7 +24,10 @@ of the same network shape (``bench/compare_dnn.py``'s data, seed, threads):
 
 Columns: test accuracy of the network as trained (best over the epochs or
 sweeps and where, then the last), and of the refitted read-outs on the
-last network's features. Training accuracy of the last network too.
+last network's features. Training accuracy of the last network too. And
+what the features look like on the training set, per hidden layer: the
+fraction of activations that are positive, and the effective rank of the
+centred activations (:func:`feature_stats`).
 """
 from __future__ import annotations
 
@@ -52,6 +55,21 @@ def hidden_features(layers, X):
     for W, b in layers:
         H = np.maximum(H @ W + b, 0)
     return H
+
+
+def feature_stats(layers, X):
+    """Per hidden layer on X: the fraction of (sample, unit) activations
+    that are positive, and the effective rank of the centred activations
+    (exp of the entropy of the normalised squared singular values; equals
+    r for r equal singular values): how sparse and how high-dimensional
+    the representation is."""
+    out, H = [], X.astype(np.float64)
+    for W, b in layers:
+        H = np.maximum(H @ W + b, 0)
+        s2 = np.linalg.svd(H - H.mean(0), compute_uv=False) ** 2
+        p = s2 / s2.sum() if s2.sum() > 0 else np.ones_like(s2) / len(s2)
+        out.append((float((H > 0).mean()), float(np.exp(-p @ np.log(p + 1e-300)))))
+    return out
 
 
 def ls_readout(Htr, ytr, Hte, yte, ridge=1e-4):
@@ -96,7 +114,10 @@ def diagnose(name, epochs, sweeps, threads, seed, lines):
         Htr, Hte = hidden_features(layers, Xtr), hidden_features(layers, Xte)
         ls_te, _ = ls_readout(Htr, ytr, Hte, yte)
         lg_te, C, _ = logistic_readout(Htr, ytr, Hte, yte)
-        return f"{ls_te:.4f}", f"{lg_te:.4f} (C={C:g})"
+        stats = feature_stats(layers, Xtr)
+        return (f"{ls_te:.4f}", f"{lg_te:.4f} (C={C:g})",
+                " / ".join(f"{a:.2f}" for a, _ in stats),
+                " / ".join(f"{r:.0f}" for _, r in stats))
 
     for loss in LOSSES:
         t0 = time.perf_counter()
@@ -128,8 +149,9 @@ def diagnose(name, epochs, sweeps, threads, seed, lines):
     shape = "-".join(str(s) for s in (Xtr.shape[1], *hidden, int(ytr.max()) + 1))
     lines += [f"\n### {name} {shape}: Adam {epochs} epochs, NMF {sweeps} sweeps\n",
               "| training | test best (epoch/sweep) | test last | train last "
-              "| last features, LS read-out | last features, logistic read-out |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "| last features, LS read-out | last features, logistic read-out "
+              "| active fraction per hidden layer | effective rank per hidden layer |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
 
 

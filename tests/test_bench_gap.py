@@ -73,3 +73,17 @@ def test_backprop_losses():
     assert float(se(inside, y)) == pytest.approx(((0.5 - 1) ** 2 + 0.2 ** 2 + 0.3 ** 2) / 2)
     with pytest.raises(ValueError, match="unknown backprop loss"):
         backprop_loss("hinge")
+
+
+def test_feature_stats():
+    """Active fraction and effective rank: r equal independent directions
+    give rank r; a layer that passes nothing has active fraction 0."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((4000, 3))
+    W, b = np.eye(3) * 5.0, np.full(3, 100.0)      # all units on, linear: rank 3
+    (active, rank), = G.feature_stats([(W, b)], X)
+    assert active == 1.0 and rank == pytest.approx(3.0, rel=0.05)
+    (active, rank), = G.feature_stats([(W, np.full(3, -100.0))], X)
+    assert active == 0.0
+    two = G.feature_stats([(W, b), (np.ones((3, 2)), np.zeros(2))], X)
+    assert len(two) == 2 and two[1][1] == pytest.approx(1.0, rel=1e-6)  # equal columns
