@@ -65,6 +65,9 @@ VARIANTS = {
     "minibatch-10k": {"batch_size": 10000, "weight_prox": 0.1},
     "init_scale=0.5": {"init_scale": 0.5},
     "pretrain": {"pretrain": True},
+    "z_prox=0.1": {"z_prox": 0.1},
+    "bottom_up": {"bottom_up": True},
+    "bottom_up+z_prox=0.1": {"bottom_up": True, "z_prox": 0.1},
 }
 CASES = {
     "digits": ("digits", (100,), None),

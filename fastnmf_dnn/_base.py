@@ -21,12 +21,12 @@ from fastnmf._comm import SERIAL, as_comm, check_same, collective
 from . import model_io
 from .network import Network, init_random
 from .pretrain import pretrain_stack
-from .trainer import PRESETS, TrainOptions, Trainer, check_data_parallel
+from .trainer import PRESETS, TrainOptions, Trainer, check_data_parallel, check_options
 
 _OPTION_PARAMS = ("bias", "alpha", "ridge", "rel_ridge", "width_ridge", "inner_iter", "omega", "z_iter", "z_solver", "z_prox", "l1",
                   "batch_size", "weight_prox", "margin_targets",
                   "refit_output", "extrapolate", "input_ridge",
-                  "refresh_targets")
+                  "refresh_targets", "bottom_up")
 
 
 def _check_positive_int(value, name, minimum=1):
@@ -91,7 +91,7 @@ class BaseNMFNet(BaseEstimator):
                  bias=None, inner_iter=None, omega=None, z_iter=None, z_solver=None,
                  z_prox=None, l1=None, refresh_targets=None, batch_size=None, weight_prox=None,
                  margin_targets=None, refit_output=None, extrapolate=None, input_ridge=None,
-                 pretrain=False, pretrain_iter=30,
+                 bottom_up=None, pretrain=False, pretrain_iter=30,
                  init_scale=1.0, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, tol=1e-4, warm_start=False, random_state=None,
                  n_threads=None, dtype=np.float32, verbose=False):
@@ -116,6 +116,7 @@ class BaseNMFNet(BaseEstimator):
         self.refit_output = refit_output
         self.extrapolate = extrapolate
         self.input_ridge = input_ridge
+        self.bottom_up = bottom_up
         self.pretrain = pretrain
         self.pretrain_iter = pretrain_iter
         self.init_scale = init_scale
@@ -155,7 +156,7 @@ class BaseNMFNet(BaseEstimator):
                 changes[k] = _check_positive_int(changes[k], k)
         if "z_solver" in changes and changes["z_solver"] not in ("hals", "mu"):
             raise ValueError(f"z_solver must be 'hals' or 'mu', got {changes['z_solver']!r}")
-        for k in ("bias", "refresh_targets", "margin_targets", "refit_output"):
+        for k in ("bias", "refresh_targets", "margin_targets", "refit_output", "bottom_up"):
             if k in changes and not isinstance(changes[k], (bool, np.bool_)):
                 raise TypeError(f"{k} must be True, False or None, got {changes[k]!r}")
         if changes.get("margin_targets") and not self._target_is_label:
@@ -163,7 +164,9 @@ class BaseNMFNet(BaseEstimator):
                              f"{type(self).__name__} fits real-valued targets")
         if not self._target_is_label and "margin_targets" not in changes:
             changes["margin_targets"] = False
-        return opts.replace(**changes)
+        opts = opts.replace(**changes)
+        check_options(opts)
+        return opts
 
     def _validate_params(self):
         check_hidden_layer_sizes(self.hidden_layer_sizes)

@@ -30,7 +30,8 @@ _PARAMS_DOC = """
         the published algorithm (Sakurai et al. 2016: no biases, no
         regularization, targets carried over between sweeps).
     bias, inner_iter, omega, z_iter, z_solver, z_prox, l1, refresh_targets, weight_prox, \
-extrapolate, margin_targets, refit_output, ridge, rel_ridge, width_ridge, input_ridge : optional
+extrapolate, margin_targets, refit_output, ridge, rel_ridge, width_ridge, input_ridge, \
+bottom_up : optional
         Override single options of the preset; see
         :class:`fastnmf_dnn.TrainOptions` for what each does.
     batch_size : int, "full" or None

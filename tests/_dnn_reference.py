@@ -183,10 +183,7 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
             Vf = mu_semi(Vf0, C, G, opts["z_iter"], float(np.finfo(dtype).eps))
         Z[L - 1] = np.vstack([Vf, np.ones((1, N))]) if b else Vf
 
-    # 2.-3. hidden layers top-down, the first one U-step only.
-    for i in range(L - 1, 0, -1):
-        A = _free(Z[i], b)
-        V = Z[i - 1]
+    def u_step(i, A, V):          # layer i's weights: min ||A - relu(U V)||^2 + decay
         U = W[i - 1]
         l2 = lam_w + rel_ridge(V)                                # weight decay
         if i == 1:                # input_ridge: the mean diagonal of the input Gram
@@ -195,13 +192,37 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
         for _ in range(opts["inner_iter"]):
             U = U + om * ((A - relu(U @ V)) @ V.T - l2 * U) @ inv
         W[i - 1] = U
-        if i > 1:
-            Uf = U[:, :-1] if b else U
-            Up = ridge_inverse(Uf.T @ Uf, gamma, dtype) @ Uf.T   # U^+ (kf, m)
-            for _ in range(opts["inner_iter"]):
-                Vf = relu(_free(V, b) + om * Up @ (A - relu(U @ V)))
-                V = np.vstack([Vf, np.ones((1, N))]) if b else Vf
-            Z[i - 1] = V
+
+    def v_step(i, A):             # layer i's input targets Z[i-1], with W[i-1] as it is
+        U, V = W[i - 1], Z[i - 1]
+        Uf = U[:, :-1] if b else U
+        Up = ridge_inverse(Uf.T @ Uf, gamma, dtype) @ Uf.T   # U^+ (kf, m)
+        for _ in range(opts["inner_iter"]):
+            Vf = relu(_free(V, b) + om * Up @ (A - relu(U @ V)))
+            V = np.vstack([Vf, np.ones((1, N))]) if b else Vf
+        Z[i - 1] = V
+
+    if opts.get("bottom_up") and L > 2:
+        # All targets top-down with the current weights, then the weights
+        # bottom-up, each on the activations of the updated layers below.
+        T = [None] * L
+        for i in range(L - 1, 1, -1):
+            T[i] = _free(Z[i], b)
+            v_step(i, T[i])
+        T[1] = _free(Z[1], b)
+        H = Z[0]
+        for i in range(1, L):
+            u_step(i, T[i], H)
+            if i < L - 1:
+                h = relu(W[i - 1] @ H)
+                H = np.vstack([h, np.ones((1, N))]) if b else h
+    else:
+        # 2.-3. hidden layers top-down, the first one U-step only.
+        for i in range(L - 1, 0, -1):
+            A = _free(Z[i], b)
+            u_step(i, A, Z[i - 1])
+            if i > 1:
+                v_step(i, A)
 
     # 4. forward pass.
     W, Zf, out = forward_refit(W, X, Y if Y0 is None else Y0, opts, dtype,

@@ -233,6 +233,8 @@ MINIBATCH_SETS = {
     "carry-margin-no-bias": {"margin_targets": True, "refresh_targets": False, "bias": False},
     "strong-prox": {"weight_prox": 5.0, "alpha": 1e-2},
     "no-prox": {"weight_prox": 0.0},
+    "bottom-up": {"bottom_up": True},
+    "bottom-up-no-bias-mu": {"bottom_up": True, "bias": False, "z_solver": "mu"},
     "paper-bias": {**vars(PRESETS["paper"]), "bias": True, "z_solver": "hals",
                    "weight_prox": 1.0},
 }
@@ -675,3 +677,95 @@ def test_one_hot_scale_is_the_target_steps_proximal_weight(opts, scale):
             np.testing.assert_allclose(b.W[i], a.W[i], rtol=1e-7, atol=1e-9)
         np.testing.assert_allclose(b.W[-1], scale * a.W[-1], rtol=1e-7, atol=1e-9 * scale)
     assert a.beta == b.beta and a.last_sweep_rejected == b.last_sweep_rejected
+
+
+
+# ---------------------------------------------------------------------------
+# bottom_up
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", [(12, 7, 5, 3), (12, 7, 6, 5, 3)], ids=["2-hidden", "3-hidden"])
+@pytest.mark.parametrize("z_solver", ["hals", "mu"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_bottom_up_sweep_matches_reference(bias, z_solver, sizes, dtype):
+    """bottom_up=True: every target top-down with the current weights, then
+    the weights bottom-up on the updated layers' activations (the
+    reference's sweep with ``bottom_up``); it differs from the top-down
+    sweep, so the comparison can fail."""
+    opts = DAMPED.replace(bias=bias, z_solver=z_solver, bottom_up=True)
+    X, Y, net = make_problem(list(sizes), dtype, seed=31 + len(sizes))
+    if not bias:
+        net.intercepts = [np.zeros_like(b) for b in net.intercepts]
+    tr = Trainer(X, Y, net, opts)
+    tol = tolerance(sizes, opts, dtype)
+    for s in range(3):
+        W0, Z0 = trainer_state(tr)
+        W, Zt, Zf, out = ref.sweep(W0, Z0, X, Y, vars(opts), dtype)
+        got = tr.sweep()
+        assert got.dtype == dtype
+        assert_matches(tr, got, W, Zt, Zf, out, tol, f"sweep {s}")
+        if s == 0 and np.dtype(dtype) == np.float64:
+            W_td, _, _, _ = ref.sweep(W0, Z0, X, Y, vars(opts.replace(bottom_up=False)), dtype)
+            assert max(rel_diff(w, r) for w, r in zip(tr.W, W_td)) > 1e-6
+
+
+@pytest.mark.parametrize("extrapolate", [1.0, 3.0])
+def test_bottom_up_with_one_hidden_layer_is_the_top_down_sweep(extrapolate):
+    """With one hidden layer there is nothing below to update first."""
+    X, Y, net = make_problem([12, 7, 3], np.float64, seed=8)
+    a = Trainer(X, Y, net, TrainOptions(extrapolate=extrapolate))
+    b = Trainer(X, Y, net, TrainOptions(extrapolate=extrapolate, bottom_up=True))
+    for _ in range(3):
+        np.testing.assert_array_equal(a.sweep(), b.sweep())
+    for u, v in zip(a.W, b.W):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_bottom_up_defaults_extrapolated_match_reference():
+    """The default options (margin targets, output refit, extrapolation)
+    with bottom_up: the reference's extrapolated sweep."""
+    opts = TrainOptions(bottom_up=True)
+    X, Y, net = make_problem([10, 6, 5, 3], np.float64, seed=6)
+    tr = Trainer(X, Y, net, opts)
+    for _ in range(3):
+        W0 = [w.copy() for w in tr.W]
+        Z0 = [h.T.copy() for h in tr.H]
+        T = ref.margin_targets(Y, ref.forward(W0, X, True)[1].T)
+        W, _, out, beta, loss = ref.extrapolated_sweep(
+            W0, Z0, X, T, Y, vars(opts), np.float64, beta=tr.beta, prev_loss=tr.prev_loss,
+            fit_output=not tr._output_fresh)
+        got = tr.sweep()
+        assert tr.beta == beta
+        assert tr.prev_loss == pytest.approx(loss, rel=1e-10)
+        for w, r in zip(tr.W, W):
+            np.testing.assert_allclose(w, r, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(got.T, out, rtol=1e-8, atol=1e-10)
+
+
+def test_bottom_up_bad_values():
+    X, y = load_digits()
+    X, y = X[:60], y[:60]
+    with pytest.raises(TypeError, match="bottom_up"):
+        NMFNetClassifier((5, 4), max_iter=1, bottom_up="yes").fit(X, y)
+    with pytest.raises(ValueError, match="bottom_up=True needs refresh_targets"):
+        NMFNetClassifier((5, 4), max_iter=1, bottom_up=True, refresh_targets=False).fit(X, y)
+    Xs, Ys, net = make_problem([10, 6, 5, 3], np.float64, seed=1)
+    with pytest.raises(ValueError, match="bottom_up=True needs refresh_targets"):
+        Trainer(Xs, Ys, net, TrainOptions(bottom_up=True, refresh_targets=False))
+    assert PRESETS["paper"].bottom_up is False and PRESETS["default"].bottom_up is False
+
+
+def test_bottom_up_estimator_is_deterministic_and_saves(tmp_path):
+    X, y = load_digits()
+    X, y = X[:300], y[:300]
+    kw = dict(hidden_layer_sizes=(12, 8), max_iter=4, random_state=0, bottom_up=True)
+    a = NMFNetClassifier(**kw).fit(X, y)
+    b = NMFNetClassifier(**kw).fit(X, y)
+    assert a.training_options_.bottom_up is True
+    for u, v in zip(a.coefs_, b.coefs_):
+        np.testing.assert_array_equal(u, v)
+    from fastnmf_dnn import load_model, save_model
+    save_model(a, tmp_path / "m.npz")
+    c = load_model(tmp_path / "m.npz")
+    assert c.training_options_.bottom_up is True and c.bottom_up is True
+    np.testing.assert_array_equal(c.predict(X), a.predict(X))
