@@ -98,7 +98,8 @@ def case_estimators():
     X, y = d.X_train, d.y_train
     b = block(X.shape[0])
     runs = [(np.float64, {}), (np.float32, {}), (np.float64, {"pretrain": True,
-                                                              "pretrain_iter": 5})]
+                                                              "pretrain_iter": 5}),
+            (np.float64, {"bottom_up": True})]
     for dt, kw in runs:
         params = dict(hidden_layer_sizes=(20, 12), max_iter=4, random_state=1, dtype=dt, **kw)
         ref = NMFNetClassifier(**params).fit(X, y)
