@@ -66,6 +66,15 @@ def trainer_state(tr):
     return W, Z
 
 
+def trainer_for(opts, sizes, dtype, seed):
+    """A Trainer on make_problem's data (zero intercepts without bias), its
+    data and the comparison tolerance."""
+    X, Y, net = make_problem(list(sizes), dtype, seed=seed)
+    if not opts.bias:
+        net.intercepts = [np.zeros_like(b) for b in net.intercepts]
+    return Trainer(X, Y, net, opts), X, Y, tolerance(sizes, opts, dtype)
+
+
 def assert_matches(tr, got, W, Zt, Zf, out, tol, what):
     """Trainer after a sweep (weights, returned output, hidden buffers) vs
     the reference's result, everything in the original sample order."""
@@ -90,11 +99,7 @@ def test_margin_sweep_matches_reference_on_margin_targets(bias, z_solver, sizes,
     fitted to the margin targets of the current forward output. Measured
     worst (3 sweeps x 16 cases): 2.3e-15 (float64), 3.1e-6 (float32)."""
     opts = DAMPED.replace(bias=bias, z_solver=z_solver, margin_targets=True)
-    X, Y, net = make_problem(list(sizes), dtype, seed=12 + len(sizes))
-    if not bias:
-        net.intercepts = [np.zeros_like(b) for b in net.intercepts]
-    tr = Trainer(X, Y, net, opts)
-    tol = tolerance(sizes, opts, dtype)
+    tr, X, Y, tol = trainer_for(opts, sizes, dtype, seed=12 + len(sizes))
     for s in range(3):
         W0, Z0 = trainer_state(tr)
         _, out0 = ref.forward(W0, X.astype(np.float64), bias)
@@ -693,11 +698,7 @@ def test_bottom_up_sweep_matches_reference(bias, z_solver, sizes, dtype):
     reference's sweep with ``bottom_up``); it differs from the top-down
     sweep, so the comparison can fail."""
     opts = DAMPED.replace(bias=bias, z_solver=z_solver, bottom_up=True)
-    X, Y, net = make_problem(list(sizes), dtype, seed=31 + len(sizes))
-    if not bias:
-        net.intercepts = [np.zeros_like(b) for b in net.intercepts]
-    tr = Trainer(X, Y, net, opts)
-    tol = tolerance(sizes, opts, dtype)
+    tr, X, Y, tol = trainer_for(opts, sizes, dtype, seed=31 + len(sizes))
     for s in range(3):
         W0, Z0 = trainer_state(tr)
         W, Zt, Zf, out = ref.sweep(W0, Z0, X, Y, vars(opts), dtype)
