@@ -14,6 +14,10 @@ section 3 (Sakurai et al. 2016), written with samples as rows:
 4. a forward pass, which is both the training loss users see and (with
    ``refresh_targets``) the hidden targets of the next sweep.
 
+With ``bottom_up`` steps 2-3 run in another order: every hidden layer's
+V-step first (top-down), then every U-step bottom-up, each on the
+activations the updated layers below produce (:class:`TrainOptions`).
+
 Every N-sized buffer is allocated once, in :class:`Trainer`; the public
 fastnmf solves update them in place (``overwrite=True``).
 
