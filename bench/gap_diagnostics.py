@@ -48,24 +48,25 @@ import fastnmf_dnn  # noqa: E402
 LOSSES = ("cross_entropy", "squared_error", "squared_hinge")
 
 
-def hidden_features(layers, X):
-    """Last hidden layer's activations of a network given as a list of
-    ``(W (n_in, n_out), b)`` pairs (all but the output layer), float64."""
-    H = X.astype(np.float64)
+def hidden_activations(layers, X):
+    """Every hidden layer's activations on X (float64), first to last, of a
+    network given as a list of ``(W (n_in, n_out), b)`` pairs (all but the
+    output layer)."""
+    acts, H = [], X.astype(np.float64)
     for W, b in layers:
         H = np.maximum(H @ W + b, 0)
-    return H
+        acts.append(H)
+    return acts
 
 
-def feature_stats(layers, X):
-    """Per hidden layer on X: the fraction of (sample, unit) activations
-    that are positive, and the effective rank of the centred activations
-    (exp of the entropy of the normalised squared singular values; equals
-    r for r equal singular values): how sparse and how high-dimensional
-    the representation is."""
-    out, H = [], X.astype(np.float64)
-    for W, b in layers:
-        H = np.maximum(H @ W + b, 0)
+def feature_stats(acts):
+    """Per hidden layer (``acts`` from :func:`hidden_activations`): the
+    fraction of (sample, unit) activations that are positive, and the
+    effective rank of the centred activations (exp of the entropy of the
+    normalised squared singular values; equals r for r equal singular
+    values): how sparse and how high-dimensional the representation is."""
+    out = []
+    for H in acts:
         s2 = np.linalg.svd(H - H.mean(0), compute_uv=False) ** 2
         p = s2 / s2.sum() if s2.sum() > 0 else np.ones_like(s2) / len(s2)
         out.append((float((H > 0).mean()), float(np.exp(-p @ np.log(p + 1e-300)))))
@@ -111,10 +112,11 @@ def diagnose(name, epochs, sweeps, threads, seed, lines):
     rows = []
 
     def readouts(layers):
-        Htr, Hte = hidden_features(layers, Xtr), hidden_features(layers, Xte)
+        acts = hidden_activations(layers, Xtr)     # one forward pass for both uses
+        Htr, Hte = acts[-1], hidden_activations(layers, Xte)[-1]
         ls_te, _ = ls_readout(Htr, ytr, Hte, yte)
         lg_te, C, _ = logistic_readout(Htr, ytr, Hte, yte)
-        stats = feature_stats(layers, Xtr)
+        stats = feature_stats(acts)
         return (f"{ls_te:.4f}", f"{lg_te:.4f} (C={C:g})",
                 " / ".join(f"{a:.2f}" for a, _ in stats),
                 " / ".join(f"{r:.0f}" for _, r in stats))

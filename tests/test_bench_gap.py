@@ -29,7 +29,7 @@ def test_hidden_features_are_the_estimators_last_hidden_layer(fitted):
     """The features, times the estimator's own output layer, give its
     outputs (coefs_ are (n_in, n_out), as in MLPClassifier)."""
     clf, X, y = fitted
-    H = G.hidden_features(list(zip(clf.coefs_[:-1], clf.intercepts_[:-1])), X)
+    H = G.hidden_activations(list(zip(clf.coefs_[:-1], clf.intercepts_[:-1])), X)[-1]
     assert H.shape == (len(X), 12) and H.min() >= 0
     out = H @ clf.coefs_[-1] + clf.intercepts_[-1]
     np.testing.assert_array_equal(out.argmax(1), np.searchsorted(clf.classes_, clf.predict(X)))
@@ -81,9 +81,9 @@ def test_feature_stats():
     rng = np.random.default_rng(2)
     X = rng.standard_normal((4000, 3))
     W, b = np.eye(3) * 5.0, np.full(3, 100.0)      # all units on, linear: rank 3
-    (active, rank), = G.feature_stats([(W, b)], X)
+    (active, rank), = G.feature_stats(G.hidden_activations([(W, b)], X))
     assert active == 1.0 and rank == pytest.approx(3.0, rel=0.05)
-    (active, rank), = G.feature_stats([(W, np.full(3, -100.0))], X)
+    (active, rank), = G.feature_stats(G.hidden_activations([(W, np.full(3, -100.0))], X))
     assert active == 0.0
-    two = G.feature_stats([(W, b), (np.ones((3, 2)), np.zeros(2))], X)
+    two = G.feature_stats(G.hidden_activations([(W, b), (np.ones((3, 2)), np.zeros(2))], X))
     assert len(two) == 2 and two[1][1] == pytest.approx(1.0, rel=1e-6)  # equal columns
