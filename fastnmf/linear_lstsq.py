@@ -220,14 +220,15 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         DP = np.empty((n, kf), dt) if F is None else None
         DM = np.empty((n, kf), dt)
     first = None
-    if solver == "mu" and not track_error and max_iter > 0:
-        # Nothing to look at between updates: run them in one call (G's
-        # splits formed once; same iterates as one call per update).
+    # MU without error tracking has nothing to look at between updates: all
+    # of them in one call (G's splits formed once; same iterates as one
+    # call per update), and the per-update loop below runs no iteration.
+    in_one_call = solver == "mu" and not track_error and max_iter > 0
+    if in_one_call:
         B.nnls_mu_semi_(X, C, G, DP, DM, max_iter, eps, factor=F, shift=prox, T=T)
         errors += [np.nan] * max_iter
         times += [np.nan] * (max_iter - 1) + [time.perf_counter() - t0]
-        max_iter = 0
-    for _ in range(max_iter):
+    for _ in range(0 if in_one_call else max_iter):
         if solver == "hals":
             delta = comm.sum(B.hals_sweep_(X, C, G))
             first = delta if first is None else first
