@@ -261,7 +261,7 @@ class Trainer:
         # with bottom_up also where H[i] is one (no bias), since H[i] then
         # receives the new activations while T[i] is still to be fitted.
         self.T = ([None] + [np.empty((N, n), dt) for n in sizes[1:-1]]
-                  if nb or (o.bottom_up and len(sizes) > 3) else None)
+                  if nb or _runs_bottom_up(o, len(sizes) - 1) else None)
         # Separate forward buffers when targets persist across sweeps.
         self.F = None
         if not o.refresh_targets:
@@ -505,7 +505,7 @@ class Trainer:
             if record_errors:
                 self.block_errors.append((i, "V", r.errors[0], r.errors[-1]))
 
-        if o.bottom_up and L > 2:
+        if _runs_bottom_up(o, L):
             # Every target top-down (T[i] keeps layer i's), then the weights
             # bottom-up, each on what the updated layers below produce.
             for i in range(L - 1, 1, -1):
@@ -568,6 +568,12 @@ def _refits_output(options, n_layers, *, mini_batch=False) -> bool:
                 and n_layers > 1)
 
 
+def _runs_bottom_up(options, n_layers) -> bool:
+    """Whether a sweep takes the ``bottom_up`` order: asked for, and two or
+    more hidden layers (with one there is nothing below to update first)."""
+    return bool(options.bottom_up and n_layers > 2)
+
+
 def check_options(options) -> None:
     """ValueError for option combinations the trainer does not run."""
     if options.bottom_up and not options.refresh_targets:
@@ -628,7 +634,7 @@ def sweep_gemm_shapes(sizes, N, options, *, mini_batch=False, grams=False):
         g += [(m, k, N), (m, N, k), (m, k, k)] * o.inner_iter                  # U-step
         if i > 1:
             g += [(m, k, N), (N, m, k - nb)] * o.inner_iter                  # V-step
-    if o.bottom_up and L > 2:   # the bottom-up pass's forward products (all but the last)
+    if _runs_bottom_up(o, L):   # the bottom-up pass's forward products (all but the last)
         g += [(N, sizes[i - 1] + nb, sizes[i]) for i in range(1, L - 1)]
     if mini_batch:
         g += _forward_and_refit_shapes(sizes, N, options, refit=False)  # each block's own
