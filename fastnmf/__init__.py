@@ -12,6 +12,9 @@ threads, set_num_threads, get_num_threads
 trusted_data
     Skip the NaN/Inf and sign checks of array arguments (for callers that
     own their arrays, e.g. a training loop).
+Workspace
+    Scratch buffers the single-block solves reuse across calls (``with ws:``
+    around a loop of same-shaped solves).
 """
 import os as _os
 import sys as _sys
@@ -40,9 +43,11 @@ from .nonlinear_semi_nmf import nonlinear_semi_nmf  # noqa: E402
 from .relu_lstsq import relu_lstsq  # noqa: E402
 from .semi_nmf import semi_nmf  # noqa: E402
 from ._validation import trusted_data  # noqa: E402
+from ._workspace import Workspace  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
     "FactorizationResult", "get_num_threads", "nmf", "nnls", "nonlinear_semi_nmf",
     "relu_lstsq", "ridge_lstsq", "semi_nmf", "set_num_threads", "threads", "trusted_data",
+    "Workspace",
 ]

@@ -8,7 +8,8 @@ cross products are plain GEMMs: ``A @ Vt`` (m, k) and ``A.T @ U`` (n, k).
 
 Each function documents the GEMMs it issues; everything else it does is a
 fused O(p k) or O(p k^2) kernel. Work buffers are passed in: nothing here
-allocates an array with m or n in its shape.
+allocates an array with m or n in its shape (the two buffer helpers aside,
+which take them from the active workspace when given a role).
 
 Data parallelism (``comm``, :mod:`fastnmf._comm`): the columns of ``A``
 (samples, the rows of ``Vt``) may be split across processes. The left
@@ -27,6 +28,7 @@ from . import _kernels as K
 from ._hals_dispatch import hals_sweeps as _hals_sweeps_cy
 from ._hals_dispatch import hals_update_rows as _hals_cy
 from ._comm import SERIAL
+from ._workspace import scratch
 from ._linalg import gram, matmul_into, pinv_factor_into, ridge_inverse  # noqa: F401 (gram re-exported)
 from ._threads import get_num_threads
 
@@ -63,9 +65,10 @@ def nnls_hals_(X, C, G, max_sweeps: int, inner_tol: float, comm=SERIAL) -> int:
     return done
 
 
-def cross_gram_buffer(m: int, k: int, dtype) -> np.ndarray:
-    """The ``(m + k, k)`` work buffer of a left step: ``A V^T`` over ``V V^T``."""
-    return np.empty((m + k, k), dtype)
+def cross_gram_buffer(m: int, k: int, dtype, role: str = None) -> np.ndarray:
+    """The ``(m + k, k)`` work buffer of a left step: ``A V^T`` over ``V V^T``
+    (with ``role``: from the active workspace, ``_workspace.scratch``)."""
+    return scratch(role, (m + k, k), dtype) if role else np.empty((m + k, k), dtype)
 
 
 def cross_and_gram_(A, Vt, EG, comm=SERIAL, with_gram: bool = True):
@@ -151,10 +154,13 @@ def ridge_update_left_(A, Vt, U, EG, alpha: float, U0=None, prox: float = 0.0,
     np.matmul(E, inv, out=U)
 
 
-def model_buffer(A):
+def model_buffer(A, role: str = None):
     """An uninitialised work buffer shaped like A in A's memory order (C or F),
-    so the fused residual pass walks A and the buffer in step."""
+    so the fused residual pass walks A and the buffer in step (with
+    ``role``: from the active workspace, ``_workspace.scratch``)."""
     order = "F" if A.flags.f_contiguous and not A.flags.c_contiguous else "C"
+    if role:
+        return scratch(role, A.shape, A.dtype, order)
     return np.empty(A.shape, A.dtype, order=order)
 
 

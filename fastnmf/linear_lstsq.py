@@ -12,6 +12,7 @@ from ._linalg import ridge_inverse
 from ._threads import columns_of_second, rows_of_second, sized_by
 from ._result import FactorizationResult
 from ._validation import check_choice, check_distributed, check_float, check_int, check_matrix
+from ._workspace import scratch
 from .relu_lstsq import check_ones_row
 
 __all__ = ["ridge_lstsq", "nnls"]
@@ -79,7 +80,8 @@ def ridge_lstsq(A, V, *, alpha=0.0, U0=None, prox=0.0, dtype=None, comm=None):
     check_distributed(comm, A)
     Vt = V.T  # (n, k) view; C-contiguous when V is F-ordered, either way BLAS reads it
     U = np.empty(shape, A.dtype)
-    B.ridge_update_left_(A, Vt, U, B.cross_gram_buffer(*shape, A.dtype), alpha,
+    B.ridge_update_left_(A, Vt, U, B.cross_gram_buffer(*shape, A.dtype, role="ridge_lstsq.EG"),
+                         alpha,
                          U0=U0 if prox > 0 else None, prox=prox, comm=comm)
     return U
 
@@ -176,12 +178,13 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     t0 = time.perf_counter()
     normA2 = comm.sum(B.sq_norm(A))
     normA = np.sqrt(normA2) if normA2 > 0 else 1.0
-    CV = np.matmul(A.T, U)          # (n, k): the only GEMM with A
+    # Work arrays come from the active fastnmf.Workspace, if any (scratch).
+    CV = np.matmul(A.T, U, out=scratch("nnls.CV", (n, k), dt))   # the only GEMM with A
     GU = B.gram(U)
     # Free part of the problem: X = Vt[:, :kf], C = A^T W - 1 (b^T W) - l1
     # (+ prox X0), G = W^T W (+ prox I).
     G = np.array(GU[:kf, :kf], order="C", copy=True)
-    C = np.empty((n, kf), dt)
+    C = scratch("nnls.C", (n, kf), dt)
     b = np.ascontiguousarray(GU[-1, :kf]) if fixed_ones_row else np.zeros(kf, dt)
     if V0 is None:   # (prox is 0 here)
         K.shifted_cross_(C, CV, b, CV, 0.0, l1)
@@ -216,9 +219,9 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         # G = W^T W + prox I with W = U[:, :kf] (m, kf): for m << kf the MU
         # update forms X G+ through W (nnls_mu_semi_): half the GEMM work.
         F = np.ascontiguousarray(U[:, :kf]) if 4 * m <= kf else None
-        T = np.empty((n, m), dt) if F is not None else None
-        DP = np.empty((n, kf), dt) if F is None else None
-        DM = np.empty((n, kf), dt)
+        T = scratch("nnls.T", (n, m), dt) if F is not None else None
+        DP = scratch("nnls.DP", (n, kf), dt) if F is None else None
+        DM = scratch("nnls.DM", (n, kf), dt)
     first = None
     # MU without error tracking has nothing to look at between updates: all
     # of them in one call (G's splits formed once; same iterates as one

@@ -10,6 +10,7 @@ from ._comm import as_comm, collective
 from ._threads import sized_by, columns_of_second
 from ._result import FactorizationResult
 from ._validation import check_choice, check_distributed, check_float, check_int, check_matrix
+from ._workspace import scratch
 
 __all__ = ["relu_lstsq"]
 
@@ -130,15 +131,18 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     U = working(U, update == "U")
     Vt = working(V.T, update == "V")
 
-    P = B.model_buffer(A)
+    # Scratch (from the active fastnmf.Workspace, if any): the model U V.
+    P = B.model_buffer(A, role="relu_lstsq.P")
     t0 = time.perf_counter()
     sq = [B.sq_norm(A)]   # ||A||^2, then ||R||^2 per iteration: reduced once at the end
     if update == "U":
-        B.relu_update_left_(A, U, Vt, P, np.empty((m, k), dt), B.cross_gram_buffer(m, k, dt),
+        B.relu_update_left_(A, U, Vt, P, scratch("relu_lstsq.D", (m, k), dt),
+                            B.cross_gram_buffer(m, k, dt, role="relu_lstsq.EG"),
                             alpha, omega, n_iter, sq, gram_V=fixed_gram, l2=l2, comm=comm)
     else:
         kf = k - 1 if fixed_ones_row else k
-        B.relu_update_right_(A, U, Vt, P, np.empty((n, kf), dt), np.empty((m, kf), dt), alpha,
+        B.relu_update_right_(A, U, Vt, P, scratch("relu_lstsq.S", (n, kf), dt),
+                             scratch("relu_lstsq.M", (m, kf), dt), alpha,
                              omega, n_iter, sq, fixed_ones_row=bool(fixed_ones_row))
     if final_error or n_iter == 0:
         B.model_into_(P, U, Vt)

@@ -1,0 +1,93 @@
+"""Scratch buffers that the single-block solves reuse from call to call.
+
+A training loop calls ``nnls`` and ``relu_lstsq`` on the same shapes every
+sweep, and each call needs n-sized scratch (model products, cross products,
+multiplicative-update numerators). Allocated afresh, every such buffer is a
+new ``mmap`` whose pages the kernel zeroes and faults in on first touch: on
+Fashion-MNIST 784-500-500-10 that was seven 120 MB buffers and about 0.3 s
+of a 1.9 s sweep (2 cores, measured by keeping glibc from returning the
+memory). Inside ``with workspace:`` the solves take their scratch from the
+workspace instead, allocated once per (role, shape, dtype).
+"""
+from __future__ import annotations
+
+import contextvars
+
+import numpy as np
+
+__all__ = ["Workspace", "scratch"]
+
+_CURRENT = contextvars.ContextVar("fastnmf_workspace", default=None)
+
+
+class Workspace:
+    """Scratch buffers for fastnmf's solves, kept across calls.
+
+    Use it as a context manager around repeated calls on arrays of the same
+    shapes (a training loop): inside ``with ws:``, :func:`fastnmf.nnls`,
+    :func:`fastnmf.relu_lstsq` and :func:`fastnmf.ridge_lstsq` take their
+    internal work arrays from ``ws`` (one per role, shape and dtype,
+    allocated on first use) instead of allocating them per call. Results
+    are identical; the arrays a solve returns are never workspace memory.
+    Outside any ``with``, solves allocate as usual.
+
+    The memory stays held until :meth:`clear` or until the workspace is
+    garbage-collected (``nbytes`` says how much). A workspace serves one
+    thread at a time; the active one is per thread (and asyncio task).
+
+    Examples
+    --------
+    >>> import numpy as np, fastnmf
+    >>> rng = np.random.default_rng(0)
+    >>> A, U = rng.random((20, 300)), rng.random((20, 4))
+    >>> ws = fastnmf.Workspace()
+    >>> with ws:
+    ...     for _ in range(3):
+    ...         r = fastnmf.nnls(A, U, max_iter=5)
+    >>> ws.nbytes > 0
+    True
+    """
+
+    def __init__(self):
+        self._buffers = {}
+        self._tokens = []
+
+    def get(self, role: str, shape, dtype, order: str = "C") -> np.ndarray:
+        """The buffer for ``role`` of this shape, dtype and order (its
+        contents are whatever the last user left)."""
+        shape = tuple(int(s) for s in shape)
+        key = (role, shape, np.dtype(dtype).str, order)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = np.empty(shape, dtype, order=order)
+        return buf
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the buffers."""
+        return sum(b.nbytes for b in self._buffers.values())
+
+    def clear(self) -> None:
+        """Release every buffer (the next use allocates again)."""
+        self._buffers.clear()
+
+    def __enter__(self):
+        self._tokens.append(_CURRENT.set(self))
+        return self
+
+    def __exit__(self, *exc):
+        _CURRENT.reset(self._tokens.pop())
+        return False
+
+    def __repr__(self):
+        return f"Workspace({len(self._buffers)} buffers, {self.nbytes / 2**20:.1f} MiB)"
+
+
+def scratch(role: str, shape, dtype, order: str = "C") -> np.ndarray:
+    """A work array for ``role``: from the active :class:`Workspace`, or a
+    new ``np.empty`` outside one. Never return it to a caller: the next call
+    with the same role and shape writes into it."""
+    ws = _CURRENT.get()
+    if ws is None:
+        return np.empty(shape, dtype, order=order)
+    return ws.get(role, shape, dtype, order)

@@ -1,0 +1,115 @@
+"""fastnmf.Workspace: solves inside one give the same results, reuse their
+scratch from call to call, and never hand workspace memory back."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import DTYPES, ORDERS, as_order
+
+import fastnmf
+
+
+def problem(rng, dtype, order="C", m=6, n=40, k=4, ones_row=True):
+    A = as_order(rng.uniform(0, 1, (m, n)).astype(dtype), order)
+    U = rng.standard_normal((m, k)).astype(dtype)
+    V = rng.uniform(0.1, 1, (k, n)).astype(dtype)
+    if ones_row:
+        V[-1] = 1
+    return A, U, V
+
+
+# Every solve that takes scratch from a workspace, with the options that
+# change which scratch it takes.
+SOLVES = {
+    "nnls hals": lambda A, U, V: fastnmf.nnls(A, U, V0=V, max_iter=4, fixed_ones_row=True).V,
+    "nnls hals, no start": lambda A, U, V: fastnmf.nnls(A, U, max_iter=3).V,
+    "nnls mu": lambda A, U, V: fastnmf.nnls(A, U, V0=V, solver="mu", max_iter=4,
+                                            fixed_ones_row=True, prox=0.1).V,
+    "nnls mu, thin U (low-rank route)": lambda A, U, V: fastnmf.nnls(
+        A[:1], np.ascontiguousarray(np.tile(U[:1], (1, 2))), solver="mu", max_iter=3,
+        track_error=False).V,
+    "relu_lstsq U": lambda A, U, V: fastnmf.relu_lstsq(A, U, V, update="U", n_iter=3,
+                                                       alpha=0.1, l2=0.01).U,
+    "relu_lstsq V": lambda A, U, V: fastnmf.relu_lstsq(A, U, V, update="V", n_iter=3,
+                                                       fixed_ones_row=True).V,
+    "ridge_lstsq": lambda A, U, V: fastnmf.ridge_lstsq(A, V, alpha=0.1),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("solve", sorted(SOLVES))
+def test_same_results_inside_a_workspace(rng, dtype, order, solve):
+    A, U, V = problem(rng, dtype, order)
+    expected = SOLVES[solve](A, U, V)
+    ws = fastnmf.Workspace()
+    with ws:
+        first = SOLVES[solve](A, U, V)
+        held = ws.nbytes
+        again = SOLVES[solve](A, U, V)
+    assert held > 0, "the solve took no scratch from the workspace"
+    assert ws.nbytes == held, "a second same-shaped call allocated new scratch"
+    assert first.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(first, expected)
+    np.testing.assert_array_equal(again, expected)
+
+
+@pytest.mark.parametrize("solve", sorted(SOLVES))
+def test_results_are_not_workspace_memory(rng, solve):
+    """A result survives later solves with the same workspace (on other data)."""
+    A, U, V = problem(rng, np.float64)
+    A2, U2, V2 = problem(rng, np.float64)
+    ws = fastnmf.Workspace()
+    with ws:
+        first = SOLVES[solve](A, U, V)
+        kept = first.copy()
+        SOLVES[solve](A2, U2, V2)
+    np.testing.assert_array_equal(first, kept)
+    for buf in ws._buffers.values():
+        assert not np.shares_memory(first, buf)
+
+
+def test_scratch_per_shape_and_clear(rng):
+    ws = fastnmf.Workspace()
+    with ws:
+        for n in (40, 40, 30):
+            A, U, V = problem(rng, np.float32, n=n)
+            fastnmf.relu_lstsq(A, U, V, update="V", n_iter=2)
+    sizes = {key[1] for key in ws._buffers}
+    assert (6, 40) in sizes and (6, 30) in sizes   # the model buffer, one per shape
+    assert repr(ws).startswith("Workspace(") and "MiB" in repr(ws)
+    ws.clear()
+    assert ws.nbytes == 0
+
+
+def test_only_inside_with(rng):
+    A, U, V = problem(rng, np.float64)
+    ws = fastnmf.Workspace()
+    fastnmf.nnls(A, U, max_iter=2)
+    assert ws.nbytes == 0
+    outer, inner = fastnmf.Workspace(), fastnmf.Workspace()
+    with outer:
+        with inner:
+            fastnmf.nnls(A, U, max_iter=2)
+        assert inner.nbytes > 0 and outer.nbytes == 0
+        fastnmf.nnls(A, U, max_iter=2)
+        assert outer.nbytes > 0
+    held = outer.nbytes, inner.nbytes
+    fastnmf.nnls(A[:, :20], U, max_iter=2)   # a new shape, outside: neither grows
+    assert (outer.nbytes, inner.nbytes) == held
+
+
+def test_trainer_keeps_its_scratch_across_sweeps(rng):
+    from fastnmf_dnn.network import init_random
+    from fastnmf_dnn.trainer import Trainer, TrainOptions
+    X = rng.uniform(0, 1, (60, 8)).astype(np.float32)
+    Y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 60)]
+    net = init_random([8, 7, 5, 3], np.random.default_rng(0), np.float32)
+    tr = Trainer(X, Y, net, TrainOptions())
+    tr.sweep()
+    held = tr.workspace.nbytes
+    ids = {key: id(buf) for key, buf in tr.workspace._buffers.items()}
+    tr.sweep()
+    assert held > 0 and tr.workspace.nbytes == held
+    assert ids == {key: id(buf) for key, buf in tr.workspace._buffers.items()}
