@@ -1,7 +1,7 @@
 """Numba kernels (_kernels.py) and the Cython tiled HALS sweep vs NumPy references."""
 from __future__ import annotations
 
-import importlib
+import os
 
 import numpy as np
 import pytest
@@ -185,18 +185,20 @@ def test_dot64_accumulates_in_float64(rng, dtype, order, shape):
 # --------------------------------------------------------------------------
 # HALS sweeps: Cython (both builds + dispatched) and the Numba twin
 # --------------------------------------------------------------------------
+def _sweeps_modules():
+    """Every HALS build this CPU can run (an ISA build it lacks is skipped:
+    importing it works, running it would be an illegal instruction)."""
+    mods = [_hals_dispatch.load_build(name) for name in ("baseline", "avx2", "avx512")]
+    return [m for m in mods if m is not None]
+
+
 def _cython_sweeps():
     """(id, callable(X, C, G) -> delta) for every HALS implementation available."""
     impls = []
-    for modname in ("fastnmf._cy._hals", "fastnmf._cy._hals_avx2"):
-        try:
-            mod = importlib.import_module(modname)
-        except ImportError:  # AVX2 build absent on this platform
-            continue
-        impls.append((modname.rsplit(".", 1)[1] + "-1t",
-                      lambda X, C, G, f=mod.hals_update_rows: f(X, C, G, 1)))
-        impls.append((modname.rsplit(".", 1)[1] + "-2t",
-                      lambda X, C, G, f=mod.hals_update_rows: f(X, C, G, 2)))
+    for mod in _sweeps_modules():
+        name = mod.__name__.rsplit(".", 1)[1]
+        impls.append((name + "-1t", lambda X, C, G, f=mod.hals_update_rows: f(X, C, G, 1)))
+        impls.append((name + "-2t", lambda X, C, G, f=mod.hals_update_rows: f(X, C, G, 2)))
     impls.append(("dispatched", lambda X, C, G: _hals_dispatch.hals_update_rows(X, C, G, 2)))
     impls.append(("blocks.hals_sweep_", _blocks.hals_sweep_))
     return impls
@@ -311,7 +313,7 @@ def test_cython_builds_agree_and_threads_bitwise(rng, dtype):
         f(Y, C, G)
         outs.append((name, Y))
     by_name = dict(outs)
-    for build in ("_hals", "_hals_avx2"):
+    for build in ("_hals", "_hals_avx2", "_hals_avx512"):
         if build + "-1t" in by_name:
             np.testing.assert_array_equal(by_name[build + "-1t"], by_name[build + "-2t"])
     for name, Y in outs:
@@ -327,14 +329,16 @@ def test_cython_rejects_non_unit_last_stride(rng):
             f(X, C[:, :2], G, 1)
 
 
-def test_dispatch_selects_a_build():
-    assert _hals_dispatch.HALS_ISA in ("avx2", "baseline")
-    if _hals_dispatch.HALS_ISA == "baseline":
-        assert _hals_dispatch.hals_update_rows is _hals_dispatch.hals_update_rows_baseline
-    else:
-        from fastnmf._cy import _hals_avx2
-        assert _hals_dispatch.hals_update_rows is _hals_avx2.hals_update_rows
-        assert _hals_dispatch.hals_sweeps is _hals_avx2.hals_sweeps
+def test_dispatch_selects_the_widest_build():
+    isa = _hals_dispatch.HALS_ISA
+    assert isa in ("avx512", "avx2", "baseline")
+    mod = _hals_dispatch.load_build(isa)
+    assert _hals_dispatch.hals_update_rows is mod.hals_update_rows
+    assert _hals_dispatch.hals_sweeps is mod.hals_sweeps
+    if "FASTNMF_HALS_ISA" not in os.environ:
+        wider = {"baseline": ("avx2", "avx512"), "avx2": ("avx512",), "avx512": ()}[isa]
+        assert all(_hals_dispatch.load_build(w) is None for w in wider)
+    assert _hals_dispatch.load_build("nope") is None
 
 
 @pytest.mark.parametrize("impl", ALL_IMPLS, ids=IMPL_IDS)
@@ -345,25 +349,28 @@ def test_hals_sweep_empty_input(impl, dtype):
     assert f(X, np.empty((0, 3), dtype), np.eye(3, dtype=dtype)) == 0.0
 
 
-def test_dispatch_env_forces_baseline():
-    import os
+@pytest.mark.parametrize("forced", ["baseline", "avx2"])
+def test_dispatch_env_forces_a_narrower_build(forced):
     import subprocess
     import sys
     from pathlib import Path
 
     import fastnmf
-    env = dict(os.environ, FASTNMF_HALS_ISA="baseline")
+    if _hals_dispatch.load_build(forced) is None:
+        pytest.skip(f"this CPU has no {forced} build")
+    env = dict(os.environ, FASTNMF_HALS_ISA=forced)
     # Run where the imported package lives: from a checkout, 'python -c' would
     # import the source tree, which has no compiled extension (see test_demo).
     pkg_parent = str(Path(fastnmf.__file__).resolve().parent.parent)
     out = subprocess.run(
         [sys.executable, "-c",
          "import fastnmf._hals_dispatch as d; "
-         "assert d.hals_update_rows is d.hals_update_rows_baseline; print(d.HALS_ISA)"],
+         "assert d.hals_update_rows is d.load_build(d.HALS_ISA).hals_update_rows; "
+         "print(d.HALS_ISA)"],
         env=env, capture_output=True, text=True, timeout=120, cwd=pkg_parent,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "baseline"
+    assert out.stdout.strip() == forced
 
 
 # --------------------------------------------------------------------------
@@ -386,14 +393,6 @@ def test_extrapolate(rng, dtype, order, beta):
         assert (expected == 0).any()  # the projection was exercised
 
 
-def _sweeps_modules():
-    mods = []
-    for modname in ("fastnmf._cy._hals", "fastnmf._cy._hals_avx2"):
-        try:
-            mods.append(importlib.import_module(modname))
-        except ImportError:
-            continue
-    return mods
 
 
 def _ref_sweeps(X, C, G, max_sweeps, inner_tol):

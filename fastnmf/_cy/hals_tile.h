@@ -1,6 +1,8 @@
 /* One HALS (coordinate-descent) sweep over a tile of rows, register-blocked.
  *
- * Included by _hals_impl.pxi (both builds: baseline ISA and AVX2+FMA).
+ * Included by _hals_impl.pxi (three builds: baseline ISA, AVX2+FMA, and
+ * AVX-512, whose 512-bit hot loop uses twice the tile rows; its
+ * transpositions are the AVX 8 x 8 / 4 x 4 blocks).
  *
  * Problem, per row x = X[r] (length k): min 0.5 x G x^T - c x^T, x >= 0,
  * one Gauss-Seidel pass over the k coordinates. The tile's rows are held
@@ -15,8 +17,9 @@
  * one broadcast and eight vfnmadd231ps per b). This alone measured within
  * noise of the previous Cython loop, which gcc had already kept in
  * registers; the 2x came from the transposition below, which was 55% of a
- * sweep. GCC/Clang vector extensions: the same source gives 256-bit code in
- * the -mavx2 build and 128-bit code otherwise.
+ * sweep. GCC/Clang vector extensions: the same source gives 512-bit code in
+ * the -mavx512f build, 256-bit code in the -mavx2 build and 128-bit code
+ * otherwise.
  *
  * Padding rows (r >= nr) are zero in xT and C, so they stay exactly zero.
  * Complexity: k * k * TILE multiply-adds per tile; xT and cT are k * TILE
@@ -28,15 +31,23 @@
 
 #include <stddef.h>
 
-#if defined(__AVX__)
+#if defined(__AVX512F__)
+#define FN_VBYTES 64
+#elif defined(__AVX__)
 #define FN_VBYTES 32
 #else
 #define FN_VBYTES 16
 #endif
 #define FN_NACC 8                       /* independent accumulators (vectors) */
 
-#define FN_TILE_F32 64                  /* tile rows; multiple of the chunk */
+/* tile rows: a multiple of the chunk FN_NACC * (vector lanes) */
+#if FN_VBYTES == 64
+#define FN_TILE_F32 128
+#define FN_TILE_F64 64
+#else
+#define FN_TILE_F32 64
 #define FN_TILE_F64 32
+#endif
 
 typedef float fn_vf __attribute__((vector_size(FN_VBYTES)));
 typedef double fn_vd __attribute__((vector_size(FN_VBYTES)));
