@@ -17,10 +17,10 @@ from fastnmf._cy import _hals
 from fastnmf._threads import get_num_threads
 from _floor import rounds_for, time_once
 
-try:
-    from fastnmf._cy import _hals_avx2
-except ImportError:  # not x86-64
-    _hals_avx2 = None
+from fastnmf._hals_dispatch import load_build
+
+# None where the platform or this CPU lacks the build
+_hals_avx2, _hals_avx512 = load_build("avx2"), load_build("avx512")
 
 SIZES = [pytest.param((4000, 20), id="p4000-k20"),
          pytest.param((60000, 50), id="p60000-k50", marks=pytest.mark.large)]
@@ -37,6 +37,8 @@ def sweep_inputs(p, k, dtype):
 
 
 BACKENDS = {
+    "cython-avx512": (lambda X, C, G: _hals_avx512.hals_update_rows(X, C, G, get_num_threads()))
+    if _hals_avx512 else None,
     "cython-avx2": (lambda X, C, G: _hals_avx2.hals_update_rows(X, C, G, get_num_threads()))
     if _hals_avx2 else None,
     "cython-baseline": lambda X, C, G: _hals.hals_update_rows(X, C, G, get_num_threads()),
@@ -50,7 +52,7 @@ BACKENDS = {
 def test_hals_sweep(benchmark, n_threads, backend, dtype, size):
     fn = BACKENDS[backend]
     if fn is None:
-        pytest.skip("AVX2 build not available")
+        pytest.skip(f"{backend} build not available on this CPU")
     X0, C, G = sweep_inputs(*size, dtype)
     fn(X0.copy(), C, G)  # compile / warm caches outside the timed rounds
     benchmark.pedantic(fn, setup=lambda: ((X0.copy(), C, G), {}),
