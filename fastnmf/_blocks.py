@@ -9,7 +9,7 @@ cross products are plain GEMMs: ``A @ Vt`` (m, k) and ``A.T @ U`` (n, k).
 Each function documents the GEMMs it issues; everything else it does is a
 fused O(p k) or O(p k^2) kernel. Work buffers are passed in: nothing here
 allocates an array with m or n in its shape (the two buffer helpers aside,
-which take them from the active workspace when given a role).
+which take them from the active workspace when given a slot).
 
 Data parallelism (``comm``, :mod:`fastnmf._comm`): the columns of ``A``
 (samples, the rows of ``Vt``) may be split across processes. The left
@@ -65,10 +65,12 @@ def nnls_hals_(X, C, G, max_sweeps: int, inner_tol: float, comm=SERIAL) -> int:
     return done
 
 
-def cross_gram_buffer(m: int, k: int, dtype, role: str = None) -> np.ndarray:
+def cross_gram_buffer(m: int, k: int, dtype, slot: int = None) -> np.ndarray:
     """The ``(m + k, k)`` work buffer of a left step: ``A V^T`` over ``V V^T``
-    (with ``role``: from the active workspace, ``_workspace.scratch``)."""
-    return scratch(role, (m + k, k), dtype) if role else np.empty((m + k, k), dtype)
+    (with ``slot``: from the active workspace, ``_workspace.scratch``)."""
+    if slot is None:
+        return np.empty((m + k, k), dtype)
+    return scratch(slot, (m + k, k), dtype)
 
 
 def cross_and_gram_(A, Vt, EG, comm=SERIAL, with_gram: bool = True):
@@ -154,13 +156,13 @@ def ridge_update_left_(A, Vt, U, EG, alpha: float, U0=None, prox: float = 0.0,
     np.matmul(E, inv, out=U)
 
 
-def model_buffer(A, role: str = None):
+def model_buffer(A, slot: int = None):
     """An uninitialised work buffer shaped like A in A's memory order (C or F),
     so the fused residual pass walks A and the buffer in step (with
-    ``role``: from the active workspace, ``_workspace.scratch``)."""
+    ``slot``: from the active workspace, ``_workspace.scratch``)."""
     order = "F" if A.flags.f_contiguous and not A.flags.c_contiguous else "C"
-    if role:
-        return scratch(role, A.shape, A.dtype, order)
+    if slot is not None:
+        return scratch(slot, A.shape, A.dtype, order)
     return np.empty(A.shape, A.dtype, order=order)
 
 

@@ -7,7 +7,15 @@ new ``mmap`` whose pages the kernel zeroes and faults in on first touch: on
 Fashion-MNIST 784-500-500-10 that was seven 120 MB buffers and about 0.3 s
 of a 1.9 s sweep (2 cores, measured by keeping glibc from returning the
 memory). Inside ``with workspace:`` the solves take their scratch from the
-workspace instead, allocated once per (role, shape, dtype).
+workspace instead.
+
+The workspace holds numbered slots, not one buffer per use: a solve asks
+for slot 0, 1, 2, ... (distinct within the call; solves never nest), and a
+slot is one byte buffer, grown to the largest request, that each request
+views with its own shape and dtype. So the memory held is what the most
+demanding single call needs (three N x 500 arrays for a Fashion-MNIST
+sweep), as it was with per-call allocation, not the sum over every kind of
+call.
 """
 from __future__ import annotations
 
@@ -26,10 +34,11 @@ class Workspace:
     Use it as a context manager around repeated calls on arrays of the same
     shapes (a training loop): inside ``with ws:``, :func:`fastnmf.nnls`,
     :func:`fastnmf.relu_lstsq` and :func:`fastnmf.ridge_lstsq` take their
-    internal work arrays from ``ws`` (one per role, shape and dtype,
-    allocated on first use) instead of allocating them per call. Results
-    are identical; the arrays a solve returns are never workspace memory.
-    Outside any ``with``, solves allocate as usual.
+    internal work arrays from ``ws`` instead of allocating them per call:
+    a few buffers, each grown to the largest array it has served, so ``ws``
+    holds what the most demanding call needs. Results are identical; the
+    arrays a solve returns are never workspace memory. Outside any
+    ``with``, solves allocate as usual.
 
     The memory stays held until :meth:`clear` or until the workspace is
     garbage-collected (``nbytes`` says how much). A workspace serves one
@@ -52,15 +61,17 @@ class Workspace:
         self._buffers = {}
         self._tokens = []
 
-    def get(self, role: str, shape, dtype, order: str = "C") -> np.ndarray:
-        """The buffer for ``role`` of this shape, dtype and order (its
-        contents are whatever the last user left)."""
+    def get(self, slot: int, shape, dtype, order: str = "C") -> np.ndarray:
+        """An uninitialised array of this shape, dtype and order on ``slot``'s
+        buffer (grown if too small). Arrays from one slot alias each other:
+        a caller uses each slot for one array at a time."""
+        dtype = np.dtype(dtype)
         shape = tuple(int(s) for s in shape)
-        key = (role, shape, np.dtype(dtype).str, order)
-        buf = self._buffers.get(key)
-        if buf is None:
-            buf = self._buffers[key] = np.empty(shape, dtype, order=order)
-        return buf
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        buf = self._buffers.get(slot)
+        if buf is None or buf.nbytes < nbytes:
+            buf = self._buffers[slot] = np.empty(max(nbytes, 1), np.uint8)
+        return np.ndarray(shape, dtype, buffer=buf, order=order)
 
     @property
     def nbytes(self) -> int:
@@ -83,11 +94,11 @@ class Workspace:
         return f"Workspace({len(self._buffers)} buffers, {self.nbytes / 2**20:.1f} MiB)"
 
 
-def scratch(role: str, shape, dtype, order: str = "C") -> np.ndarray:
-    """A work array for ``role``: from the active :class:`Workspace`, or a
-    new ``np.empty`` outside one. Never return it to a caller: the next call
-    with the same role and shape writes into it."""
+def scratch(slot: int, shape, dtype, order: str = "C") -> np.ndarray:
+    """A work array on ``slot`` of the active :class:`Workspace`, or a new
+    ``np.empty`` outside one. Within one call use each slot for one array;
+    never return it to a caller (the next call writes into it)."""
     ws = _CURRENT.get()
     if ws is None:
         return np.empty(shape, dtype, order=order)
-    return ws.get(role, shape, dtype, order)
+    return ws.get(slot, shape, dtype, order)

@@ -80,7 +80,7 @@ def ridge_lstsq(A, V, *, alpha=0.0, U0=None, prox=0.0, dtype=None, comm=None):
     check_distributed(comm, A)
     Vt = V.T  # (n, k) view; C-contiguous when V is F-ordered, either way BLAS reads it
     U = np.empty(shape, A.dtype)
-    B.ridge_update_left_(A, Vt, U, B.cross_gram_buffer(*shape, A.dtype, role="ridge_lstsq.EG"),
+    B.ridge_update_left_(A, Vt, U, B.cross_gram_buffer(*shape, A.dtype, slot=0),
                          alpha,
                          U0=U0 if prox > 0 else None, prox=prox, comm=comm)
     return U
@@ -178,13 +178,14 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     t0 = time.perf_counter()
     normA2 = comm.sum(B.sq_norm(A))
     normA = np.sqrt(normA2) if normA2 > 0 else 1.0
-    # Work arrays come from the active fastnmf.Workspace, if any (scratch).
-    CV = np.matmul(A.T, U, out=scratch("nnls.CV", (n, k), dt))   # the only GEMM with A
+    # Work arrays come from the active fastnmf.Workspace, if any (scratch):
+    # slots 0 CV, 1 C, 2 DM, 3 T or DP.
+    CV = np.matmul(A.T, U, out=scratch(0, (n, k), dt))   # the only GEMM with A
     GU = B.gram(U)
     # Free part of the problem: X = Vt[:, :kf], C = A^T W - 1 (b^T W) - l1
     # (+ prox X0), G = W^T W (+ prox I).
     G = np.array(GU[:kf, :kf], order="C", copy=True)
-    C = scratch("nnls.C", (n, kf), dt)
+    C = scratch(1, (n, kf), dt)
     b = np.ascontiguousarray(GU[-1, :kf]) if fixed_ones_row else np.zeros(kf, dt)
     if V0 is None:   # (prox is 0 here)
         K.shifted_cross_(C, CV, b, CV, 0.0, l1)
@@ -219,9 +220,9 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         # G = W^T W + prox I with W = U[:, :kf] (m, kf): for m << kf the MU
         # update forms X G+ through W (nnls_mu_semi_): half the GEMM work.
         F = np.ascontiguousarray(U[:, :kf]) if 4 * m <= kf else None
-        T = scratch("nnls.T", (n, m), dt) if F is not None else None
-        DP = scratch("nnls.DP", (n, kf), dt) if F is None else None
-        DM = scratch("nnls.DM", (n, kf), dt)
+        T = scratch(3, (n, m), dt) if F is not None else None
+        DP = scratch(3, (n, kf), dt) if F is None else None
+        DM = scratch(2, (n, kf), dt)
     first = None
     # MU without error tracking has nothing to look at between updates: all
     # of them in one call (G's splits formed once; same iterates as one

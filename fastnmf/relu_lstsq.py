@@ -131,18 +131,19 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     U = working(U, update == "U")
     Vt = working(V.T, update == "V")
 
-    # Scratch (from the active fastnmf.Workspace, if any): the model U V.
-    P = B.model_buffer(A, role="relu_lstsq.P")
+    # Scratch (from the active fastnmf.Workspace, if any): slot 0 the
+    # model U V, 1 and 2 the step's (n or m, k) and Gram-sized arrays.
+    P = B.model_buffer(A, slot=0)
     t0 = time.perf_counter()
     sq = [B.sq_norm(A)]   # ||A||^2, then ||R||^2 per iteration: reduced once at the end
     if update == "U":
-        B.relu_update_left_(A, U, Vt, P, scratch("relu_lstsq.D", (m, k), dt),
-                            B.cross_gram_buffer(m, k, dt, role="relu_lstsq.EG"),
+        B.relu_update_left_(A, U, Vt, P, scratch(1, (m, k), dt),
+                            B.cross_gram_buffer(m, k, dt, slot=2),
                             alpha, omega, n_iter, sq, gram_V=fixed_gram, l2=l2, comm=comm)
     else:
         kf = k - 1 if fixed_ones_row else k
-        B.relu_update_right_(A, U, Vt, P, scratch("relu_lstsq.S", (n, kf), dt),
-                             scratch("relu_lstsq.M", (m, kf), dt), alpha,
+        B.relu_update_right_(A, U, Vt, P, scratch(1, (n, kf), dt),
+                             scratch(2, (m, kf), dt), alpha,
                              omega, n_iter, sq, fixed_ones_row=bool(fixed_ones_row))
     if final_error or n_iter == 0:
         B.model_into_(P, U, Vt)

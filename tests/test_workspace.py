@@ -70,17 +70,43 @@ def test_results_are_not_workspace_memory(rng, solve):
         assert not np.shares_memory(first, buf)
 
 
-def test_scratch_per_shape_and_clear(rng):
+def test_slots_grow_to_the_largest_request_and_clear(rng):
     ws = fastnmf.Workspace()
+    held = []
     with ws:
-        for n in (40, 40, 30):
+        for n in (40, 40, 30, 60):
             A, U, V = problem(rng, np.float32, n=n)
             fastnmf.relu_lstsq(A, U, V, update="V", n_iter=2)
-    sizes = {key[1] for key in ws._buffers}
-    assert (6, 40) in sizes and (6, 30) in sizes   # the model buffer, one per shape
+            held.append(ws.nbytes)
+    assert held[0] == held[1] == held[2] < held[3]   # a smaller call fits, a larger grows
     assert repr(ws).startswith("Workspace(") and "MiB" in repr(ws)
     ws.clear()
     assert ws.nbytes == 0
+
+
+def test_holds_what_the_largest_call_needs_not_the_sum(rng):
+    """Different solves share the slots (they never run at once)."""
+    A, U, V = problem(rng, np.float64, m=6, n=200)
+    sizes = {}
+    for name in ("nnls", "relu", "both"):
+        ws = fastnmf.Workspace()
+        with ws:
+            if name in ("nnls", "both"):
+                fastnmf.nnls(A, U, V0=V, solver="mu", max_iter=2)
+            if name in ("relu", "both"):
+                fastnmf.relu_lstsq(A, U, V, update="V", n_iter=2)
+        sizes[name] = ws.nbytes
+    assert sizes["both"] <= max(sizes["nnls"], sizes["relu"]) + 8 * 6 * 200
+    assert sizes["both"] < sizes["nnls"] + sizes["relu"]
+
+
+def test_one_slot_serves_any_dtype_and_order():
+    ws = fastnmf.Workspace()
+    a = ws.get(0, (3, 4), np.float64, "F")
+    assert a.shape == (3, 4) and a.dtype == np.float64 and a.flags.f_contiguous
+    b = ws.get(0, (5,), np.float32)
+    assert b.dtype == np.float32 and np.shares_memory(a, b)   # same slot: same memory
+    assert ws.get(1, (0, 3), np.float32).shape == (0, 3)
 
 
 def test_only_inside_with(rng):
