@@ -20,6 +20,7 @@ call.
 from __future__ import annotations
 
 import contextvars
+import threading
 
 import numpy as np
 
@@ -42,7 +43,9 @@ class Workspace:
 
     The memory stays held until :meth:`clear` or until the workspace is
     garbage-collected (``nbytes`` says how much). A workspace serves one
-    thread at a time; the active one is per thread (and asyncio task).
+    thread at a time (entering it from a second thread while the first is
+    inside raises ``RuntimeError``: the two would write the same buffers);
+    the active one is per thread (and asyncio task).
 
     Examples
     --------
@@ -60,6 +63,8 @@ class Workspace:
     def __init__(self):
         self._buffers = {}
         self._tokens = []
+        self._owner = None          # the thread inside ``with``, if any
+        self._lock = threading.Lock()
 
     def get(self, slot: int, shape, dtype, order: str = "C") -> np.ndarray:
         """An uninitialised array of this shape, dtype and order on ``slot``'s
@@ -83,11 +88,20 @@ class Workspace:
         self._buffers.clear()
 
     def __enter__(self):
-        self._tokens.append(_CURRENT.set(self))
+        me = threading.get_ident()
+        with self._lock:
+            if self._tokens and self._owner != me:
+                raise RuntimeError("this fastnmf.Workspace is in use by another thread; "
+                                   "give each thread its own")
+            self._owner = me
+            self._tokens.append(_CURRENT.set(self))
         return self
 
     def __exit__(self, *exc):
-        _CURRENT.reset(self._tokens.pop())
+        with self._lock:
+            _CURRENT.reset(self._tokens.pop())
+            if not self._tokens:
+                self._owner = None
         return False
 
     def __repr__(self):

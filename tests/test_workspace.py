@@ -126,6 +126,30 @@ def test_only_inside_with(rng):
     assert (outer.nbytes, inner.nbytes) == held
 
 
+def test_one_thread_at_a_time():
+    import threading
+    ws = fastnmf.Workspace()
+    errors = []
+
+    def enter():
+        try:
+            with ws:
+                pass
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    with ws:
+        with ws:            # re-entering from the same thread is fine
+            t = threading.Thread(target=enter)
+            t.start()
+            t.join()
+    assert len(errors) == 1 and "another thread" in errors[0]
+    t = threading.Thread(target=enter)   # free again once the first thread left
+    t.start()
+    t.join()
+    assert len(errors) == 1
+
+
 def test_trainer_keeps_its_scratch_across_sweeps(rng):
     from fastnmf_dnn.network import init_random
     from fastnmf_dnn.trainer import Trainer, TrainOptions
