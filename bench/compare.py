@@ -62,25 +62,10 @@ def machine() -> str:
 
 
 def blas_kernels() -> str:
-    """numpy's BLAS and the kernel set it runs, with the reason when forced.
-
-    OpenBLAS picks its kernels from the CPU unless ``OPENBLAS_CORETYPE``
-    names them: a shell that sets ``Haswell`` on an AVX-512 CPU runs the
-    AVX2 kernels (measured on the 2-core AMD EPYC: float32 60000x784x50
-    GEMM 41 ms vs 23 ms). Every timed GEMM depends on it, so it is part of
-    the machine line.
-    """
-    from threadpoolctl import threadpool_info
-    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    if not libs:
-        return "BLAS unknown"
-    # numpy's own (scipy may load a second OpenBLAS; numpy's runs our GEMMs)
-    info = next((i for i in libs if "numpy" in str(i.get("filepath"))), libs[0])
-    desc = f"{info.get('internal_api')} {info.get('version')} {info.get('architecture')} kernels"
-    forced = os.environ.get("OPENBLAS_CORETYPE")
-    if forced and info.get("internal_api") == "openblas":
-        desc += f" (set by OPENBLAS_CORETYPE={forced})"
-    return desc
+    """numpy's BLAS and its kernel set, and whether OPENBLAS_CORETYPE forced
+    it: every timed GEMM depends on it (``fastnmf._threads.blas_kernels``)."""
+    from fastnmf._threads import blas_kernels as describe
+    return describe()
 
 
 # Runs shorter than SHORT_S are timed many times: on a shared 2-core machine

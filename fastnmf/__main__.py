@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 import fastnmf
+from fastnmf._threads import blas_kernels
 from fastnmf.datasets import load_digits
 
 
@@ -34,6 +35,7 @@ def main(argv=None) -> int:
     compile_s = time.perf_counter() - t
     print(f"fastnmf {fastnmf.__version__}: digits {X.shape} {X.dtype}, rank {args.rank}, "
           f"{fastnmf.get_num_threads()} threads")
+    print(f"BLAS: {blas_kernels()}")
     print(f"one-off Numba compile/cache load: {compile_s:.2f} s (not in the times below)")
     print(f"{'solver':<28}{'iters':>7}{'rel. error':>12}{'seconds':>10}")
     Xc = X - X.mean(axis=0)

@@ -388,9 +388,10 @@ def _threads_line(n_threads):
                 for d in threadpool_info() if d.get("user_api") == "blas"]
         nb = numba.get_num_threads()
     src = "--threads" if n_threads else "default: the CPUs this process may use"
+    from fastnmf._threads import blas_kernels
     return (f"threads: {n} (fastnmf.get_num_threads(), {src}); BLAS: "
-            f"{', '.join(blas) or 'none detected'}; Numba: {nb}; solves too small to gain "
-            "from threads run on 1")
+            f"{', '.join(blas) or 'none detected'}; numpy's: {blas_kernels()}; Numba: {nb}; "
+            "solves too small to gain from threads run on 1")
 
 
 def _given(args, names):

@@ -338,3 +338,17 @@ def test_c_and_f_order_give_same_result(rng, solver):
     rn = fastnmf.nonlinear_semi_nmf(A, 3, max_iter=5, tol=0, random_state=0)
     rnf = fastnmf.nonlinear_semi_nmf(np.asfortranarray(A), 3, max_iter=5, tol=0, random_state=0)
     np.testing.assert_allclose(rnf.U, rn.U, rtol=1e-9, atol=1e-12)
+
+
+def test_blas_kernels_names_the_kernel_set_and_a_forcing_variable(monkeypatch):
+    from threadpoolctl import threadpool_info
+    from fastnmf._threads import blas_kernels
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    plain = blas_kernels()
+    assert isinstance(plain, str) and plain and "forced" not in plain
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    forced = blas_kernels()
+    numpy_blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if numpy_blas and all(i.get("internal_api") == "openblas" for i in numpy_blas):
+        assert forced.endswith("(forced by OPENBLAS_CORETYPE=Haswell)")
+        assert "kernels" in forced
