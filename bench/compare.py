@@ -56,16 +56,10 @@ def machine() -> str:
     except Exception:
         model = platform.processor()
     from fastnmf._hals_dispatch import HALS_ISA
+    from fastnmf._threads import blas_kernels   # and whether OPENBLAS_CORETYPE forced them
     return (f"{model}, {os.cpu_count()} cores visible, numpy {np.__version__}, "
             f"{blas_kernels()}, HALS build {HALS_ISA}, short BLAS/OpenMP spin "
             f"{'active' if fastnmf.SHORT_SPIN_ACTIVE else 'NOT active'}")
-
-
-def blas_kernels() -> str:
-    """numpy's BLAS and its kernel set, and whether OPENBLAS_CORETYPE forced
-    it: every timed GEMM depends on it (``fastnmf._threads.blas_kernels``)."""
-    from fastnmf._threads import blas_kernels as describe
-    return describe()
 
 
 # Runs shorter than SHORT_S are timed many times: on a shared 2-core machine
