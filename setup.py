@@ -34,8 +34,9 @@ def _ext(name, isa_flags=()):
 
 # The HALS sweep is built from one source for the baseline ISA and, on
 # x86-64, also for AVX2+FMA and for AVX-512 (the widest the CPU has is
-# picked at import time: fastnmf/_hals_dispatch.py). The tiled sweep is FMA-throughput bound, so
-# the wider vectors matter (README "Where each kernel lives").
+# picked at import time: fastnmf/_hals_dispatch.py). The tiled sweep is
+# FMA-throughput bound, so the wider vectors matter (README "Where each
+# kernel lives").
 extensions = [_ext("_hals")]
 if sys.platform != "win32" and platform.machine().lower() in ("x86_64", "amd64"):
     extensions.append(_ext("_hals_avx2", ["-mavx2", "-mfma"]))
