@@ -66,8 +66,9 @@ def blas_kernels() -> str:
     """numpy's BLAS and the kernel set it runs, e.g. ``"openblas 0.3.31
     SkylakeX kernels"``, with ``" (forced by OPENBLAS_CORETYPE=...)"`` when
     that variable chose them: a shell that names an older CPU than the one
-    it runs on halves every GEMM (measured: ``Haswell`` on an AVX-512 Zen 5,
-    float32 60000 x 784 x 50, 41 ms vs 23 ms). fastnmf never overrides it.
+    it runs on slows every GEMM (``Haswell`` on an AVX-512 Zen 5, float32,
+    2 threads: 1.26-1.76x, ``bench/blas_kernels.py``). fastnmf never
+    overrides it.
     """
     from threadpoolctl import threadpool_info
     libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
