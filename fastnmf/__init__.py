@@ -25,6 +25,10 @@ import sys as _sys
 # follows (measured up to 8 ms lost per switch, 10x on small problems). A
 # short spin (it is read when libgomp loads; set it yourself to override,
 # and it has no effect if another library loaded libgomp before fastnmf).
+#: The variables below that this import set (the user had not set them);
+#: e.g. a child process meant to run without fastnmf's settings drops them.
+_ENV_SET_AT_IMPORT = tuple(name for name in ("GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")
+                           if name not in _os.environ)
 _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 # The same on the BLAS side: OpenBLAS workers spin for 2**28 cycles (~0.1 s)
 # after every call, sharing the cores with the OpenMP sweep that follows
@@ -44,6 +48,12 @@ from .relu_lstsq import relu_lstsq  # noqa: E402
 from .semi_nmf import semi_nmf  # noqa: E402
 from ._validation import trusted_data  # noqa: E402
 from ._workspace import Workspace  # noqa: E402
+from ._threads import start_numba_threads as _start_numba_threads  # noqa: E402
+
+# Numba's OpenMP layer would turn nested parallelism on in the libgomp that
+# our kernels (and PyTorch, if loaded later) share; start it now and keep
+# nesting off (see _threads.start_numba_threads for what it cost).
+_start_numba_threads()
 
 __version__ = "0.1.0"
 __all__ = [

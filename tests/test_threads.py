@@ -352,3 +352,48 @@ def test_blas_kernels_names_the_kernel_set_and_a_forcing_variable(monkeypatch):
     if numpy_blas and all(i.get("internal_api") == "openblas" for i in numpy_blas):
         assert forced.endswith("(forced by OPENBLAS_CORETYPE=Haswell)")
         assert "kernels" in forced
+
+
+def test_numba_layer_leaves_openmp_nesting_off(restore_threads):
+    """Numba's ``omp`` layer turns nested parallelism on in the libgomp that
+    fastnmf's kernels and later-loaded libraries (PyTorch) share; fastnmf
+    starts the layer at import and puts every runtime's limit back, and it
+    stays there through parallel solves."""
+    assert numba.threading_layer() in ("omp", "tbb", "workqueue")
+    rng = np.random.default_rng(0)
+    A = rng.random((3000, 700), dtype=np.float32)
+    with fastnmf.threads(2):
+        fastnmf.nmf(A, 20, max_iter=2)
+        fastnmf.nonlinear_semi_nmf(A, 20, max_iter=2)
+    fastnmf.set_num_threads(2)
+    if numba.threading_layer() != "omp":
+        pytest.skip("Numba runs another threading layer than omp here")
+    import ctypes
+    import os
+    # the runtime Numba's layer and the HALS extension link by soname (other
+    # libraries, e.g. scikit-learn's private libgomp, have their own)
+    gomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
+    assert gomp.omp_get_max_active_levels() == 1
+
+
+@pytest.mark.parametrize("env, expected", [({}, 1), ({"OMP_MAX_ACTIVE_LEVELS": "3"}, 3)])
+def test_numba_layer_nesting_in_a_fresh_process(env, expected):
+    """In a fresh interpreter: after ``import fastnmf`` and a parallel Numba
+    kernel the shared libgomp allows ``expected`` active levels; a user's
+    own ``OMP_MAX_ACTIVE_LEVELS`` is left alone."""
+    import os
+    import subprocess
+    import sys
+    code = ("import fastnmf, numba, numpy as np\n"
+            "from fastnmf import _threads as T\n"
+            "if numba.threading_layer() != 'omp': print('skip'); raise SystemExit\n"
+            "with fastnmf.threads(2):\n"
+            "    fastnmf.nonlinear_semi_nmf(np.random.rand(3000, 700), 20, max_iter=2)\n"
+            "import ctypes, os\n"
+            "print(ctypes.CDLL('libgomp.so.1', mode=os.RTLD_NOLOAD).omp_get_max_active_levels())\n")
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NESTED", "OMP_MAX_ACTIVE_LEVELS")}
+    out = subprocess.run([sys.executable, "-c", code], env={**base, **env},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    if out == "skip":
+        pytest.skip("Numba runs another threading layer than omp here")
+    assert int(out) == expected
