@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_dnn import load, run_backprop  # noqa: E402
+from backprop import run_backprop  # noqa: E402
+from compare_dnn import load  # noqa: E402
 
 import fastnmf_dnn  # noqa: E402
 

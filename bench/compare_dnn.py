@@ -44,6 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import digits, fashion_mnist  # noqa: E402
+from backprop import run_backprop  # noqa: E402,F401 (re-exported for ablation)
 
 import fastnmf_dnn  # noqa: E402
 from fastnmf_dnn.network import init_random  # noqa: E402
@@ -66,77 +67,6 @@ def load(name):
     Xtr, ytr = fashion_mnist("train")
     Xte, yte = fashion_mnist("t10k")
     return Xtr, ytr, Xte, yte
-
-
-def backprop_loss(name):
-    """The loss ``f(outputs, labels)`` of a backprop run: ``cross_entropy``
-    (the baseline), or the least-squares losses NMF training fits:
-    ``squared_error`` on one-hot targets and ``squared_hinge`` (no cost
-    beyond the one-hot target on the right side: ``margin_targets``). Both
-    summed over outputs, averaged over the batch."""
-    import torch
-    if name == "cross_entropy":
-        return torch.nn.functional.cross_entropy
-
-    def least_squares(out, y):
-        Y = torch.nn.functional.one_hot(y, out.shape[1]).to(out.dtype)
-        R = out - Y
-        if name == "squared_hinge":
-            R = torch.where(Y > 0, torch.clamp(R, max=0), torch.clamp(R, min=0))
-        return (R * R).sum(1).mean()
-    if name not in ("squared_error", "squared_hinge"):
-        raise ValueError(f"unknown backprop loss {name!r}")
-    return least_squares
-
-
-def run_backprop(Xtr, ytr, Xte, yte, hidden, epochs, threads, seed, *,
-                 loss="cross_entropy", keep_model=None):
-    """Adam backprop; returns ``(epoch, test accuracy, cumulative seconds)``
-    rows. ``loss``: see :func:`backprop_loss`. ``keep_model``: a list the
-    trained ``torch.nn.Sequential`` is appended to."""
-    import torch
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    d, c = Xtr.shape[1], int(ytr.max()) + 1
-    layers, n_in = [], d
-    for h in hidden:
-        layers += [torch.nn.Linear(n_in, h), torch.nn.ReLU()]
-        n_in = h
-    layers.append(torch.nn.Linear(n_in, c))
-    model = torch.nn.Sequential(*layers)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    lossf = backprop_loss(loss)
-    Xt, yt = torch.from_numpy(Xtr), torch.from_numpy(ytr.astype(np.int64))
-    Xe = torch.from_numpy(Xte)
-    gen = torch.Generator().manual_seed(seed)
-    # Warm-up outside the timing (thread pool start, allocator, kernels):
-    # a few batches through a throwaway copy of the model.
-    import copy
-    tmp = copy.deepcopy(model)
-    tmp_opt = torch.optim.Adam(tmp.parameters(), lr=1e-3)
-    for s in range(0, min(len(yt), 20 * 128), 128):
-        tmp_opt.zero_grad(set_to_none=True)
-        lossf(tmp(Xt[s: s + 128]), yt[s: s + 128]).backward()
-        tmp_opt.step()
-    del tmp, tmp_opt
-    rows, total = [], 0.0
-    for ep in range(epochs):
-        t0 = time.perf_counter()
-        model.train()
-        perm = torch.randperm(len(yt), generator=gen)
-        for s in range(0, len(yt), 128):
-            b = perm[s: s + 128]
-            opt.zero_grad(set_to_none=True)
-            lossf(model(Xt[b]), yt[b]).backward()
-            opt.step()
-        total += time.perf_counter() - t0
-        model.eval()
-        with torch.no_grad():
-            acc = float((model(Xe).argmax(1).numpy() == yte).mean())
-        rows.append((ep + 1, acc, total))
-    if keep_model is not None:
-        keep_model.append(model)
-    return rows
 
 
 def _override(text):

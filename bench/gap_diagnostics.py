@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_dnn import SHAPES, load, run_backprop  # noqa: E402
+from backprop import run_backprop  # noqa: E402
+from compare_dnn import SHAPES, load  # noqa: E402
 
 import fastnmf_dnn  # noqa: E402
 
@@ -106,7 +107,6 @@ def curve_summary(accs):
 
 
 def diagnose(name, epochs, sweeps, threads, seed, lines):
-    import torch
     hidden = SHAPES[name]
     Xtr, ytr, Xte, yte = load(name)
     rows = []
@@ -123,15 +123,9 @@ def diagnose(name, epochs, sweeps, threads, seed, lines):
 
     for loss in LOSSES:
         t0 = time.perf_counter()
-        kept = []
-        bp = run_backprop(Xtr, ytr, Xte, yte, hidden, epochs, threads, seed, loss=loss,
-                          keep_model=kept)
-        model = kept[0]
-        lin = [m for m in model if isinstance(m, torch.nn.Linear)]
-        layers = [(m.weight.detach().numpy().T.astype(np.float64),
-                   m.bias.detach().numpy().astype(np.float64)) for m in lin[:-1]]
-        with torch.no_grad():
-            train_acc = float((model(torch.from_numpy(Xtr)).argmax(1).numpy() == ytr).mean())
+        bp, weights, train_acc = run_backprop(Xtr, ytr, Xte, yte, hidden, epochs, threads,
+                                              seed, loss=loss, full=True)
+        layers = [(W.T.astype(np.float64), b.astype(np.float64)) for W, b in weights[:-1]]
         best, last = curve_summary([r[1] for r in bp])
         rows.append([f"Adam, {loss}", best, last, f"{train_acc:.4f}", *readouts(layers)])
         print(f"{name}: {rows[-1]} ({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -63,7 +63,7 @@ def test_backprop_losses():
     """squared_hinge costs nothing beyond the one-hot target on the right
     side and equals squared_error inside it; unknown names are rejected."""
     torch = pytest.importorskip("torch")
-    from compare_dnn import backprop_loss
+    from backprop import backprop_loss
     y = torch.tensor([0, 1])
     inside = torch.tensor([[0.5, 0.2], [-0.0, 0.7]])
     beyond = torch.tensor([[1.5, -0.3], [-2.0, 1.1]])
@@ -87,3 +87,28 @@ def test_feature_stats():
     assert active == 0.0
     two = G.feature_stats(G.hidden_activations([(W, b), (np.ones((3, 2)), np.zeros(2))], X))
     assert len(two) == 2 and two[1][1] == pytest.approx(1.0, rel=1e-6)  # equal columns
+
+
+def test_backprop_child_matches_in_process(monkeypatch):
+    """The isolated peer (a child process without fastnmf) trains the same
+    network as an in-process run; the child's environment lacks only what
+    ``import fastnmf`` set; a failing child raises with its error."""
+    pytest.importorskip("torch")
+    import fastnmf
+    import backprop
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 8), dtype=np.float32)
+    y = (X[:, 0] + X[:, 1] > 1).astype(np.int64)
+    args = (X[:200], y[:200], X[200:], y[200:], (6,), 3, 1, 0)
+    rows_c, w_c, tr_c = backprop.run_backprop(*args, full=True)
+    rows_p, w_p, tr_p = backprop.run_backprop(*args, full=True, isolated=False)
+    assert [r[:2] for r in rows_c] == [r[:2] for r in rows_p] and tr_c == tr_p
+    for (Wc, bc), (Wp, bp) in zip(w_c, w_p):
+        np.testing.assert_array_equal(Wc, Wp)
+        np.testing.assert_array_equal(bc, bp)
+    monkeypatch.setattr(fastnmf, "_ENV_SET_AT_IMPORT", ("GOMP_SPINCOUNT",))
+    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")
+    env = backprop.child_env()
+    assert "GOMP_SPINCOUNT" not in env and env["PATH"] == __import__("os").environ["PATH"]
+    with pytest.raises(RuntimeError, match="unknown backprop loss"):
+        backprop.run_backprop(*args, loss="hinge")
