@@ -269,6 +269,8 @@ def plot_time_to_accuracy(dnn, path, source=""):
                                                else ""))
         if all(r[2] > 0 for k in ("backprop", "nmf") for r in d[k]):
             ax.set_xscale("log")  # the first epochs/sweeps and the long tail both show
+            from matplotlib.ticker import NullFormatter
+            ax.xaxis.set_minor_formatter(NullFormatter())   # labelled minor ticks overlap
         ax.set_xlabel("cumulative training seconds")
         ax.set_ylabel("test accuracy")
         ax.grid(True, alpha=0.3)
