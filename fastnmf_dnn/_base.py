@@ -248,6 +248,7 @@ class BaseNMFNet(BaseEstimator):
 
     def _fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None,
              comm=None):
+        t_fit = time.perf_counter()
         comm = as_comm(comm)
         split = comm.size > 1
         with collective(comm):
@@ -312,6 +313,7 @@ class BaseNMFNet(BaseEstimator):
                 best = {"score": -np.inf, "loss": np.inf, "iter": 0, "no_improve": 0,
                         "network": None}
             it = len(hist["loss"])
+            self.setup_seconds_ = time.perf_counter() - t_fit
             while it < self.max_iter and not best.get("stopped", False):
                 t0 = time.perf_counter()
                 out = trainer.sweep()

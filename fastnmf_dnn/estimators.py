@@ -81,7 +81,12 @@ _ATTRS_DOC = """
         Best validation score (``early_stopping`` only).
     history_ : dict of lists
         Per sweep: ``loss``, ``train_score``, ``validation_score``,
-        ``eval_score`` (on ``eval_set``), ``seconds``.
+        ``eval_score`` (on ``eval_set``), ``seconds`` (the sweep alone).
+    setup_seconds_ : float
+        Seconds of the last ``fit`` before its first sweep: validation, the
+        initial network (with ``pretrain``, the NMF pre-training), the
+        trainer's buffers and first forward pass. Training time to a given
+        sweep is this plus the sum of ``history_["seconds"]`` up to it.
     n_features_in_ : int
     training_options_ : TrainOptions
         The options actually used (preset plus overrides).

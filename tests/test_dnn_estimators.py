@@ -145,6 +145,27 @@ def test_fitted_attributes(small_digits):
     assert m.history_["train_score"][-1] == m.score(X, y)
 
 
+def test_setup_seconds_count_what_the_sweeps_do_not(small_digits, monkeypatch):
+    """``setup_seconds_``: the fit's time before its first sweep (so that a
+    benchmark can count the buffers and first forward pass as training
+    time); with pre-training it holds the pre-training."""
+    import time
+    X, y = small_digits
+    t0 = time.perf_counter()
+    m = NMFNetClassifier((12,), max_iter=2, random_state=0).fit(X, y)
+    total = time.perf_counter() - t0
+    assert 0 < m.setup_seconds_ and m.setup_seconds_ + sum(m.history_["seconds"]) <= total
+    import fastnmf_dnn.pretrain as P
+    real = P.pretrain_stack
+
+    def slow_pretrain(*a, **k):
+        time.sleep(0.2)
+        return real(*a, **k)
+    monkeypatch.setattr("fastnmf_dnn._base.pretrain_stack", slow_pretrain)
+    m = NMFNetClassifier((12, 8), max_iter=1, pretrain=True, random_state=0).fit(X, y)
+    assert m.setup_seconds_ >= 0.2
+
+
 def test_n_threads_and_verbose(small_digits, capsys):
     """n_threads limits the pools during fit only (the autouse fixture of
     conftest checks that nothing leaks); verbose prints one line a sweep."""
