@@ -15,7 +15,11 @@ slot is one byte buffer, grown to the largest request, that each request
 views with its own shape and dtype. So the memory held is what the most
 demanding single call needs (three N x 500 arrays for a Fashion-MNIST
 sweep), as it was with per-call allocation, not the sum over every kind of
-call.
+call. Buffers of 4 MiB and more are mapped without numpy's transparent
+huge-page request (:mod:`fastnmf._alloc`: on this machine the request made
+first touches up to 7x slower). A slot may be any hashable key: a caller
+that keeps long-lived arrays of its own in the workspace (the network
+trainer does) uses keys of its own next to the solves' numbers.
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ import contextvars
 import threading
 
 import numpy as np
+
+from ._alloc import empty_bytes
 
 __all__ = ["Workspace", "scratch"]
 
@@ -75,7 +81,7 @@ class Workspace:
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         buf = self._buffers.get(slot)
         if buf is None or buf.nbytes < nbytes:
-            buf = self._buffers[slot] = np.empty(max(nbytes, 1), np.uint8)
+            buf = self._buffers[slot] = empty_bytes(nbytes)
         return np.ndarray(shape, dtype, buffer=buf, order=order)
 
     @property

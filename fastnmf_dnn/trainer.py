@@ -250,9 +250,13 @@ class Trainer:
         self.Y0 = np.ascontiguousarray(take(Y), dtype=dt)
         # Y: the targets the output layer is fitted to (Y0, or margin targets).
         self.Y = self.Y0.copy() if o.margin_targets else self.Y0
+        #: scratch of the solves, reused by every sweep; it also holds the
+        #: trainer's own N-sized arrays below (keys ("H", i) etc.; its large
+        #: buffers skip numpy's huge-page request, see fastnmf.Workspace)
+        self.workspace = ws = fastnmf.Workspace()
         # H[i]: input of layer i+1, (N, n_i + nb), ones in the last column;
         # H[0] is the data, H[i >= 1] holds forward activations / targets.
-        self.H = [np.empty((N, n + nb), dt) for n in sizes[:-1]]
+        self.H = [ws.get(("H", i), (N, n + nb), dt) for i, n in enumerate(sizes[:-1])]
         self.H[0][:, : sizes[0]] = take(X)
         for H in self.H:
             if nb:
@@ -260,21 +264,20 @@ class Trainer:
         # T[i]: contiguous copy of layer i's target (the ``A`` of its block);
         # with bottom_up also where H[i] is one (no bias), since H[i] then
         # receives the new activations while T[i] is still to be fitted.
-        self.T = ([None] + [np.empty((N, n), dt) for n in sizes[1:-1]]
+        self.T = ([None] + [ws.get(("T", i), (N, n), dt) for i, n in enumerate(sizes[1:-1], 1)]
                   if nb or _runs_bottom_up(o, len(sizes) - 1) else None)
         # Separate forward buffers when targets persist across sweeps.
         self.F = None
         if not o.refresh_targets:
-            self.F = [None] + [np.empty((N, n + nb), dt) for n in sizes[1:-1]]
+            self.F = [None] + [ws.get(("F", i), (N, n + nb), dt)
+                               for i, n in enumerate(sizes[1:-1], 1)]
             for F in self.F[1:]:
                 if nb:
                     F[:, -1] = 1
-        self.out = np.empty((N, sizes[-1]), dt)
+        self.out = ws.get("out", (N, sizes[-1]), dt)
         self.W = [stack_layer(c.astype(dt), b.astype(dt), o.bias)
                   for c, b in zip(network.coefs, network.intercepts)]
         self.block_errors = []
-        #: scratch of the solves, reused by every sweep
-        self.workspace = fastnmf.Workspace()
         self._output_fresh = False  # W_L already fitted to the current features
         #: adaptive extrapolation state: the current beta and the training
         #: loss after the last sweep (None before the first)

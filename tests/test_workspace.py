@@ -2,6 +2,8 @@
 scratch from call to call, and never hand workspace memory back."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -163,3 +165,42 @@ def test_trainer_keeps_its_scratch_across_sweeps(rng):
     tr.sweep()
     assert held > 0 and tr.workspace.nbytes == held
     assert ids == {key: id(buf) for key, buf in tr.workspace._buffers.items()}
+
+
+def _vmflags_of(arr):
+    """VmFlags of the mapping holding ``arr``'s middle byte (Linux only;
+    numpy advises only the 2 MiB-aligned part of an allocation)."""
+    addr = arr.__array_interface__["data"][0] + arr.nbytes // 2
+    lines = open("/proc/self/smaps").read().splitlines()
+    inside = False
+    for line in lines:
+        head = line.split()[0]
+        if "-" in head and all(c in "0123456789abcdef-" for c in head):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            inside = lo <= addr < hi
+        elif inside and line.startswith("VmFlags:"):
+            return line.split()[1:]
+    raise LookupError("mapping not found")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
+def test_large_buffers_skip_the_huge_page_request():
+    """Buffers of 4 MiB and more are mapped without MADV_HUGEPAGE (numpy's
+    own large arrays carry it, "hg" in VmFlags, where numpy asks for it),
+    are page-aligned and writable; small ones come from numpy."""
+    from fastnmf._alloc import DIRECT_MAP_BYTES, empty_bytes
+    big = empty_bytes(DIRECT_MAP_BYTES + 12345)
+    assert big.nbytes == DIRECT_MAP_BYTES + 12345 and big.flags.writeable
+    assert big.__array_interface__["data"][0] % 4096 == 0
+    big[:] = 7
+    assert "hg" not in _vmflags_of(big)
+    ref = np.empty(DIRECT_MAP_BYTES * 2, np.uint8)
+    ref[:] = 1
+    if "hg" not in _vmflags_of(ref):
+        pytest.skip("numpy does not request huge pages here: nothing to compare")
+    small = empty_bytes(1000)
+    assert small.nbytes == 1000 and small.flags.writeable
+    ws = fastnmf.Workspace()
+    a = ws.get(("mine", 0), (3000, 500), np.float32)
+    a[...] = 1.5
+    assert "hg" not in _vmflags_of(a) and a.flags.c_contiguous
