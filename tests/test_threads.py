@@ -377,7 +377,7 @@ def test_numba_layer_leaves_openmp_nesting_off(restore_threads):
 
 
 @pytest.mark.parametrize("env, expected", [({}, 1), ({"OMP_MAX_ACTIVE_LEVELS": "3"}, 3)])
-def test_numba_layer_nesting_in_a_fresh_process(env, expected):
+def test_numba_layer_nesting_in_a_fresh_process(env, expected, tmp_path):
     """In a fresh interpreter: after ``import fastnmf`` and a parallel Numba
     kernel the shared libgomp allows ``expected`` active levels; a user's
     own ``OMP_MAX_ACTIVE_LEVELS`` is left alone."""
@@ -392,8 +392,11 @@ def test_numba_layer_nesting_in_a_fresh_process(env, expected):
             "import ctypes, os\n"
             "print(ctypes.CDLL('libgomp.so.1', mode=os.RTLD_NOLOAD).omp_get_max_active_levels())\n")
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_NESTED", "OMP_MAX_ACTIVE_LEVELS")}
-    out = subprocess.run([sys.executable, "-c", code], env={**base, **env},
-                         capture_output=True, text=True, check=True).stdout.strip()
+    # cwd outside the checkout: the installed package, not the source tree
+    proc = subprocess.run([sys.executable, "-c", code], env={**base, **env}, cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.strip()
     if out == "skip":
         pytest.skip("Numba runs another threading layer than omp here")
     assert int(out) == expected
