@@ -48,12 +48,6 @@ from .relu_lstsq import relu_lstsq  # noqa: E402
 from .semi_nmf import semi_nmf  # noqa: E402
 from ._validation import trusted_data  # noqa: E402
 from ._workspace import Workspace  # noqa: E402
-from ._threads import start_numba_threads as _start_numba_threads  # noqa: E402
-
-# Numba's OpenMP layer would turn nested parallelism on in the libgomp that
-# our kernels (and PyTorch, if loaded later) share; start it now and keep
-# nesting off (see _threads.start_numba_threads for what it cost).
-_start_numba_threads()
 
 __version__ = "0.1.0"
 __all__ = [

@@ -43,7 +43,7 @@ from threadpoolctl import ThreadpoolController
 __all__ = ["get_num_threads", "set_num_threads", "threads"]
 
 _lock = threading.RLock()
-_state = {"n": None, "limiter": None, "controller": None}
+_state = {"n": None, "limiter": None, "controller": None, "nesting_done": False}
 
 #: Multiply-adds of a solve's largest GEMM below which its Numba and
 #: Cython/OpenMP kernels run on one thread.
@@ -85,27 +85,12 @@ def blas_kernels() -> str:
     return desc
 
 
-def _openmp_runtimes() -> dict:
-    """``{path: ctypes handle}`` of the OpenMP runtimes loaded in this process."""
-    import ctypes
-    from threadpoolctl import threadpool_info
-    out = {}
-    for info in threadpool_info():
-        if info.get("user_api") == "openmp" and info.get("filepath"):
-            try:
-                out[info["filepath"]] = ctypes.CDLL(info["filepath"],
-                                                    mode=getattr(os, "RTLD_NOLOAD", 0))
-            except OSError:  # pragma: no cover - unloaded meanwhile
-                pass
-    return out
-
-
-def start_numba_threads() -> str:
-    """Start Numba's threading layer, keeping OpenMP's nesting limit as it was.
+def keep_openmp_nesting_off() -> None:
+    """Undo Numba's switch to nested OpenMP, once, after its layer started.
 
     Numba's ``omp`` threading layer, when it starts (at the first parallel
-    kernel or ``numba.get_num_threads``), turns nested parallel regions on
-    in its OpenMP runtime (``omp_set_nested(1)``: max-active-levels 1 ->
+    kernel or ``numba.get/set_num_threads``), turns nested parallel regions
+    on in its OpenMP runtime (``omp_set_nested(1)``: max-active-levels 1 ->
     255). That runtime is the process's ``libgomp.so.1``, which fastnmf's
     Cython kernels share and so does any library that loads a
     ``libgomp.so.1`` later (PyTorch's wheels do). With nesting on, their
@@ -113,42 +98,32 @@ def start_numba_threads() -> str:
     Adam (digits 64-100-10, 2 threads, 100 epochs) took 0.90 s instead of
     0.36 s after the layer started, 3.6 s with ``GOMP_SPINCOUNT=300000``;
     on 16 cores three Fashion-MNIST half-epochs took over 40 s instead of
-    about 2 s. fastnmf never nests parallel regions, so every runtime gets
-    back the limit it had before (a runtime the layer loaded itself: 1, or
-    ``OMP_MAX_ACTIVE_LEVELS`` if set; untouched if ``OMP_NESTED`` is set).
-    Called once when fastnmf is imported. Returns the layer's name.
+    about 2 s. fastnmf never nests parallel regions, so this sets the
+    limit of that runtime back to 1, or to ``OMP_MAX_ACTIVE_LEVELS`` if
+    set (nothing is touched if ``OMP_NESTED`` is set). Runs after every
+    place fastnmf can start the layer (the thread knobs, the public
+    solvers); a cheap flag test once done. It does not start the layer
+    itself: a process that starts Numba's OpenMP layer and then forks gets
+    its child terminated by Numba at the child's first parallel kernel, so
+    importing fastnmf must not start it.
     """
-    def levels(lib):
-        try:
-            return lib.omp_get_max_active_levels()
-        except AttributeError:         # pragma: no cover - a runtime without the call
-            return None
-
+    if _state["nesting_done"]:
+        return
     try:
-        before = {path: levels(lib) for path, lib in _openmp_runtimes().items()}
-    except Exception:                  # pragma: no cover - never fail an import over this
-        before = {}
-    numba.get_num_threads()            # starts the layer if it has not started
-    layer = numba.threading_layer()
-    if layer != "omp":
-        return layer
+        layer = numba.threading_layer()
+    except ValueError:                 # not started yet: nothing to undo
+        return
+    _state["nesting_done"] = True
+    if layer != "omp" or "OMP_NESTED" in os.environ:
+        return
     try:
-        runtimes = _openmp_runtimes()
-    except Exception:                  # pragma: no cover
-        return layer
-    for path, lib in runtimes.items():
-        want = before.get(path)
-        if want is None:               # loaded by the layer: what its variables say
-            try:
-                want = int(os.environ.get("OMP_MAX_ACTIVE_LEVELS", "1"))
-            except ValueError:
-                continue
-            if "OMP_NESTED" in os.environ:
-                continue
-        now = levels(lib)
-        if now is not None and now != want:
-            lib.omp_set_max_active_levels(want)
-    return layer
+        want = int(os.environ.get("OMP_MAX_ACTIVE_LEVELS", "1"))
+        import ctypes
+        gomp = ctypes.CDLL("libgomp.so.1", mode=getattr(os, "RTLD_NOLOAD", 0))
+        if gomp.omp_get_max_active_levels() != want:
+            gomp.omp_set_max_active_levels(want)
+    except (OSError, AttributeError, ValueError):  # pragma: no cover - no GNU OpenMP
+        pass
 
 
 def _available_cpus() -> int:
@@ -203,6 +178,7 @@ def set_num_threads(n: int) -> None:
         _state["limiter"] = _controller(refresh=True).limit(limits=n)
         _state["n"] = n
         numba.set_num_threads(n)
+        keep_openmp_nesting_off()
 
 
 @contextlib.contextmanager
@@ -214,6 +190,7 @@ def _kernel_threads(n: int):
         prev_numba = numba.get_num_threads()
         _state["n"] = n
         numba.set_num_threads(n)
+        keep_openmp_nesting_off()
     try:
         yield n
     finally:
@@ -279,8 +256,11 @@ def sized_by(rank_of):
                     work = math.inf
             except Exception:
                 work = math.inf
-            with for_work(work):
-                return func(*args, **kwargs)
+            try:
+                with for_work(work):
+                    return func(*args, **kwargs)
+            finally:   # the call may have started Numba's layer
+                keep_openmp_nesting_off()
         return wrapper
     return deco
 

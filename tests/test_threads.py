@@ -356,9 +356,8 @@ def test_blas_kernels_names_the_kernel_set_and_a_forcing_variable(monkeypatch):
 
 def test_numba_layer_leaves_openmp_nesting_off(restore_threads):
     """Numba's ``omp`` layer turns nested parallelism on in the libgomp that
-    fastnmf's kernels and later-loaded libraries (PyTorch) share; fastnmf
-    starts the layer at import and puts every runtime's limit back, and it
-    stays there through parallel solves."""
+    fastnmf's kernels and later-loaded libraries (PyTorch) share; once the
+    layer has started (here by the solves), fastnmf puts the limit back."""
     assert numba.threading_layer() in ("omp", "tbb", "workqueue")
     rng = np.random.default_rng(0)
     A = rng.random((3000, 700), dtype=np.float32)
@@ -376,6 +375,29 @@ def test_numba_layer_leaves_openmp_nesting_off(restore_threads):
     assert gomp.omp_get_max_active_levels() == 1
 
 
+def test_import_does_not_start_numba_layer_so_fork_stays_safe(tmp_path):
+    """``import fastnmf`` must not start Numba's threading layer: Numba
+    terminates a forked child whose parent had started its OpenMP layer.
+    A child forked right after the import runs a parallel solve."""
+    import subprocess
+    import sys
+    code = ("import fastnmf, numba, multiprocessing as mp\n"
+            "try:\n"
+            "    numba.threading_layer(); print('started'); raise SystemExit\n"
+            "except ValueError:\n"
+            "    pass\n"
+            "def work():\n"
+            "    import numpy as np\n"
+            "    with fastnmf.threads(2):\n"
+            "        fastnmf.nonlinear_semi_nmf(np.random.rand(3000, 700), 20, max_iter=2)\n"
+            "p = mp.get_context('fork').Process(target=work); p.start(); p.join()\n"
+            "print(p.exitcode)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0", (proc.stdout, proc.stderr)
+
+
 @pytest.mark.parametrize("env, expected", [({}, 1), ({"OMP_MAX_ACTIVE_LEVELS": "3"}, 3)])
 def test_numba_layer_nesting_in_a_fresh_process(env, expected, tmp_path):
     """In a fresh interpreter: after ``import fastnmf`` and a parallel Numba
@@ -386,9 +408,9 @@ def test_numba_layer_nesting_in_a_fresh_process(env, expected, tmp_path):
     import sys
     code = ("import fastnmf, numba, numpy as np\n"
             "from fastnmf import _threads as T\n"
-            "if numba.threading_layer() != 'omp': print('skip'); raise SystemExit\n"
             "with fastnmf.threads(2):\n"
             "    fastnmf.nonlinear_semi_nmf(np.random.rand(3000, 700), 20, max_iter=2)\n"
+            "if numba.threading_layer() != 'omp': print('skip'); raise SystemExit\n"
             "import ctypes, os\n"
             "print(ctypes.CDLL('libgomp.so.1', mode=os.RTLD_NOLOAD).omp_get_max_active_levels())\n")
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_NESTED", "OMP_MAX_ACTIVE_LEVELS")}
