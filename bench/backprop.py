@@ -5,16 +5,17 @@ PyTorch's default init) and returns its test accuracy and cumulative
 training seconds per epoch. By default it trains in a **child process that
 never imports fastnmf**, so the peer runs as a PyTorch user runs it:
 
+* Numba's OpenMP layer, once a fastnmf call has started it, had turned
+  nested parallelism on in the libgomp that PyTorch shares when imported
+  after fastnmf: Adam ran 1.3-2.5x slower after an NMF fit in the same
+  process (on a 16-core lease, three half epochs took over 40 s). fastnmf
+  now turns it back off (``fastnmf._threads.keep_openmp_nesting_off``).
 * ``import fastnmf`` sets ``GOMP_SPINCOUNT=10000`` (a short OpenMP spin,
-  right for fastnmf's kernels on few cores, see ``fastnmf/__init__.py``)
-  unless the user set it, and loads the system libgomp, which PyTorch then
-  shares instead of loading its own. Measured on a 16-core lease (Adam,
-  Fashion-MNIST 784-500-500-10, 16 threads, seconds per half epoch, two
-  runs each): 0.59 / 0.70 alone, 0.75 / 0.76 with fastnmf imported first,
-  0.56 / 0.56 with fastnmf imported and ``GOMP_SPINCOUNT=300000``; and
-  after a fastnmf fit in the same process, three half epochs took more than
-  40 s (once; cause not established). On 2 cores eight alternating runs
-  showed no difference beyond this machine's noise.
+  right for fastnmf's kernels on few cores) unless the user set it, which
+  PyTorch's libgomp then reads too: on the 16-core lease Adam's
+  Fashion-MNIST half epoch took 0.75 s with fastnmf imported first,
+  0.59-0.70 s alone, 0.56 s with ``GOMP_SPINCOUNT=300000`` (two runs each;
+  on 2 cores no difference beyond this machine's noise).
 
 The child gets the parent's environment minus the variables fastnmf set
 itself (``fastnmf._ENV_SET_AT_IMPORT``) and the data through ``.npy`` files
