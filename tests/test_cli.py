@@ -88,6 +88,7 @@ def test_train_prints_table_threads_and_final_accuracy(capsys):
     assert float(rows[-1][6]) == pytest.approx(sum(secs), abs=2e-3)
     assert all(r[3] == "-" for r in rows)  # no validation split without early stopping
     assert "train time:" in out
+    assert re.search(r"the rest setup \d+\.\d\d s, per-sweep scoring", out), out
     acc = final_accuracy(out)
     assert 0.5 < acc <= 1.0
     assert out.rstrip().splitlines()[-1].startswith("final test accuracy: ")
