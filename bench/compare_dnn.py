@@ -48,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import digits, fashion_mnist  # noqa: E402
-from backprop import run_backprop  # noqa: E402,F401 (re-exported for ablation)
+from backprop import run_backprop  # noqa: E402
 
 import fastnmf_dnn  # noqa: E402
 from fastnmf_dnn.network import init_random  # noqa: E402

@@ -19,16 +19,17 @@ Workspace
 import os as _os
 import sys as _sys
 
+#: The two variables set below that this import set (the user had not);
+#: e.g. a child process meant to run without fastnmf's settings drops them.
+_ENV_SET_AT_IMPORT = tuple(name for name in ("GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")
+                           if name not in _os.environ)
+
 # libgomp (the OpenMP runtime of our Cython and Numba kernels) keeps idle
 # worker threads spinning for a long time after each parallel region; on a
 # machine with few cores they then starve the BLAS threads of the GEMM that
 # follows (measured up to 8 ms lost per switch, 10x on small problems). A
 # short spin (it is read when libgomp loads; set it yourself to override,
 # and it has no effect if another library loaded libgomp before fastnmf).
-#: The variables below that this import set (the user had not set them);
-#: e.g. a child process meant to run without fastnmf's settings drops them.
-_ENV_SET_AT_IMPORT = tuple(name for name in ("GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")
-                           if name not in _os.environ)
 _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 # The same on the BLAS side: OpenBLAS workers spin for 2**28 cycles (~0.1 s)
 # after every call, sharing the cores with the OpenMP sweep that follows
