@@ -625,10 +625,9 @@ def _cmd_train(args):
         else:
             _out("--plot: no sweeps, nothing plotted")
     sweep_s = float(sum(hist["seconds"][resumed:]))
-    setup = getattr(est, "setup_seconds_", None)
-    rest = ([f"setup {setup:.2f} s" + (" with pre-training" if args.pretrain and not resumed
-                                       else "")] if setup is not None else []) + \
-        ["per-sweep scoring"] + (["checkpoints"] if args.checkpoint else [])
+    pretrained = " with pre-training" if args.pretrain and not resumed else ""
+    rest = [f"setup {est.setup_seconds_:.2f} s{pretrained}", "per-sweep scoring"] + (
+        ["checkpoints"] if args.checkpoint else [])
     _out(f"train time: {fit_s:.2f} s for {run_here} sweep{'s' if run_here != 1 else ''} "
          f"(fit wall time: {sweep_s:.2f} s in the sweeps, the rest {', '.join(rest)}); "
          f"warm-up {warm_s:.2f} s excluded")
