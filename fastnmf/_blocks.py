@@ -156,11 +156,21 @@ def ridge_update_left_(A, Vt, U, EG, alpha: float, U0=None, prox: float = 0.0,
     np.matmul(E, inv, out=U)
 
 
+def _order(A) -> str:
+    return "F" if A.flags.f_contiguous and not A.flags.c_contiguous else "C"
+
+
+def same_order(P, A) -> bool:
+    """Whether P can serve as A's model buffer: contiguous in A's memory
+    order (what :func:`model_buffer` returns)."""
+    return P.flags.c_contiguous if _order(A) == "C" else P.flags.f_contiguous
+
+
 def model_buffer(A, slot: int = None):
     """An uninitialised work buffer shaped like A in A's memory order (C or F),
     so the fused residual pass walks A and the buffer in step (with
     ``slot``: from the active workspace, ``_workspace.scratch``)."""
-    order = "F" if A.flags.f_contiguous and not A.flags.c_contiguous else "C"
+    order = _order(A)
     if slot is not None:
         return scratch(slot, A.shape, A.dtype, order)
     return np.empty(A.shape, A.dtype, order=order)

@@ -24,8 +24,8 @@ def check_ones_row(V, name: str):
 
 @sized_by(columns_of_second)
 def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_ones_row=False,
-               final_error=True, overwrite=False, fixed_gram=None, l2=0.0, dtype=None,
-               comm=None):
+               final_error=True, overwrite=False, fixed_gram=None, l2=0.0, model=None,
+               dtype=None, comm=None):
     """Solve one block of ``A ~ relu(U V)`` with the other factor fixed.
 
     ``update="U"``: ``min_U ||A - relu(U V)||_F^2 (+ l2 ||U||^2)`` (U free).
@@ -73,6 +73,14 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         when the caller already has it (e.g. a network's first layer, whose
         input never changes): saves its n x k x k product. Used as given;
         only its shape and finiteness are checked.
+    model : array_like, shape (m, n), optional
+        The product ``U V`` of the starting point, when the caller has it
+        already (e.g. a network layer's pre-activations, from the forward
+        pass that produced V): saves the first iteration's m x k x n
+        product. Used as given, not recomputed or compared with ``U V``
+        (only its shape and finiteness are checked). With ``overwrite`` and
+        in A's memory order it is the solve's scratch and is overwritten;
+        otherwise it is copied.
     dtype : {None, numpy.float32, numpy.float64}
         Working dtype; default that of A.
     comm : mpi4py communicator or None
@@ -121,6 +129,10 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
             fixed_gram = check_matrix(fixed_gram, "fixed_gram", dtype=dt)
             if fixed_gram.shape != (k, k):
                 raise ValueError(f"fixed_gram must have shape {(k, k)}, got {fixed_gram.shape}")
+        if model is not None:
+            model = check_matrix(model, "model", dtype=dt, allow_empty_columns=split)
+            if model.shape != (m, n):
+                raise ValueError(f"model must have the shape of A, {(m, n)}, got {model.shape}")
     check_distributed(comm, A)
 
     def working(F, moves):  # the moving factor is copied unless overwrite allows otherwise
@@ -133,18 +145,27 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
 
     # Scratch (from the active fastnmf.Workspace, if any): slot 0 the
     # model U V, 1 and 2 the step's (n or m, k) and Gram-sized arrays.
-    P = B.model_buffer(A, slot=0)
     t0 = time.perf_counter()
     sq = [B.sq_norm(A)]   # ||A||^2, then ||R||^2 per iteration: reduced once at the end
+    ready = model is not None and n_iter > 0
+    if ready and overwrite and B.same_order(model, A):
+        P = model
+    else:
+        P = B.model_buffer(A, slot=0)
+        if ready:
+            np.copyto(P, model)
+    if ready:
+        sq.append(B.relu_residual_(P, A))
     if update == "U":
         B.relu_update_left_(A, U, Vt, P, scratch(1, (m, k), dt),
                             B.cross_gram_buffer(m, k, dt, slot=2),
-                            alpha, omega, n_iter, sq, gram_V=fixed_gram, l2=l2, comm=comm)
+                            alpha, omega, n_iter, sq, residual_ready=ready,
+                            gram_V=fixed_gram, l2=l2, comm=comm)
     else:
         kf = k - 1 if fixed_ones_row else k
         B.relu_update_right_(A, U, Vt, P, scratch(1, (n, kf), dt),
-                             scratch(2, (m, kf), dt), alpha,
-                             omega, n_iter, sq, fixed_ones_row=bool(fixed_ones_row))
+                             scratch(2, (m, kf), dt), alpha, omega, n_iter, sq,
+                             fixed_ones_row=bool(fixed_ones_row), residual_ready=ready)
     if final_error or n_iter == 0:
         B.model_into_(P, U, Vt)
         sq.append(B.relu_residual_(P, A))

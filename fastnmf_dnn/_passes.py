@@ -47,6 +47,18 @@ def copy_columns_(dst, src):
             dst[i, j] = src[i, j]
 
 
+@njit(parallel=True, cache=True)
+def relu_copy_(dst, src):
+    """``dst[:, :k] = max(src, 0)`` with k = src.shape[1]; src C-contiguous,
+    dst (p, >= k) with unit stride along rows (NaN stays)."""
+    p, k = src.shape
+    zero = src.dtype.type(0)
+    for i in prange(p):
+        for j in range(k):
+            v = src[i, j]
+            dst[i, j] = zero if v < zero else v
+
+
 def relu_inplace(X):
     """``X <- max(X, 0)`` for a C-contiguous X: the parallel pass when large,
     NumPy's when small."""
@@ -62,3 +74,13 @@ def copy_columns(dst, src):
         copy_columns_(dst, src)
     else:
         np.copyto(dst, src[:, : dst.shape[1]])
+
+
+def relu_copy(dst, src):
+    """``dst[:, :k] = max(src, 0)`` for a C-contiguous src (p, k): the
+    forward pass's activations from its kept pre-activations; parallel when
+    large."""
+    if src.size >= PARALLEL_FROM:
+        relu_copy_(dst, src)
+    else:
+        np.maximum(src, 0, out=dst[:, : src.shape[1]])

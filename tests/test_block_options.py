@@ -1,5 +1,6 @@
 """Options of the block solves used by the network trainer: nnls ``prox`` /
-``l1`` / ``overwrite`` / ``track_error`` and relu_lstsq ``overwrite``."""
+``l1`` / ``overwrite`` / ``track_error`` and relu_lstsq ``overwrite`` /
+``fixed_gram`` / ``model``."""
 from __future__ import annotations
 
 import numpy as np
@@ -133,6 +134,59 @@ def test_relu_lstsq_fixed_gram_same_result_and_checked():
         fastnmf.relu_lstsq(A, U, V, update="V", fixed_gram=np.eye(k))
     with pytest.raises(ValueError, match="fixed_gram"):
         fastnmf.relu_lstsq(A, U, V, fixed_gram=np.full((k, k), np.nan))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("update", ["U", "V"])
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("n_iter", [1, 3])
+def test_relu_lstsq_model_same_result(dtype, order, update, overwrite, n_iter):
+    """``model=U @ V`` (the caller's product of the starting point) gives
+    the same solve as computing it; without ``overwrite``, or in the other
+    memory order, the caller's array is left alone."""
+    rng = np.random.default_rng(8)
+    m, n, k = 8, 40, 4
+    A = np.asarray(np.maximum(rng.standard_normal((m, k)) @ rng.uniform(0, 1, (k, n)), 0),
+                   dtype=dtype, order=order)
+    U = rng.standard_normal((m, k)).astype(dtype)
+    V = rng.uniform(0, 1, (k, n)).astype(dtype)
+    a = fastnmf.relu_lstsq(A, U, V, update=update, n_iter=n_iter, alpha=0.1)
+    for model_order in ("C", "F"):
+        model = np.asarray(U @ V, order=model_order)
+        model0 = model.copy()
+        b = fastnmf.relu_lstsq(A, U.copy(), V.copy(), update=update, n_iter=n_iter, alpha=0.1,
+                               model=model, overwrite=overwrite)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(b.U, a.U, rtol=tol, atol=tol)
+        np.testing.assert_allclose(b.V, a.V, rtol=tol, atol=tol)
+        np.testing.assert_allclose(b.errors, a.errors, rtol=tol, atol=tol)
+        assert b.U.dtype == b.V.dtype == dtype
+        if not overwrite or model_order != order:
+            np.testing.assert_array_equal(model, model0)
+
+
+def test_relu_lstsq_model_is_used_and_checked():
+    """The given product is what the first step starts from (a wrong one
+    changes the result), and a bad one is rejected by name."""
+    rng = np.random.default_rng(9)
+    m, n, k = 6, 30, 3
+    A = np.maximum(rng.standard_normal((m, n)), 0)
+    U = rng.standard_normal((m, k))
+    V = rng.uniform(0, 1, (k, n))
+    a = fastnmf.relu_lstsq(A, U, V, n_iter=1)
+    b = fastnmf.relu_lstsq(A, U, V, n_iter=1, model=U @ V + 1.0)
+    assert not np.allclose(a.U, b.U)
+    with pytest.raises(ValueError, match="model"):
+        fastnmf.relu_lstsq(A, U, V, model=np.zeros((m, n + 1)))
+    with pytest.raises(ValueError, match="model"):
+        fastnmf.relu_lstsq(A, U, V, model=np.full((m, n), np.nan))
+    with pytest.raises(TypeError, match="model"):
+        fastnmf.relu_lstsq(A, U, V, model=np.zeros((m, n), dtype=complex))
+    # zero iterations: nothing to start, the error is of U V itself
+    c = fastnmf.relu_lstsq(A, U, V, n_iter=0, model=U @ V + 1.0)
+    d = fastnmf.relu_lstsq(A, U, V, n_iter=0)
+    np.testing.assert_allclose(c.errors, d.errors)
 
 
 @pytest.mark.parametrize("prox", [0.0, 0.5, 10.0])

@@ -315,3 +315,35 @@ def test_pass_kernels_against_numpy(dtype):
     dst = np.empty((37, 6), dtype)
     _passes.copy_columns_(dst, src)
     np.testing.assert_array_equal(dst, src[:, :6])
+    src[2, 1], src[4, 3] = np.nan, -np.inf
+    dst = np.full((37, 10), 7, dtype)
+    _passes.relu_copy_(dst, src)
+    np.testing.assert_array_equal(dst[:, :9], np.maximum(src, 0))
+    assert np.all(dst[:, 9] == 7)       # the ones (bias) column is not touched
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["default", "bottom-up", "mini-batch", "inner_iter=2",
+                                  "rejected"])
+def test_kept_pre_activations_give_the_same_sweeps(name, dtype):
+    """The U-steps start from the forward pass's kept pre-activations
+    (``Trainer.Z``) where they are still the model product: the same
+    training, to rounding, as recomputing it, in every sweep order."""
+    opts = {"default": TrainOptions(), "bottom-up": TrainOptions(bottom_up=True),
+            "mini-batch": TrainOptions(batch_size=15, weight_prox=0.1),
+            "inner_iter=2": TrainOptions(inner_iter=2),
+            "rejected": TrainOptions(extrapolate=3.0)}[name]
+    runs = []
+    for keep in (True, False):
+        X, Y, net = make_problem([12, 7, 6, 5, 3], dtype, seed=4)
+        tr = Trainer(X, Y, net, opts)
+        if not keep:
+            tr.Z, tr._pre_rows = None, [None] * len(tr._pre_rows)
+        for t in range(4):
+            if name == "rejected" and t == 2:
+                tr.prev_loss, tr.beta = -1.0, 2.0     # this sweep rejects its step
+            tr.sweep()
+        runs.append(([w.copy() for w in tr.W], tr.out.copy()))
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    for a, b in zip(runs[0][0] + [runs[0][1]], runs[1][0] + [runs[1][1]]):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
