@@ -101,17 +101,17 @@ def nnls_mu_nmf_(X, C, G, D, n_updates: int, eps: float) -> None:
 
 
 def nnls_mu_semi_(X, C, G, DP, DM, n_updates: int, eps: float, factor=None,
-                  shift: float = 0.0, T=None) -> None:
+                  shift: float = 0.0) -> None:
     """Ding-Li-Jordan multiplicative updates of X >= 0 (C and G of any sign).
 
     GEMMs: ``DP = X @ G+`` and ``DM = X @ G-`` (p x k x k) per update.
 
-    ``factor`` F (r, k) with ``G = F^T F + shift I`` and ``T`` a (p, r)
-    buffer, for a caller that has such an F with r small (``nnls``: when
-    4 r <= k): ``X G+`` is then formed as
-    ``X G + X G- = (X F^T) F + shift X + DM``, so the update costs one
-    p x k x k GEMM, the thin ``T = X F^T`` and ``T F`` fused into the
-    update's pass (``_kernels.mu_semi_update_lowrank_``) instead of two
+    ``factor`` F (r, k) with ``G = F^T F + shift I``, for a caller that has
+    such an F with r small (``nnls``: when 4 r <= k): ``X G+`` is then
+    formed as ``X G + X G- = (X F^T) F + shift X + X G-``, so the update
+    costs one p x k x (r + k) GEMM ``[X F^T | X G-] = X [F^T | G-]`` into
+    DM, which must then be (p, r + k), with ``T F`` fused into the
+    update's pass (``_kernels.mu_semi_update_lowrank_``), instead of two
     p x k x k GEMMs; DP is then not used (may be None). The same update, a
     different rounding. (The network trainer's output target step has
     r = 10 classes and k = 500 hidden units.)
@@ -121,11 +121,14 @@ def nnls_mu_semi_(X, C, G, DP, DM, n_updates: int, eps: float, factor=None,
     Xu = K.unit_rows(X)    # a column slice (fixed ones row) as a contiguous view
     if factor is not None:
         F = np.ascontiguousarray(factor)
+        r = F.shape[0]
+        FG = np.empty((G.shape[0], r + G.shape[1]), G.dtype)
+        FG[:, :r] = F.T
+        FG[:, r:] = Gm
         gdiag = np.ascontiguousarray(np.diagonal(Gp))
         for _ in range(n_updates):
-            np.matmul(X, Gm, out=DM)
-            np.matmul(X, F.T, out=T)
-            K.mu_semi_update_lowrank_(Xu, C, T, F, DM, gdiag, shift, eps)
+            np.matmul(X, FG, out=DM)
+            K.mu_semi_update_lowrank_(Xu, C, DM, F, gdiag, shift, eps)
         return
     for _ in range(n_updates):
         np.matmul(X, Gp, out=DP)

@@ -218,18 +218,18 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     converged = False
     if solver == "mu":
         # G = W^T W + prox I with W = U[:, :kf] (m, kf): for m << kf the MU
-        # update forms X G+ through W (nnls_mu_semi_): half the GEMM work.
+        # update forms X G+ through W (nnls_mu_semi_): half the GEMM work;
+        # DM then holds [X W^T | X G-].
         F = np.ascontiguousarray(U[:, :kf]) if 4 * m <= kf else None
-        T = scratch(3, (n, m), dt) if F is not None else None
         DP = scratch(3, (n, kf), dt) if F is None else None
-        DM = scratch(2, (n, kf), dt)
+        DM = scratch(2, (n, kf) if F is None else (n, m + kf), dt)
     first = None
     # MU without error tracking has nothing to look at between updates: all
     # of them in one call (G's splits formed once; same iterates as one
     # call per update), and the per-update loop below runs no iteration.
     in_one_call = solver == "mu" and not track_error and max_iter > 0
     if in_one_call:
-        B.nnls_mu_semi_(X, C, G, DP, DM, max_iter, eps, factor=F, shift=prox, T=T)
+        B.nnls_mu_semi_(X, C, G, DP, DM, max_iter, eps, factor=F, shift=prox)
         errors += [np.nan] * max_iter
         times += [np.nan] * (max_iter - 1) + [time.perf_counter() - t0]
     for _ in range(0 if in_one_call else max_iter):
@@ -237,7 +237,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
             delta = comm.sum(B.hals_sweep_(X, C, G))
             first = delta if first is None else first
         else:  # X may be a column slice (fixed ones row): BLAS takes it as is
-            B.nnls_mu_semi_(X, C, G, DP, DM, 1, eps, factor=F, shift=prox, T=T)
+            B.nnls_mu_semi_(X, C, G, DP, DM, 1, eps, factor=F, shift=prox)
         errors.append(err())
         times.append(time.perf_counter() - t0)
         if solver == "hals" and delta <= tol * first:

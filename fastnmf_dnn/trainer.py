@@ -630,8 +630,9 @@ def sweep_gemm_shapes(sizes, N, options, *, mini_batch=False, grams=False):
     HALS sweeps are listed as the ``N x kf x kf`` product they equal in
     flops; a Ding-Li-Jordan MU update issues two such products, or, when
     the c outputs are few (4 c <= kf: :func:`fastnmf.nnls` then forms
-    ``X G+`` through the output weights), one and a thin one (the second
-    thin product is fused into the update's elementwise pass). k x k
+    ``X G+`` through the output weights), one ``N x kf x (kf + c)`` product
+    ``[X W^T | X G-]`` (the second thin product is fused into the update's
+    elementwise pass). k x k
     factorizations and elementwise passes are left out: this is the GEMM
     floor of method.md section 7 (``bench/compare_dnn.py`` times these
     shapes with BLAS to get the floor in seconds; ``bench/mpi_cost_model.py``
@@ -658,8 +659,8 @@ def sweep_gemm_shapes(sizes, N, options, *, mini_batch=False, grams=False):
         g += [(N, c, k), (c, c, k)]
         if o.z_solver != "mu":
             g += [(N, kf, kf)] * o.z_iter                    # HALS sweeps
-        elif 4 * c <= kf:                  # MU: X G-, X W^T ((X W^T) W: fused, not BLAS)
-            g += [(N, kf, kf), (N, kf, c)] * o.z_iter
+        elif 4 * c <= kf:       # MU: [X W^T | X G-] in one ((X W^T) W: fused, not BLAS)
+            g += [(N, kf, kf + c)] * o.z_iter
         else:                                                # MU: X G+, X G-
             g += [(N, kf, kf)] * (2 * o.z_iter)
     bottom_up = _runs_bottom_up(o, L)

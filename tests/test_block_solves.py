@@ -247,9 +247,10 @@ def test_mu_low_rank_route_survives_cancellation(rng, dtype):
     runs = []
     for low_rank in (False, True):
         X = X0.copy()
-        DP, DM, T = np.empty_like(X), np.empty_like(X), np.empty((p, r), dtype)
+        DP = np.empty_like(X)
+        DM = np.empty((p, r + k) if low_rank else (p, k), dtype)
         Bk.nnls_mu_semi_(X, C, G, DP, DM, 5, float(np.finfo(dtype).eps),
-                         factor=F if low_rank else None, T=T)
+                         factor=F if low_rank else None)
         assert np.isfinite(X).all() and (X >= 0).all()
         runs.append(X)
     scale = np.abs(runs[0]).max()
