@@ -278,7 +278,7 @@ class Trainer:
         # the rows ``self._pre_rows[i]`` (``slice.indices``; None: stale). While the layer's weights and
         # input are unchanged they are the model product ``W_i H[i-1]^T`` of
         # its U-step, which then skips that GEMM (relu_lstsq's ``model``;
-        # 77 of the 471 GFLOP of a Fashion-MNIST 784-500-500-10 sweep).
+        # 77 of the 478 GFLOP of a Fashion-MNIST 784-500-500-10 sweep).
         # Only when the U-step's input is the forward activation: refreshed
         # targets (top-down: every layer; bottom_up: the first).
         self.Z = None
