@@ -25,7 +25,7 @@ from .trainer import PRESETS, TrainOptions, Trainer, check_data_parallel, check_
 
 _OPTION_PARAMS = ("bias", "alpha", "ridge", "rel_ridge", "width_ridge", "inner_iter", "omega", "z_iter", "z_solver", "z_prox", "l1",
                   "batch_size", "weight_prox", "margin_targets",
-                  "refit_output", "extrapolate", "input_ridge",
+                  "refit_output", "extrapolate", "input_ridge", "input_damping",
                   "refresh_targets", "bottom_up")
 
 
@@ -91,7 +91,7 @@ class BaseNMFNet(BaseEstimator):
                  bias=None, inner_iter=None, omega=None, z_iter=None, z_solver=None,
                  z_prox=None, l1=None, refresh_targets=None, batch_size=None, weight_prox=None,
                  margin_targets=None, refit_output=None, extrapolate=None, input_ridge=None,
-                 bottom_up=None, pretrain=False, pretrain_iter=30,
+                 input_damping=None, bottom_up=None, pretrain=False, pretrain_iter=30,
                  init_scale=1.0, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, tol=1e-4, warm_start=False, random_state=None,
                  n_threads=None, dtype=np.float32, verbose=False):
@@ -116,6 +116,7 @@ class BaseNMFNet(BaseEstimator):
         self.refit_output = refit_output
         self.extrapolate = extrapolate
         self.input_ridge = input_ridge
+        self.input_damping = input_damping
         self.bottom_up = bottom_up
         self.pretrain = pretrain
         self.pretrain_iter = pretrain_iter
@@ -143,7 +144,7 @@ class BaseNMFNet(BaseEstimator):
             else:
                 changes["batch_size"] = _check_positive_int(changes["batch_size"], "batch_size")
         for k in ("alpha", "ridge", "rel_ridge", "width_ridge", "z_prox", "l1", "weight_prox",
-                  "input_ridge"):
+                  "input_ridge", "input_damping"):
             if k in changes:
                 changes[k] = _check_real(changes[k], k)
         if "omega" in changes:

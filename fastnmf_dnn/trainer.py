@@ -141,6 +141,14 @@ class TrainOptions:
         grows: it damps the input directions of low variance, which the
         exact least-squares update of the first layer otherwise fits in
         full (training accuracy up, test accuracy not).
+    input_damping : float >= 0
+        Damping of the first layer's U-step, in the same units:
+        ``input_damping * trace(X^T X) / d`` is added to that step's
+        ``alpha`` (the ridge of its pseudo-inverse only, not a penalty, so
+        the fixed points stay those without it). It shortens the step most
+        in the input directions of low variance, where the exact
+        least-squares step is longest. README "Ablation": with 0.01, +0.15
+        points on Fashion-MNIST over three seeds (+0.24 after 8 sweeps).
     bottom_up : bool
         With two or more hidden layers: first every target, top-down (the
         output layer's target step, then each hidden layer's V-step with
@@ -172,6 +180,7 @@ class TrainOptions:
     refit_output: bool = True
     extrapolate: float = 3.0
     input_ridge: float = 0.002
+    input_damping: float = 0.01
     bottom_up: bool = False
 
     def replace(self, **changes) -> "TrainOptions":
@@ -195,7 +204,7 @@ PRESETS = {
                           z_solver="mu", z_prox=0.0, l1=0.0, refresh_targets=False,
                           batch_size=None, margin_targets=False, refit_output=False,
                           ridge=0.0, rel_ridge=0.0, width_ridge=0.0, extrapolate=1.0,
-                          input_ridge=0.0, bottom_up=False),
+                          input_ridge=0.0, input_damping=0.0, bottom_up=False),
     "default": TrainOptions(),
 }
 
@@ -517,12 +526,15 @@ class Trainer:
         def u_step(i, A):            # layer i's weights, on its input H[i - 1]
             Hin = self.H[i - 1][rows]
             l2 = lam_w + self._rel_ridge(Hin)
-            if i == 1 and o.input_ridge:
-                l2 += o.input_ridge * float(np.trace(gram0)) / gram0.shape[0]
+            damp = 0.0
+            if i == 1 and (o.input_ridge or o.input_damping):
+                mean_diag = float(np.trace(gram0)) / gram0.shape[0]
+                l2 += o.input_ridge * mean_diag
+                damp = o.input_damping * mean_diag
             pre = self.Z[i][rows].T if self._pre_rows[i] == rows.indices(self.N_local) else None
             self._pre_rows[i] = None    # used as scratch, and W_i changes
             r = fastnmf.relu_lstsq(A, self.W[i - 1], Hin.T, update="U", n_iter=o.inner_iter,
-                                   omega=o.omega, alpha=lam + mu, l2=l2, overwrite=True,
+                                   omega=o.omega, alpha=lam + mu + damp, l2=l2, overwrite=True,
                                    final_error=record_errors, model=pre,
                                    fixed_gram=gram0 if i == 1 else None, comm=comm)
             _written(self.W[i - 1], r.U)

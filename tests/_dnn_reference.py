@@ -186,9 +186,12 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
     def u_step(i, A, V):          # layer i's weights: min ||A - relu(U V)||^2 + decay
         U = W[i - 1]
         l2 = lam_w + rel_ridge(V)                                # weight decay
-        if i == 1:                # input_ridge: the mean diagonal of the input Gram
-            l2 += opts.get("input_ridge", 0.0) * float(np.trace(V @ V.T)) / V.shape[0]
-        inv = ridge_inverse(V @ V.T, lam + mu + l2, dtype)
+        damp = 0.0
+        if i == 1:                # input_ridge / input_damping: the input Gram's mean diagonal
+            mean_diag = float(np.trace(V @ V.T)) / V.shape[0]
+            l2 += opts.get("input_ridge", 0.0) * mean_diag
+            damp = opts.get("input_damping", 0.0) * mean_diag
+        inv = ridge_inverse(V @ V.T, lam + mu + damp + l2, dtype)
         for _ in range(opts["inner_iter"]):
             U = U + om * ((A - relu(U @ V)) @ V.T - l2 * U) @ inv
         W[i - 1] = U

@@ -594,7 +594,7 @@ def test_extrapolate_bad_values(value, exc):
         NMFNetClassifier((5,), extrapolate=value, max_iter=1).fit(X[:50], y[:50])
 
 
-@pytest.mark.parametrize("name", ["input_ridge", "width_ridge"])
+@pytest.mark.parametrize("name", ["input_ridge", "width_ridge", "input_damping"])
 @pytest.mark.parametrize("value, exc", [(-1e-3, ValueError), (float("nan"), ValueError),
                                         (float("inf"), ValueError), ("2", TypeError)])
 def test_ridge_options_bad_values(name, value, exc):
@@ -619,6 +619,50 @@ def test_input_ridge_shrinks_only_the_first_layer_and_is_off_in_the_paper_preset
     again = NMFNetClassifier((12, 8), input_ridge=1e-1, max_iter=1, random_state=0,
                              extrapolate=1.0, dtype=np.float64).fit(X, y)
     np.testing.assert_allclose(np.linalg.norm(again.coefs_[0]), norms[-1], rtol=1e-12)
+
+
+def test_input_damping_shortens_only_the_first_layers_step():
+    """input_damping shrinks the first layer's step (one sweep from the
+    same start, no extrapolation: the further the damping, the smaller the
+    change), leaves the layers above untouched in that sweep (they are
+    updated before the first layer, top-down), is deterministic, and is
+    off in the paper preset."""
+    assert PRESETS["paper"].input_damping == 0.0
+    assert PRESETS["default"].input_damping == 0.01
+    X, y = load_digits()
+    X, y = X[:300], y[:300]
+    start = NMFNetClassifier((12, 8), max_iter=0, random_state=0, dtype=np.float64).fit(X, y)
+    W1_0 = start.coefs_[0]
+    moves, first, upper = [], [], []
+    for d in (0.0, 1e-2, 1e-1, 1.0):
+        clf = NMFNetClassifier((12, 8), input_damping=d, max_iter=1, random_state=0,
+                               extrapolate=1.0, dtype=np.float64).fit(X, y)
+        assert clf.training_options_.input_damping == d
+        moves.append(np.linalg.norm(clf.coefs_[0] - W1_0))
+        first.append(clf.coefs_[0])
+        upper.append(clf.coefs_[1])
+    assert all(a > b for a, b in zip(moves, moves[1:])), moves
+    for W2 in upper[1:]:
+        np.testing.assert_array_equal(W2, upper[0])
+    again = NMFNetClassifier((12, 8), input_damping=1e-1, max_iter=1, random_state=0,
+                             extrapolate=1.0, dtype=np.float64).fit(X, y)
+    np.testing.assert_array_equal(again.coefs_[0], first[2])
+
+
+def test_relu_lstsq_alpha_damps_without_moving_fixed_points():
+    """What input_damping passes to the first layer's solve: relu_lstsq's
+    alpha is a damping (an exact fit stays where it is for any alpha),
+    unlike l2, a penalty (it moves the same point)."""
+    import fastnmf
+    rng = np.random.default_rng(3)
+    U = rng.standard_normal((6, 4))
+    V = rng.uniform(0, 1, (4, 50))
+    A = np.maximum(U @ V, 0)
+    for alpha in (0.0, 1.0, 100.0):
+        r = fastnmf.relu_lstsq(A, U, V, n_iter=3, alpha=alpha)
+        np.testing.assert_allclose(r.U, U, atol=1e-12)
+    moved = fastnmf.relu_lstsq(A, U, V, n_iter=3, l2=1.0)
+    assert np.abs(moved.U - U).max() > 1e-3
 
 
 def test_width_ridge_is_rel_ridge_over_the_width():
