@@ -148,7 +148,7 @@ class TrainOptions:
         the fixed points stay those without it). It shortens the step most
         in the input directions of low variance, where the exact
         least-squares step is longest. README "Ablation": with 0.01, +0.15
-        points on Fashion-MNIST over three seeds (+0.24 after 8 sweeps).
+        points on Fashion-MNIST over three seeds (+0.23 after 8 sweeps).
     bottom_up : bool
         With two or more hidden layers: first every target, top-down (the
         output layer's target step, then each hidden layer's V-step with
