@@ -284,12 +284,13 @@ class Trainer:
                 if nb:
                     F[:, -1] = 1
         # Z[i]: layer i's pre-activations from the last forward pass over
-        # the rows ``self._pre_rows[i]`` (``slice.indices``; None: stale). While the layer's weights and
-        # input are unchanged they are the model product ``W_i H[i-1]^T`` of
-        # its U-step, which then skips that GEMM (relu_lstsq's ``model``;
-        # 77 of the 478 GFLOP of a Fashion-MNIST 784-500-500-10 sweep).
-        # Only when the U-step's input is the forward activation: refreshed
-        # targets (top-down: every layer; bottom_up: the first).
+        # the rows ``self._pre_rows[i]`` (``slice.indices``; None: stale).
+        # While the layer's weights and input are unchanged they are the
+        # model product ``W_i H[i-1]^T`` of its U-step, which then skips
+        # that GEMM (relu_lstsq's ``model``; 77 of the 478 GFLOP of a
+        # Fashion-MNIST 784-500-500-10 sweep). Only when the U-step's input
+        # is the forward activation: refreshed targets (top-down: every
+        # layer; bottom_up: the first).
         self.Z = None
         if o.refresh_targets:
             self.Z = [None] + [ws.get(("Z", i), (N, n), dt) for i, n in enumerate(sizes[1:-1], 1)]
@@ -333,7 +334,9 @@ class Trainer:
 
     def _forward_layer(self, i, rows, acts=None):
         """``acts[i] <- relu(acts[i - 1] W_i^T)`` on ``rows`` (hidden layer
-        i; ``acts`` defaults to the H buffers). One GEMM, ReLU in place."""
+        i; ``acts`` defaults to the H buffers). One GEMM, then the ReLU: in
+        place, or, into the H buffers, from the pre-activations kept in
+        ``Z[i]``."""
         acts = self.H if acts is None else acts
         if i + 1 < len(self._pre_rows):
             self._pre_rows[i + 1] = None          # its input changes
@@ -414,13 +417,11 @@ class Trainer:
         # Adaptive extrapolation of the hidden weights (``extrapolate``).
         W_plain = self.W[: L - 1]
         self.W[: L - 1] = [Wo + self.beta * (Wp - Wo) for Wo, Wp in zip(W_old, W_plain)]
-        self._pre_rows = [None] * len(self._pre_rows)   # (the forward pass below renews them)
         self._output_fresh = False
         self._forward_and_refit()
         loss = self.fit_loss()
         if self.prev_loss is not None and loss > self.prev_loss and self.beta > 1:
             self.W[: L - 1] = W_plain               # reject: the plain step
-            self._pre_rows = [None] * len(self._pre_rows)
             self._output_fresh = False
             self._forward_and_refit()
             loss = self.fit_loss()
