@@ -227,8 +227,12 @@ def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: in
 
 
 def relu_update_right_(A, U, Vt, P, S, M, alpha: float, omega: float, n_iter: int, errs: list,
-                       fixed_ones_row: bool, residual_ready: bool = False) -> None:
+                       fixed_ones_row: bool, residual_ready: bool = False,
+                       step_at_zero: float = 1.0) -> None:
     """Projected fixed-point iterations ``V <- max(0, V + omega U^+ R)``.
+
+    ``step_at_zero`` < 1 scales the step of the entries of V that are 0 at
+    the start of an iteration (:func:`fastnmf.relu_lstsq`).
 
     ``U^+ = (U^T U + alpha I)^{-1} U^T``; ``M`` (m, kf) receives its
     transpose once per block. With ``fixed_ones_row`` the last row of V
@@ -248,7 +252,10 @@ def relu_update_right_(A, U, Vt, P, S, M, alpha: float, omega: float, n_iter: in
             model_into_(P, U, Vt)
             errs.append(relu_residual_(P, A))
         np.matmul(P.T, M, out=S)
-        K.clip_add_(Xu, S, omega)
+        if step_at_zero == 1.0:
+            K.clip_add_(Xu, S, omega)
+        else:
+            K.clip_add_at_zero_(Xu, S, omega, step_at_zero)
 
 
 def sq_norm(A) -> float:

@@ -170,6 +170,23 @@ def clip_add_(X, D, omega):
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
+def clip_add_at_zero_(X, D, omega, zero_step):
+    """In place ``X <- max(0, X + omega * s * D)`` with ``s = zero_step``
+    where X is 0 and 1 elsewhere: the projected step, shortened for the
+    entries at the bound (0 keeps them there, as a multiplicative update
+    would). Layout as :func:`clip_add_`."""
+    p, k = D.shape
+    w = X.dtype.type(omega)
+    wz = X.dtype.type(omega * zero_step)
+    zero = X.dtype.type(0)
+    for i in prange(p):
+        for j in range(k):
+            x = X[i, j]
+            v = x + (w if x > zero else wz) * D[i, j]
+            X[i, j] = v if v > zero else zero
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
 def shifted_cross_(C, CV, b, Vt, prox, l1):
     """``C <- CV[:, :kf] - b + prox * Vt[:, :kf] - l1`` with kf = C.shape[1].
 

@@ -25,7 +25,7 @@ def check_ones_row(V, name: str):
 @sized_by(columns_of_second)
 def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_ones_row=False,
                final_error=True, overwrite=False, fixed_gram=None, l2=0.0, model=None,
-               dtype=None, comm=None):
+               step_at_zero=1.0, dtype=None, comm=None):
     """Solve one block of ``A ~ relu(U V)`` with the other factor fixed.
 
     ``update="U"``: ``min_U ||A - relu(U V)||_F^2 (+ l2 ||U||^2)`` (U free).
@@ -81,6 +81,13 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         (only its shape and finiteness are checked). With ``overwrite`` and
         in A's memory order it is the solve's scratch and is overwritten;
         otherwise it is copied.
+    step_at_zero : float in [0, 1], default 1
+        ``update="V"`` only: relative length of the step for the entries of
+        V that are 0 when a step starts (a ReLU layer's inputs that are
+        inactive). 1 is the plain projected step; 0 keeps them at 0, so the
+        step only moves the support V already has (as multiplicative
+        updates do); in between, a shorter step away from the bound. The
+        fixed points with V > 0 are unchanged. Costs nothing extra.
     dtype : {None, numpy.float32, numpy.float64}
         Working dtype; default that of A.
     comm : mpi4py communicator or None
@@ -123,6 +130,11 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         l2 = check_float(l2, "l2")
         if l2 > 0 and update != "U":
             raise ValueError("l2 (weight decay) is only used with update='U'")
+        step_at_zero = check_float(step_at_zero, "step_at_zero")
+        if step_at_zero > 1:
+            raise ValueError(f"step_at_zero must be <= 1, got {step_at_zero}")
+        if step_at_zero != 1 and update != "V":
+            raise ValueError("step_at_zero is only used with update='V' (V >= 0)")
         if fixed_gram is not None:
             if update != "U":
                 raise ValueError("fixed_gram is only used with update='U' (the Gram of V)")
@@ -165,7 +177,8 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         kf = k - 1 if fixed_ones_row else k
         B.relu_update_right_(A, U, Vt, P, scratch(1, (n, kf), dt),
                              scratch(2, (m, kf), dt), alpha, omega, n_iter, sq,
-                             fixed_ones_row=bool(fixed_ones_row), residual_ready=ready)
+                             fixed_ones_row=bool(fixed_ones_row), residual_ready=ready,
+                             step_at_zero=step_at_zero)
     if final_error or n_iter == 0:
         B.model_into_(P, U, Vt)
         sq.append(B.relu_residual_(P, A))

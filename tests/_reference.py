@@ -140,11 +140,12 @@ def relu_step_U(A, U, V, alpha, omega):
     return U + omega * step
 
 
-def relu_step_V(A, U, V, alpha, omega, fixed_ones_row=False):
+def relu_step_V(A, U, V, alpha, omega, fixed_ones_row=False, step_at_zero=1.0):
     """V <- max(0, V + omega (U^T U + alpha I)^{-1} U^T R), R = A - relu(U V).
 
     With fixed_ones_row only the first k-1 rows of V move, with the first
-    k-1 columns of U; the residual uses the full model.
+    k-1 columns of U; the residual uses the full model. step_at_zero scales
+    the step of the entries of V that are 0.
     """
     A, U, V = f64(A), f64(U), f64(V)
     R = A - relu(U @ V)
@@ -152,7 +153,8 @@ def relu_step_V(A, U, V, alpha, omega, fixed_ones_row=False):
     kf = Uf.shape[1]
     step = np.linalg.solve(Uf.T @ Uf + alpha * np.eye(kf), Uf.T @ R)
     V = V.copy()
-    V[:kf] = np.maximum(0.0, V[:kf] + omega * step)
+    scale = np.where(V[:kf] > 0, 1.0, step_at_zero)
+    V[:kf] = np.maximum(0.0, V[:kf] + omega * scale * step)
     return V
 
 

@@ -84,6 +84,44 @@ def test_relu_lstsq_update_V(rng, dtype, order, n_iter, omega, alpha, fixed_ones
         assert (res.V[-1] == 1).all()  # exactly ones, never touched
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("n_iter", [1, 3])
+@pytest.mark.parametrize("step_at_zero", [0.0, 0.5])
+@pytest.mark.parametrize("fixed_ones_row", [False, True])
+def test_relu_lstsq_step_at_zero_matches_reference(rng, dtype, order, n_iter, step_at_zero,
+                                                   fixed_ones_row):
+    """The entries of V at 0 take the step times step_at_zero (0: they stay
+    at 0); the others the plain projected step."""
+    m, n, k = 28, 21, 5
+    A, U, V0 = relu_problem(rng, m, n, k, dtype, order, ones_row=fixed_ones_row)
+    kf = k - 1 if fixed_ones_row else k
+    V0[:kf][rng.uniform(size=(kf, n)) < 0.4] = 0      # inactive inputs
+    res = fastnmf.relu_lstsq(A, U, V0, update="V", n_iter=n_iter, omega=1.5, alpha=0.1,
+                             fixed_ones_row=fixed_ones_row, step_at_zero=step_at_zero)
+    V = ref.f64(V0)
+    for _ in range(n_iter):
+        V = ref.relu_step_V(A, U, V, 0.1, 1.5, fixed_ones_row=fixed_ones_row,
+                            step_at_zero=step_at_zero)
+    assert_close(res.V, V, dtype)
+    zero = V0[:kf] == 0
+    if step_at_zero == 0:
+        assert (res.V[:kf][zero] == 0).all()
+    else:   # the shorter step does switch some of them on
+        assert (res.V[:kf][zero] > 0).any()
+    if fixed_ones_row:
+        assert (res.V[-1] == 1).all()
+    plain = fastnmf.relu_lstsq(A, U, V0, update="V", n_iter=1, omega=1.5, alpha=0.1,
+                               fixed_ones_row=fixed_ones_row)
+    one = fastnmf.relu_lstsq(A, U, V0, update="V", n_iter=1, omega=1.5, alpha=0.1,
+                             fixed_ones_row=fixed_ones_row, step_at_zero=step_at_zero)
+    np.testing.assert_array_equal(one.V[:kf][~zero], plain.V[:kf][~zero])   # one step
+    same = fastnmf.relu_lstsq(A, U, V0, update="V", n_iter=n_iter, step_at_zero=1.0,
+                              fixed_ones_row=fixed_ones_row)
+    np.testing.assert_array_equal(same.V, fastnmf.relu_lstsq(
+        A, U, V0, update="V", n_iter=n_iter, fixed_ones_row=fixed_ones_row).V)
+
+
 @pytest.mark.parametrize("update", ["U", "V"])
 def test_relu_lstsq_final_error_flag_and_zero_iterations(rng, update):
     A, U, V = relu_problem(rng, 15, 12, 3, np.float64)

@@ -91,6 +91,21 @@ def test_clip_add(rng, dtype, order, omega):
     assert (X >= 0).all()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("zero_step", [0.0, 0.4, 1.0])
+def test_clip_add_at_zero(rng, dtype, order, zero_step):
+    X = _pos(rng, (17, 5), dtype, order)
+    X[rng.uniform(size=X.shape) < 0.4] = 0
+    D = _mixed(rng, (17, 5), dtype, order)
+    scale = np.where(X > 0, 1.0, zero_step)
+    expected = np.maximum(0.0, ref.f64(X) + 1.3 * scale * ref.f64(D))
+    assert ((X == 0) & (D > 0)).any() and ((X > 0) & (expected == 0)).any()
+    K.clip_add_at_zero_(X, D, 1.3, zero_step)
+    assert_close(X, expected, dtype)
+    assert (X >= 0).all()
+
+
 def test_unit_rows_views_and_fallbacks():
     B = np.arange(42.0).reshape(6, 7)
     X = B[:, :5]                        # leading columns: padded view = B's rows

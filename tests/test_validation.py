@@ -257,6 +257,7 @@ NONNEG_FLOATS = [
     (lambda v: fastnmf.relu_lstsq(_A, _U, _V, alpha=v), "alpha"),
     (lambda v: fastnmf.relu_lstsq(_A, _U, _V, update="V", alpha=v), "alpha"),
     (lambda v: fastnmf.ridge_lstsq(_A, _V, alpha=v), "alpha"),
+    (lambda v: fastnmf.relu_lstsq(_A, _U, _V, update="V", step_at_zero=v), "step_at_zero"),
 ]
 POS_FLOATS = [
     (lambda v: fastnmf.nonlinear_semi_nmf(_A, K, omega=v), "omega"),
@@ -371,6 +372,14 @@ def test_relu_lstsq_bad_factors(update, U, V, pattern):
 def test_relu_lstsq_bad_factor_types(U, V, exc, pattern):
     with pytest.raises(exc, match=pattern):
         fastnmf.relu_lstsq(_A, U, V)
+
+
+def test_relu_lstsq_step_at_zero_range():
+    with pytest.raises(ValueError, match=r"^step_at_zero must be <= 1, got 1.5"):
+        fastnmf.relu_lstsq(_A, _U, _V, update="V", step_at_zero=1.5)
+    with pytest.raises(ValueError, match=r"^step_at_zero is only used with update='V'"):
+        fastnmf.relu_lstsq(_A, _U, _V, update="U", step_at_zero=0.5)
+    fastnmf.relu_lstsq(_A, _U, _V, update="U", step_at_zero=1)   # the default, accepted
 
 
 def test_relu_lstsq_negative_V():
