@@ -26,7 +26,7 @@ from .trainer import PRESETS, TrainOptions, Trainer, check_data_parallel, check_
 _OPTION_PARAMS = ("bias", "alpha", "ridge", "rel_ridge", "width_ridge", "inner_iter", "omega", "z_iter", "z_solver", "z_prox", "l1",
                   "batch_size", "weight_prox", "margin_targets",
                   "refit_output", "extrapolate", "input_ridge", "input_damping",
-                  "refresh_targets", "bottom_up")
+                  "refresh_targets", "bottom_up", "inactive_step")
 
 
 def _check_positive_int(value, name, minimum=1):
@@ -91,7 +91,7 @@ class BaseNMFNet(BaseEstimator):
                  bias=None, inner_iter=None, omega=None, z_iter=None, z_solver=None,
                  z_prox=None, l1=None, refresh_targets=None, batch_size=None, weight_prox=None,
                  margin_targets=None, refit_output=None, extrapolate=None, input_ridge=None,
-                 input_damping=None, bottom_up=None, pretrain=False, pretrain_iter=30,
+                 input_damping=None, bottom_up=None, inactive_step=None, pretrain=False, pretrain_iter=30,
                  init_scale=1.0, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, tol=1e-4, warm_start=False, random_state=None,
                  n_threads=None, dtype=np.float32, verbose=False):
@@ -118,6 +118,7 @@ class BaseNMFNet(BaseEstimator):
         self.input_ridge = input_ridge
         self.input_damping = input_damping
         self.bottom_up = bottom_up
+        self.inactive_step = inactive_step
         self.pretrain = pretrain
         self.pretrain_iter = pretrain_iter
         self.init_scale = init_scale
@@ -147,6 +148,8 @@ class BaseNMFNet(BaseEstimator):
                   "input_ridge", "input_damping"):
             if k in changes:
                 changes[k] = _check_real(changes[k], k)
+        if "inactive_step" in changes:
+            changes["inactive_step"] = _check_real(changes["inactive_step"], "inactive_step")
         if "omega" in changes:
             changes["omega"] = _check_real(changes["omega"], "omega", strict=True)
         if "extrapolate" in changes:

@@ -131,7 +131,9 @@ class TrainOptions:
         than after the previous sweep, the plain step (``beta = 1``) is taken
         instead and beta is halved; otherwise beta grows by 1.2, up to this
         cap. It starts at the cap. 1 turns it off (the published sweep).
-        A rejected step costs one more forward pass and output refit.
+        A rejected step costs one more forward pass and output refit. The
+        default was 3 until ``inactive_step=0.5``, whose slower start 4
+        makes up for (README, "Ablation").
     input_ridge : float >= 0
         Weight decay on the first layer only, in units of its input's Gram
         matrix: ``input_ridge * trace(X^T X) / d`` (the mean diagonal of that
@@ -160,6 +162,16 @@ class TrainOptions:
         sweep's activations. Needs ``refresh_targets``. (README, "Ablation":
         with ``z_prox=0.1`` +0.1 to +0.3 points on Fashion-MNIST over three
         seeds, not the default.)
+    inactive_step : float in [0, 1]
+        The hidden layers' target steps (V-steps; ``relu_lstsq``'s
+        ``step_at_zero``): relative length of the step for the units that
+        are inactive (0) in the activations the step starts from. 1 is the
+        published step, which can switch any of them on; 0 leaves them off,
+        as backpropagation's ReLU mask and the output layer's
+        multiplicative target step do; in between, they can switch on by a
+        shorter step. README "Ablation": 0.5 gained 0.21-0.32 points on
+        Fashion-MNIST over three seeds (15 sweeps), fitting the training set
+        better (its activations are sparser), at a slower start.
     """
 
     bias: bool = True
@@ -178,10 +190,11 @@ class TrainOptions:
     weight_prox: float = 1.0
     margin_targets: bool = True
     refit_output: bool = True
-    extrapolate: float = 3.0
+    extrapolate: float = 4.0
     input_ridge: float = 0.002
     input_damping: float = 0.01
     bottom_up: bool = False
+    inactive_step: float = 0.5
 
     def replace(self, **changes) -> "TrainOptions":
         d = asdict(self)
@@ -204,7 +217,8 @@ PRESETS = {
                           z_solver="mu", z_prox=0.0, l1=0.0, refresh_targets=False,
                           batch_size=None, margin_targets=False, refit_output=False,
                           ridge=0.0, rel_ridge=0.0, width_ridge=0.0, extrapolate=1.0,
-                          input_ridge=0.0, input_damping=0.0, bottom_up=False),
+                          input_ridge=0.0, input_damping=0.0, bottom_up=False,
+                          inactive_step=1.0),
     "default": TrainOptions(),
 }
 
@@ -547,7 +561,8 @@ class Trainer:
             self._pre_rows[i] = None    # its input becomes the targets
             r = fastnmf.relu_lstsq(A, self.W[i - 1], Hin.T, update="V", n_iter=o.inner_iter,
                                    omega=o.omega, alpha=o.z_prox, fixed_ones_row=fixed,
-                                   overwrite=True, final_error=record_errors, comm=comm)
+                                   step_at_zero=o.inactive_step, overwrite=True,
+                                   final_error=record_errors, comm=comm)
             _written(Hin, r.V.T)
             if record_errors:
                 self.block_errors.append((i, "V", r.errors[0], r.errors[-1]))
@@ -623,6 +638,8 @@ def _runs_bottom_up(options, n_layers) -> bool:
 
 def check_options(options) -> None:
     """ValueError for option combinations the trainer does not run."""
+    if not 0.0 <= options.inactive_step <= 1.0:
+        raise ValueError(f"inactive_step must be in [0, 1], got {options.inactive_step}")
     if options.bottom_up and not options.refresh_targets:
         raise ValueError("bottom_up=True needs refresh_targets=True (its bottom-up pass "
                          "overwrites the hidden buffers with new activations)")

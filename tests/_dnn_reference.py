@@ -200,8 +200,10 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
         U, V = W[i - 1], Z[i - 1]
         Uf = U[:, :-1] if b else U
         Up = ridge_inverse(Uf.T @ Uf, gamma, dtype) @ Uf.T   # U^+ (kf, m)
+        at_zero = opts.get("inactive_step", 1.0)   # step of the inactive units
         for _ in range(opts["inner_iter"]):
-            Vf = relu(_free(V, b) + om * Up @ (A - relu(U @ V)))
+            V0 = _free(V, b)
+            Vf = relu(V0 + om * np.where(V0 > 0, 1.0, at_zero) * (Up @ (A - relu(U @ V))))
             V = np.vstack([Vf, np.ones((1, N))]) if b else Vf
         Z[i - 1] = V
 

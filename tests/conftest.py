@@ -19,7 +19,8 @@ DAMPED = TrainOptions(bias=True, alpha=1e-4, inner_iter=1, omega=1.0, z_iter=2,
                       z_solver="hals", z_prox=1.0, l1=0.0, refresh_targets=True,
                       batch_size=None, weight_prox=1.0, margin_targets=False,
                       refit_output=False, ridge=0.0, rel_ridge=0.0, width_ridge=0.0,
-                      extrapolate=1.0, input_ridge=0.0, input_damping=0.0)
+                      extrapolate=1.0, input_ridge=0.0, input_damping=0.0,
+                      bottom_up=False, inactive_step=1.0)
 ORDERS = ("C", "F")
 
 # Relative tolerances for comparisons against the float64 references.

@@ -570,7 +570,7 @@ def test_extrapolation_never_raises_the_loss_twice_in_a_row():
     for _ in range(12):
         b, prev = tr.beta, tr.prev_loss
         tr.sweep()
-        assert 1.0 <= tr.beta <= 3.0
+        assert 1.0 <= tr.beta <= PRESETS["default"].extrapolate
         if prev is not None and b > 1 and tr.beta >= b:   # the extrapolated step was kept
             kept += 1
             assert tr.prev_loss <= prev
@@ -583,7 +583,7 @@ def test_extrapolate_off_is_the_plain_sweep():
     b = Trainer(X, Y, net, DAMPED)
     for _ in range(2):
         np.testing.assert_array_equal(a.sweep(), b.sweep())
-    assert PRESETS["paper"].extrapolate == 1.0 and PRESETS["default"].extrapolate == 3.0
+    assert PRESETS["paper"].extrapolate == 1.0 and PRESETS["default"].extrapolate == 4.0
 
 
 @pytest.mark.parametrize("value, exc", [(0.5, ValueError), (float("nan"), ValueError),
@@ -647,6 +647,62 @@ def test_input_damping_shortens_only_the_first_layers_step():
     again = NMFNetClassifier((12, 8), input_damping=1e-1, max_iter=1, random_state=0,
                              extrapolate=1.0, dtype=np.float64).fit(X, y)
     np.testing.assert_array_equal(again.coefs_[0], first[2])
+
+
+@pytest.mark.parametrize("value, exc", [(-0.1, ValueError), (1.5, ValueError),
+                                        (float("nan"), ValueError), (float("inf"), ValueError),
+                                        ("0.5", TypeError), (True, TypeError)])
+def test_inactive_step_bad_values(value, exc):
+    X, y = load_digits()
+    with pytest.raises(exc, match="inactive_step"):
+        NMFNetClassifier((5, 4), inactive_step=value, max_iter=1).fit(X[:50], y[:50])
+
+
+def test_inactive_step_checked_by_the_trainer():
+    X, y = load_digits()
+    Y = np.eye(10)[y[:50]]
+    net = init_random([64, 5, 4, 10], np.random.default_rng(0), np.float64)
+    with pytest.raises(ValueError, match=r"inactive_step must be in \[0, 1\], got 2"):
+        Trainer(X[:50], Y, net, TrainOptions(inactive_step=2.0))
+
+
+def _hidden_target_steps(monkeypatch, inactive_step):
+    """One sweep of a 64-12-8-10 net; the hidden V-step's start and result."""
+    calls = []
+    solve = fastnmf.relu_lstsq
+
+    def spy(A, U, V, **kw):
+        start = np.array(V, copy=True)
+        r = solve(A, U, V, **kw)
+        if kw.get("update") == "V":
+            calls.append((start, np.array(r.V, copy=True), kw.get("step_at_zero")))
+        return r
+    monkeypatch.setattr(fastnmf, "relu_lstsq", spy)
+    X, y = load_digits()
+    NMFNetClassifier((12, 8), inactive_step=inactive_step, max_iter=1, random_state=0,
+                     extrapolate=1.0, dtype=np.float64).fit(X[:300], y[:300])
+    assert len(calls) == 1
+    return calls[0]
+
+
+def test_inactive_step_scales_the_step_of_inactive_units_only(monkeypatch):
+    """The first hidden layer's targets (layer 2's V-step, from the forward
+    activations): units inactive there move by inactive_step times the
+    published step (0: they stay off), active ones by the full step;
+    the default is 0.5, the paper preset's 1."""
+    assert PRESETS["paper"].inactive_step == 1.0
+    assert PRESETS["default"].inactive_step == 0.5
+    start, full, passed = _hidden_target_steps(monkeypatch, 1.0)
+    assert passed == 1.0
+    off = start[:-1] == 0                  # inactive units (the ones row excluded)
+    assert off.mean() > 0.2 and (full[:-1][off] > 0).mean() > 0.2   # the step switches many on
+    for f in (0.0, 0.5):
+        start_f, got, passed = _hidden_target_steps(monkeypatch, f)
+        assert passed == f
+        np.testing.assert_array_equal(start_f, start)              # same network, same start
+        np.testing.assert_array_equal(got[:-1][~off], full[:-1][~off])
+        np.testing.assert_allclose(got[:-1][off], f * full[:-1][off], rtol=1e-12, atol=0)
+        assert (got[-1] == 1).all()
 
 
 def test_relu_lstsq_alpha_damps_without_moving_fixed_points():

@@ -37,6 +37,8 @@ OPTION_SETS = {
     "extrapolated-no-refit": DAMPED.replace(extrapolate=3.0, omega=1.5, z_prox=0.03),
     "input-ridge": DAMPED.replace(input_ridge=0.05),
     "input-damping": DAMPED.replace(input_damping=0.05, input_ridge=0.01),
+    "inactive-step": DAMPED.replace(inactive_step=0.3, inner_iter=2, omega=1.5, z_prox=0.03),
+    "inactive-step-0": DAMPED.replace(inactive_step=0.0),
     "input-ridge-extrapolated": DAMPED.replace(input_ridge=0.01, extrapolate=2.5,
                                                refit_output=True, margin_targets=True),
 }
