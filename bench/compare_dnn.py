@@ -218,8 +218,17 @@ def report(name, hidden, bp, nm, compile_s, sweep_s, floor_s, threads, lines):
     both = [t for t in THRESHOLDS[name] if time_to(bp, t) and time_to(nm, t)]
     if both:
         t = max(both)
-        lines.append(f"\nTime to {t:.2f} (highest both reach): backprop/NMF = "
+        lines.append(f"\nTime to {t:.2f} (the highest threshold both reach): backprop/NMF = "
                      f"**{time_to(bp, t) / time_to(nm, t):.2f}x**")
+    # Issue 4's time target: backprop's accuracy at epoch 15, or, where NMF
+    # does not reach it, the highest accuracy both reach (NMF's best).
+    target = min(b15, nb)
+    tb, tn = time_to(bp, target), time_to(nm, target)
+    eb = next(i for i, acc, _ in bp if acc >= target)
+    en = next(i for i, acc, _ in nm if acc >= target)
+    what = "backprop's at epoch 15" if target == b15 else "the highest both reach"
+    lines.append(f"\nTime to {target:.4f} ({what}): backprop {tb:.1f} s (epoch {eb}), NMF "
+                 f"{tn:.1f} s (sweep {en}): backprop/NMF = **{tb / tn:.2f}x**")
 
 
 def json_rows(name, hidden, bp, nm, sweep_s, floor_s):
@@ -238,7 +247,8 @@ def main(argv=None):
     ap.add_argument("--datasets", default="digits,fashion")
     ap.add_argument("--epochs", type=int, help="backprop epochs (default: digits 200, "
                     "fashion 30: enough for its best test accuracy)")
-    ap.add_argument("--sweeps", type=int, help="NMF sweeps (default: digits 50, fashion 15)")
+    ap.add_argument("--sweeps", type=int, help="NMF sweeps (default: digits 50, fashion 30, "
+                    "NMFNetClassifier's max_iter)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
@@ -260,7 +270,7 @@ def main(argv=None):
         fastnmf_dnn.NMFNetClassifier(hidden, max_iter=1).fit(Xtr[:256], ytr[:256])
         compile_s = time.perf_counter() - t0
         epochs = args.epochs or {"digits": 200, "fashion": 30}[name]
-        sweeps = args.sweeps or {"digits": 50, "fashion": 15}[name]
+        sweeps = args.sweeps or {"digits": 50, "fashion": 30}[name]
         bp = run_backprop(Xtr, ytr, Xte, yte, hidden, epochs, args.threads, args.seed)
         print(f"{name} backprop best {max(r[1] for r in bp):.4f}", flush=True)
         nm, _ = run_nmf(Xtr, ytr, Xte, yte, hidden, sweeps, args.threads, args.seed, args.set)
