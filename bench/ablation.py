@@ -45,6 +45,7 @@ VARIANTS = {
     "extrapolate=2": {"extrapolate": 2.0},
     "extrapolate=3": {"extrapolate": 3.0},
     "inactive_step=1": {"inactive_step": 1.0},
+    "inactive_step=0.5": {"inactive_step": 0.5},
     "inactive_step=1+extrapolate=3": {"inactive_step": 1.0, "extrapolate": 3.0},
     "inactive_step=0": {"inactive_step": 0.0},
     "no-bias": {"bias": False},

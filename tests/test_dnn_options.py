@@ -689,9 +689,9 @@ def test_inactive_step_scales_the_step_of_inactive_units_only(monkeypatch):
     """The first hidden layer's targets (layer 2's V-step, from the forward
     activations): units inactive there move by inactive_step times the
     published step (0: they stay off), active ones by the full step;
-    the default is 0.5, the paper preset's 1."""
+    the default is 0.3, the paper preset's 1."""
     assert PRESETS["paper"].inactive_step == 1.0
-    assert PRESETS["default"].inactive_step == 0.5
+    assert PRESETS["default"].inactive_step == 0.3
     start, full, passed = _hidden_target_steps(monkeypatch, 1.0)
     assert passed == 1.0
     off = start[:-1] == 0                  # inactive units (the ones row excluded)
