@@ -91,8 +91,8 @@ class BaseNMFNet(BaseEstimator):
                  bias=None, inner_iter=None, omega=None, z_iter=None, z_solver=None,
                  z_prox=None, l1=None, refresh_targets=None, batch_size=None, weight_prox=None,
                  margin_targets=None, refit_output=None, extrapolate=None, input_ridge=None,
-                 input_damping=None, bottom_up=None, inactive_step=None, pretrain=False, pretrain_iter=30,
-                 init_scale=1.0, early_stopping=False, validation_fraction=0.1,
+                 input_damping=None, bottom_up=None, inactive_step=None, pretrain=False,
+                 pretrain_iter=30, init_scale=1.0, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, tol=1e-4, warm_start=False, random_state=None,
                  n_threads=None, dtype=np.float32, verbose=False):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -145,11 +145,9 @@ class BaseNMFNet(BaseEstimator):
             else:
                 changes["batch_size"] = _check_positive_int(changes["batch_size"], "batch_size")
         for k in ("alpha", "ridge", "rel_ridge", "width_ridge", "z_prox", "l1", "weight_prox",
-                  "input_ridge", "input_damping"):
+                  "input_ridge", "input_damping", "inactive_step"):
             if k in changes:
                 changes[k] = _check_real(changes[k], k)
-        if "inactive_step" in changes:
-            changes["inactive_step"] = _check_real(changes["inactive_step"], "inactive_step")
         if "omega" in changes:
             changes["omega"] = _check_real(changes["omega"], "omega", strict=True)
         if "extrapolate" in changes:
