@@ -139,3 +139,29 @@ def test_compare_dnn_report_time_targets():
     compare_dnn.report("fashion", (500, 500), bp, nm3, 0.1, 1.0, (2.0, 1.0), 2, lines)
     assert ("Time to 0.8910 (backprop's at epoch 15): backprop 16.0 s (epoch 8), NMF 6.0 s "
             "(sweep 6): backprop/NMF = **2.67x**") in "\n".join(lines)
+
+
+def test_ablation_holdout_selects_the_sweep_on_validation():
+    """bench/ablation.py --holdout: the validation accuracy per sweep is the
+    estimator's own held-out split (so the sweep reported is chosen without
+    the test set), and the test accuracy reported is the one of that sweep."""
+    import ablation as A
+    rows = [(1, 0.80, 0.1, 0.9, 0.70), (2, 0.90, 0.1, 0.9, 0.75), (3, 0.85, 0.1, 0.9, 0.78),
+            (4, 0.95, 0.1, 0.9, 0.78)]
+    assert A.selected_by_validation(rows) == (0.78, 3, 0.85)   # not the test's best (0.95)
+    assert A.val_cells(rows, 0.0) == ""
+    assert A.val_cells(rows, 0.2) == "0.7800 (3) | 0.8500 | "
+
+    X, y = load_digits()
+    X = (X / 16.0).astype(np.float32)
+    Xtr, ytr, Xte, yte = X[:600], y[:600], X[600:900], y[600:900]
+    rows, _ = A.run_variant(Xtr, ytr, Xte, yte, (16,), {}, 3, 1, holdout=0.25)
+    assert [r[0] for r in rows] == [1, 2, 3]
+    assert all(0.0 <= r[4] <= 1.0 for r in rows)
+    # The same split and curve as a plain early-stopping fit of that length.
+    clf = NMFNetClassifier((16,), max_iter=3, n_iter_no_change=4, random_state=0, n_threads=1,
+                           early_stopping=True, validation_fraction=0.25).fit(Xtr, ytr)
+    assert clf.validation_scores_ == [r[4] for r in rows]
+    assert clf.best_validation_score_ == max(r[4] for r in rows)
+    plain, _ = A.run_variant(Xtr, ytr, Xte, yte, (16,), {}, 2, 1)
+    assert all(r[4] is None for r in plain)
