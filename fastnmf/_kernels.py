@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._jit import njit_build
+
 # Fast-math flags, deliberately minimal. Reductions get 'reassoc' (so LLVM
 # can vectorise the sum) and 'contract' (FMA); elementwise kernels only
 # 'contract'. 'arcp'/'nsz' once let LLVM rewrite X * sqrt(n / d) so that
@@ -249,8 +251,8 @@ def _dot64_body(X, Y):
     return total
 
 
-_dot64_parallel = njit(parallel=True, cache=True, fastmath=_FM_REDUCE)(_dot64_body)
-_dot64_serial = njit(parallel=False, cache=True, fastmath=_FM_REDUCE)(_dot64_body)
+_dot64_parallel = njit_build(_dot64_body, "_dot64_parallel", parallel=True, fastmath=_FM_REDUCE)
+_dot64_serial = njit_build(_dot64_body, "_dot64_serial", fastmath=_FM_REDUCE)
 
 # Below this many elements the parallel reduction's fixed cost (measured
 # ~6 us per call at one thread: per-thread partials, the launch) exceeds
