@@ -47,10 +47,15 @@ _PROBE = textwrap.dedent("""
 
 
 def _probe(cache_dir):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
-    out = subprocess.run([sys.executable, "-c", _PROBE], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    return {name: (int(h), int(m)) for name, h, m in (line.split() for line in out.splitlines())}
+    # Run outside the checkout: with ``-c`` the working directory comes first
+    # on sys.path, and a checkout's fastnmf has no compiled extension (CI
+    # tests the installed package).
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir / "numba"))
+    proc = subprocess.run([sys.executable, "-c", _PROBE], env=env, cwd=cache_dir,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return {name: (int(h), int(m))
+            for name, h, m in (line.split() for line in proc.stdout.splitlines())}
 
 
 def test_parallel_and_serial_builds_do_not_load_each_others_code(tmp_path):
