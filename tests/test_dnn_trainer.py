@@ -287,22 +287,31 @@ def test_network_round_trip_and_forward():
 @pytest.mark.parametrize("name", ["default", "keep-targets", "no-bias"])
 def test_parallel_passes_give_the_same_sweeps(monkeypatch, name, dtype):
     """The trainer's ReLU and target copies run as parallel Numba passes on
-    large buffers (``_passes.PARALLEL_FROM``) and in NumPy on small ones:
-    exact operations, so forcing either gives bitwise the same training."""
+    large buffers (``_passes.PARALLEL_FROM``) and as serial builds of the
+    same loops on small ones: exact operations, so forcing either gives
+    bitwise the same training, and the same as NumPy's."""
     from fastnmf_dnn import _passes
     opts = {"default": TrainOptions(), "keep-targets": TrainOptions(refresh_targets=False),
             "no-bias": TrainOptions(bias=False)}[name]
+    numpy_passes = {
+        "relu_inplace": lambda X: np.maximum(X, 0, out=X),
+        "copy_columns": lambda dst, src: np.copyto(dst, src[:, : dst.shape[1]]),
+        "relu_copy": lambda dst, src: np.maximum(src, 0, out=dst[:, : src.shape[1]]),
+    }
     runs = []
-    for threshold in (0, 1 << 62):
-        monkeypatch.setattr(_passes, "PARALLEL_FROM", threshold)
+    for mode in ("parallel", "serial", "numpy"):
+        monkeypatch.setattr(_passes, "PARALLEL_FROM", 0 if mode == "parallel" else 1 << 62)
+        if mode == "numpy":
+            for fname, f in numpy_passes.items():
+                monkeypatch.setattr(_passes, fname, f)
         X, Y, net = make_problem([12, 7, 5, 3], dtype, seed=3)
         tr = Trainer(X, Y, net, opts)
         for _ in range(3):
             tr.sweep()
-        runs.append(([w.copy() for w in tr.W], [h.copy() for h in tr.H], tr.out.copy()))
-    (Wa, Ha, oa), (Wb, Hb, ob) = runs
-    for a, b in zip(Wa + Ha + [oa], Wb + Hb + [ob]):
-        np.testing.assert_array_equal(a, b)
+        runs.append([w.copy() for w in tr.W] + [h.copy() for h in tr.H] + [tr.out.copy()])
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
