@@ -13,15 +13,13 @@ O(size) each.
 
 Each pass is one loop body compiled twice (``fastnmf._jit.njit_build``):
 parallel (``relu_`` ...) for large buffers and serial (``relu_serial_``
-...) for small ones, where a
-parallel launch costs more than the pass. The serial build replaced NumPy
-there: NumPy's ``maximum``/``copyto`` into or out of a column slice of a
+...) for small ones, where a parallel launch costs more than the pass.
+The serial build replaced NumPy there: NumPy's ``maximum``/``copyto`` into or out of a column slice of a
 (p, n + 1) buffer runs a strided, unvectorised loop (digits, 1438 x 100:
 the ReLU into the activation buffer 100 us in NumPy, 22 us compiled).
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import prange
 
 from fastnmf._jit import njit_build
@@ -37,6 +35,7 @@ PARALLEL_FROM = 1 << 22
 
 
 def _relu_body(X):
+    """In place ``X <- max(X, 0)`` on a C-contiguous 2-D array (NaN stays)."""
     p, k = X.shape
     zero = X.dtype.type(0)
     for i in prange(p):
@@ -46,6 +45,8 @@ def _relu_body(X):
 
 
 def _copy_columns_body(dst, src):
+    """``dst[:, :] = src[:, :k]`` with k = dst.shape[1]; src (p, >= k), both
+    with unit stride along rows (dst C-contiguous)."""
     p, k = dst.shape
     for i in prange(p):
         for j in range(k):
@@ -53,6 +54,8 @@ def _copy_columns_body(dst, src):
 
 
 def _relu_copy_body(dst, src):
+    """``dst[:, :k] = max(src, 0)`` with k = src.shape[1]; src C-contiguous,
+    dst (p, >= k) with unit stride along rows (NaN stays)."""
     p, k = src.shape
     zero = src.dtype.type(0)
     for i in prange(p):
@@ -61,15 +64,10 @@ def _relu_copy_body(dst, src):
             dst[i, j] = zero if v < zero else v
 
 
-#: In place ``X <- max(X, 0)`` on a C-contiguous 2-D array (NaN stays).
 relu_ = njit_build(_relu_body, "relu_", parallel=True)
 relu_serial_ = njit_build(_relu_body, "relu_serial_")
-#: ``dst[:, :] = src[:, :k]`` with k = dst.shape[1]; src (p, >= k), both
-#: with unit stride along rows (dst C-contiguous).
 copy_columns_ = njit_build(_copy_columns_body, "copy_columns_", parallel=True)
 copy_columns_serial_ = njit_build(_copy_columns_body, "copy_columns_serial_")
-#: ``dst[:, :k] = max(src, 0)`` with k = src.shape[1]; src C-contiguous,
-#: dst (p, >= k) with unit stride along rows (NaN stays).
 relu_copy_ = njit_build(_relu_copy_body, "relu_copy_", parallel=True)
 relu_copy_serial_ = njit_build(_relu_copy_body, "relu_copy_serial_")
 
