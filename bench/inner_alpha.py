@@ -95,7 +95,7 @@ def table(results, alphas):
     a0 = alphas[0]
     head = "| case | " + " | ".join(f"inner_alpha={a}: iterations (ms) per start" for a in alphas)
     head += " | " + " | ".join(f"{a} vs {a0}, median" for a in alphas[1:]) + " |"
-    lines = [head, "|---" * (1 + 2 * len(alphas) - 1) + "|"]
+    lines = [head, "|---" * (2 * len(alphas)) + "|"]   # case, iterations, ratios
     for case, rows in results.items():
         cells = []
         for a in alphas:

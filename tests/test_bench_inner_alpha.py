@@ -10,7 +10,8 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 
-def test_inner_alpha_script_table(capsys):
+
+def test_inner_alpha_script_table():
     """bench/inner_alpha.py: each alpha's run stops at the first iteration
     that reaches scikit-learn's error, and the table has one row per case."""
     pytest.importorskip("sklearn")
