@@ -270,6 +270,36 @@ def dot64(X, Y) -> float:
     return _dot64_parallel(X, Y)
 
 
+
+def _abs_sum64_body(X):
+    p, k = X.shape
+    total = 0.0
+    for i in prange(p):
+        s = 0.0
+        for j in range(k):
+            s += abs(np.float64(X[i, j]))
+        total += s
+    return total
+
+
+_abs_sum64_parallel = njit_build(_abs_sum64_body, "_abs_sum64_parallel", parallel=True,
+                                 fastmath=_FM_REDUCE)
+_abs_sum64_serial = njit_build(_abs_sum64_body, "_abs_sum64_serial", fastmath=_FM_REDUCE)
+
+
+def abs_sum64(X) -> float:
+    """``sum(|X|)`` accumulated in float64, for C or F ordered X (p, k).
+
+    One read of X and no temporary (``np.abs(A).sum()`` writes a copy of A:
+    0.2 s of a Fashion-MNIST init). O(p k); parallel when large.
+    """
+    if not X.flags.c_contiguous:
+        X = X.T
+    if X.size < _SERIAL_BELOW:
+        return _abs_sum64_serial(X)
+    return _abs_sum64_parallel(X)
+
+
 _TILE = 64
 
 
@@ -364,20 +394,14 @@ def lower_tri_inverse_(L, X):
             X[i, j] *= d
 
 
-@njit(cache=True)
-def ridge_inverse_small_(G, alpha, rcond, out):
-    """``out <- (G + alpha I)^{-1}`` (float64) through the Cholesky factor,
-    for small k: the fast path of :func:`fastnmf._linalg.ridge_inverse`.
+@njit(cache=True, inline="always")
+def _cholesky_lower_in_(G, alpha, rcond, L):
+    """``L <- chol(G + alpha I)`` (lower, float64; reads G's lower triangle).
 
-    Reads the lower triangle of G (k, k), like LAPACK's potrf. Returns False,
-    with ``out`` undefined, when the factorization breaks down (not positive
-    definite, NaN/Inf) or its pivots show ``cond > 1/rcond`` (the caller's
-    shift path takes over); True otherwise. O(k^3); one k x k scratch matrix.
-    Not parallel: at k <= 64 the LAPACK route's cost was Python and NumPy
-    call overhead (~14 us at k = 10), not arithmetic.
+    False, with L undefined, when the factorization breaks down (not
+    positive definite, NaN/Inf) or its pivots show ``cond > 1/rcond``.
     """
     k = G.shape[0]
-    L = np.zeros((k, k))
     for j in range(k):
         s = np.float64(G[j, j]) + alpha
         for p in range(j):
@@ -399,9 +423,13 @@ def ridge_inverse_small_(G, alpha, rcond, out):
     for j in range(k):
         dmin = min(dmin, L[j, j])
         dmax = max(dmax, L[j, j])
-    if dmin * dmin < rcond * dmax * dmax:
-        return False
-    # L <- L^{-1} in place (lower triangular), column by column.
+    return dmin * dmin >= rcond * dmax * dmax
+
+
+@njit(cache=True, inline="always")
+def _invert_lower_in_(L):
+    """``L <- L^{-1}`` in place (lower triangular), column by column."""
+    k = L.shape[0]
     for j in range(k):
         L[j, j] = 1.0 / L[j, j]
         for i in range(j + 1, k):
@@ -409,6 +437,25 @@ def ridge_inverse_small_(G, alpha, rcond, out):
             for p in range(j, i):
                 t -= L[i, p] * L[p, j]
             L[i, j] = t / L[i, i]
+
+
+@njit(cache=True)
+def ridge_inverse_small_(G, alpha, rcond, out):
+    """``out <- (G + alpha I)^{-1}`` (float64) through the Cholesky factor,
+    for small k: the fast path of :func:`fastnmf._linalg.ridge_inverse`.
+
+    Reads the lower triangle of G (k, k), like LAPACK's potrf. Returns False,
+    with ``out`` undefined, when the factorization breaks down (not positive
+    definite, NaN/Inf) or its pivots show ``cond > 1/rcond`` (the caller's
+    shift path takes over); True otherwise. O(k^3); one k x k scratch matrix.
+    Not parallel: at k <= 64 the LAPACK route's cost was Python and NumPy
+    call overhead (~14 us at k = 10), not arithmetic.
+    """
+    k = G.shape[0]
+    L = np.zeros((k, k))
+    if not _cholesky_lower_in_(G, alpha, rcond, L):
+        return False
+    _invert_lower_in_(L)
     # out = L^{-T} L^{-1}
     for i in range(k):
         for j in range(i, k):
@@ -417,4 +464,25 @@ def ridge_inverse_small_(G, alpha, rcond, out):
                 t += L[p, i] * L[p, j]
             out[i, j] = t
             out[j, i] = t
+    return True
+
+
+@njit(cache=True)
+def cholesky_inverse_factor_(G, rcond, out):
+    """``out <- L^{-1}`` (lower triangular, float64) for ``L L^T = G``.
+
+    One compiled call for the small factorization of
+    :func:`fastnmf._linalg.orthonormal_columns` (k = rank + oversampling):
+    the NumPy route (``cholesky``, then the inverse) costs ~50 us of call
+    overhead at k = 20. Reads the lower triangle of G; returns False (out
+    undefined) on breakdown or ``cond > 1/rcond``, as
+    :func:`ridge_inverse_small_`. O(k^3 / 3).
+    """
+    k = G.shape[0]
+    for i in range(k):
+        for j in range(k):
+            out[i, j] = 0.0
+    if not _cholesky_lower_in_(G, 0.0, rcond, out):
+        return False
+    _invert_lower_in_(out)
     return True

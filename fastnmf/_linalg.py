@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels import lower_tri_inverse_, ridge_inverse_small_
+from ._comm import SERIAL
+from ._kernels import cholesky_inverse_factor_, lower_tri_inverse_, ridge_inverse_small_
 
 #: Largest k for the compiled fast path of ridge_inverse. Above it the
 #: route through numpy's Cholesky is faster: at k = 48 it takes 33 us
@@ -126,3 +127,76 @@ def pinv_factor_into(M, X, G, alpha: float):
     """
     np.matmul(X, ridge_inverse(G, alpha, X.dtype), out=M)
     return M
+
+
+#: ``orthonormal_columns`` takes Householder QR when a Cholesky pivot ratio
+#: shows ``cond(Y)^2 > 1 / _CHOLQR_RCOND`` (CholeskyQR2 needs cond(Y) below
+#: about u^(-1/2) = 6.7e7 in float64; this stops at 1e7).
+_CHOLQR_RCOND = 1e-14
+
+
+def orthonormal_columns(Y, passes: int = 2) -> np.ndarray:
+    """An orthonormal basis of the column span of Y (m, e), m >= e, in Y's dtype.
+
+    CholeskyQR2 (Fukaya, Nakatsukasa, Yanagisawa & Yamamoto 2014), in
+    float64: twice ``Q <- Q L^{-T}`` with ``L L^T = Q^T Q``, i.e. two Gram
+    products and two m x e x e products on BLAS plus two e x e
+    factorizations, against LAPACK's Householder QR (``numpy.linalg.qr``),
+    whose panel factorization runs at a fraction of GEMM speed: 224 ms
+    against 61 ms for the 60000 x 60 range basis of a Fashion-MNIST
+    randomized SVD, 0.68 ms against 0.39 ms at 1797 x 20 (digits; 2 threads,
+    one AMD EPYC core each, session 15). Rank-deficient or too
+    ill-conditioned Y (a Cholesky pivot ratio beyond ``_CHOLQR_RCOND``, or a
+    second pass that is not close to the identity) takes Householder QR,
+    which returns a basis of the same dimension. The returned columns span
+    the same space as Householder's; the basis itself differs by an
+    orthogonal e x e rotation (and rounding). O(m e^2).
+
+    ``passes=1`` (one CholeskyQR pass) gives a basis whose columns are
+    orthonormal to ``u cond(Y)^2`` only, at half the cost: enough where only
+    the span matters and the next step re-orthonormalises (the randomized
+    SVD's power iterations).
+    """
+    m, e = Y.shape
+    if e == 0 or m < e:
+        return np.linalg.qr(Y)[0]
+    Q = np.array(Y, dtype=np.float64)
+    Linv = np.empty((e, e))
+    for sweep in range(passes):
+        G = Q.T @ Q
+        if not cholesky_inverse_factor_(G, _CHOLQR_RCOND, Linv):
+            return np.linalg.qr(Y)[0]
+        if sweep == 1 and np.abs(np.diagonal(Linv) - 1.0).max() > 0.1:
+            return np.linalg.qr(Y)[0]
+        Q = Q @ Linv.T
+    return Q.astype(Y.dtype, copy=False)
+
+
+def cholesky_qr_pass(Z, comm=SERIAL, n_rows: int = None) -> np.ndarray:
+    """One CholeskyQR pass over Z (p, e) whose rows may be split across
+    processes: ``Z L^{-T}`` with ``L L^T = sum over processes of Z^T Z``.
+
+    A basis of the span of Z (the product with an invertible e x e matrix)
+    that is orthonormal to ``u cond(Z)^2``: the normalisation of a subspace
+    iteration, where only the span matters. One e x e allreduce; float64
+    inside, Z's dtype out. Where the Gram matrix is numerically singular it
+    is shifted by ``11 (n_rows e + e (e + 1)) u trace`` (shifted CholeskyQR,
+    Fukaya, Kannan, Nakatsukasa, Yamamoto & Yanagisawa 2020: definite for
+    any Z), which keeps the span and bounds the condition of the result;
+    ``n_rows``: rows over all processes (p for one). Z is returned as is if
+    it is all zeros. O(p e^2).
+    """
+    p, e = Z.shape
+    Z64 = np.asarray(Z, dtype=np.float64)
+    G = comm.sum_(np.ascontiguousarray(Z64.T @ Z64))
+    Linv = np.empty((e, e))
+    if not cholesky_inverse_factor_(G, _CHOLQR_RCOND, Linv):
+        trace = float(np.trace(G))
+        if not (0.0 < trace < np.inf):
+            return Z
+        rows = p if n_rows is None else n_rows
+        shift = 11.0 * (rows * e + e * (e + 1)) * np.finfo(np.float64).eps * trace
+        G.flat[:: e + 1] += shift
+        if not cholesky_inverse_factor_(G, 0.0, Linv):
+            return Z
+    return (Z64 @ Linv.T).astype(Z.dtype, copy=False)

@@ -195,6 +195,8 @@ def test_dot64_accumulates_in_float64(rng, dtype, order, shape):
     # accumulator would be off by ~1e-6).
     np.testing.assert_allclose(K.dot64(X, Y), expected, rtol=1e-11)
     np.testing.assert_allclose(_blocks.sq_norm(X), np.sum(ref.f64(X) ** 2), rtol=1e-11)
+    # |X| summed the same way, for C and F order, serial and parallel builds
+    np.testing.assert_allclose(K.abs_sum64(X), float(np.sum(np.abs(ref.f64(X)))), rtol=1e-11)
 
 
 # --------------------------------------------------------------------------

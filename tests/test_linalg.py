@@ -159,3 +159,71 @@ def test_gram(rng):
     np.testing.assert_allclose(L.gram(X), X.T @ X, rtol=1e-12)
     out = np.empty((4, 4))
     assert L.gram(X, out=out) is out
+
+
+def _same_span(Q, R, tol):
+    """The orthogonal projectors onto the spans of Q and R agree."""
+    Q, R = Q.astype(np.float64), R.astype(np.float64)
+    return np.abs(Q @ Q.T - R @ R.T).max() <= tol
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (7, 7), (50, 3), (1797, 20), (400, 60)])
+@pytest.mark.parametrize("passes", [1, 2])
+def test_orthonormal_columns_matches_householder_span(rng, dtype, shape, passes):
+    """CholeskyQR (one or two passes) spans what numpy's Householder QR spans,
+    with orthonormal columns, in Y's dtype."""
+    m, e = shape
+    # columns of very different scales (a power iteration's Y looks like this)
+    Y = (rng.standard_normal((m, e)) * np.logspace(0, -3, e)).astype(dtype)
+    Q = L.orthonormal_columns(Y, passes=passes)
+    assert Q.dtype == dtype and Q.shape == (m, e)
+    eps = np.finfo(dtype).eps
+    tol = 100 * eps * max(m, e)
+    if passes == 1:   # one pass: orthonormal to u cond(Y)^2 (float64 inside)
+        tol += 10 * np.finfo(np.float64).eps * np.linalg.cond(Y.astype(np.float64)) ** 2
+    assert np.abs(Q.T.astype(np.float64) @ Q - np.eye(e)).max() <= tol
+    assert _same_span(Q, np.linalg.qr(Y)[0], 1e3 * eps * max(m, e) + 2 * tol)
+
+
+@pytest.mark.parametrize("case", ["zero_column", "repeated_column", "rank_one", "nan"])
+def test_orthonormal_columns_falls_back_to_householder(rng, case):
+    """Where Cholesky QR cannot work (rank-deficient or non-finite Y) the
+    result is numpy's Householder QR, bit for bit."""
+    Y = rng.standard_normal((60, 6))
+    if case == "zero_column":
+        Y[:, 2] = 0.0
+    elif case == "repeated_column":
+        Y[:, 4] = Y[:, 1]
+    elif case == "rank_one":
+        Y = np.outer(rng.standard_normal(60), rng.standard_normal(6))
+    else:
+        Y[3, 3] = np.nan
+    expected = np.linalg.qr(Y)[0]
+    for passes in (1, 2):
+        np.testing.assert_array_equal(L.orthonormal_columns(Y, passes=passes), expected)
+
+
+def test_orthonormal_columns_ill_conditioned_stays_orthonormal(rng):
+    """cond(Y) near the CholeskyQR2 limit: the result is still orthonormal to
+    float64 rounding (by either route)."""
+    U, _ = np.linalg.qr(rng.standard_normal((300, 8)))
+    V, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    for cond in (1e4, 1e6, 1e8, 1e12):
+        Y = (U * np.logspace(0, -np.log10(cond), 8)) @ V
+        Q = L.orthonormal_columns(Y)
+        assert np.abs(Q.T @ Q - np.eye(8)).max() < 1e-12
+        assert _same_span(Q, U, 1e-14 * cond * 100)
+
+
+def test_cholesky_inverse_factor_matches_numpy(rng):
+    for k in (1, 2, 9, 40):
+        G = _spd(rng, k)
+        out = np.full((k, k), np.nan)
+        assert K.cholesky_inverse_factor_(G, 1e-14, out)
+        np.testing.assert_allclose(out, np.linalg.inv(np.linalg.cholesky(G)), rtol=1e-9,
+                                   atol=1e-12 * np.abs(out).max())
+        assert (np.triu(out, 1) == 0).all()
+    G = _spd(rng, 4)
+    G[1, 1] = -1.0
+    assert not K.cholesky_inverse_factor_(G, 1e-14, np.empty((4, 4)))
