@@ -300,6 +300,47 @@ def abs_sum64(X) -> float:
     return _abs_sum64_parallel(X)
 
 
+
+_SCAN_BLOCK = 4096   # elements per task of the validation scan
+
+
+def _scan_body(x):
+    n = x.shape[0]
+    zero = x.dtype.type(0)
+    nb = (n + _SCAN_BLOCK - 1) // _SCAN_BLOCK
+    bad = 0.0
+    negative = 0.0
+    for b in prange(nb):
+        s = zero
+        t = zero
+        for i in range(b * _SCAN_BLOCK, min(n, (b + 1) * _SCAN_BLOCK)):
+            v = x[i]
+            s += v * zero                  # 0 for a finite v, NaN for NaN or +-Inf
+            t += v if v < zero else zero   # < 0 iff some v < 0 (a count does not vectorise)
+        bad += s
+        negative += t
+    return bad, negative
+
+
+_scan_parallel = njit_build(_scan_body, "_scan_parallel", parallel=True, fastmath=_FM_REDUCE)
+_scan_serial = njit_build(_scan_body, "_scan_serial", fastmath=_FM_REDUCE)
+
+
+def scan_finite_sign(x):
+    """``(all entries finite, some entry negative)`` of a 1-D contiguous
+    float array, in one read and without a temporary.
+
+    The validation of every public function's data: ``np.isfinite(A).all()``
+    and ``A.min()`` read A twice and write a boolean copy. A NaN or Inf
+    makes the float sum of ``v * 0`` NaN (the kernel's fast-math flags keep
+    NaN and Inf semantics); the sum of the negative entries is < 0 iff there
+    is one (-0.0 is not negative, as for ``A.min() < 0``). O(n); parallel
+    when large.
+    """
+    bad, negative = (_scan_serial if x.shape[0] < _SERIAL_BELOW else _scan_parallel)(x)
+    return bad == 0.0, negative < 0.0
+
+
 _TILE = 64
 
 

@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+from ._kernels import scan_finite_sign
+
 _FLOATS = (np.float32, np.float64)
 
 # Set by trusted_data(): skip the checks that read every entry of an array.
@@ -88,9 +90,13 @@ def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None,
         arr = np.ascontiguousarray(arr)
     if _TRUSTED.get():
         return arr
-    if not np.isfinite(arr).all():
+    # One compiled read of A for both checks (np.isfinite(A).all() and
+    # A.min() read it twice and write a boolean copy: 28 vs 12 us on
+    # digits, 34 vs 8 ms on Fashion-MNIST's 60000 x 784, 2 threads).
+    finite, negative = scan_finite_sign(arr.ravel(order="K"))
+    if not finite:
         raise ValueError(f"{name} contains NaN or Inf")
-    if nonnegative and arr.size and arr.min() < 0:
+    if nonnegative and negative:
         raise ValueError(f"{name} must be nonnegative, but its minimum is {arr.min()!r}")
     return arr
 
@@ -150,14 +156,24 @@ def check_factor(X, name: str, shape, dtype, *, nonnegative: bool,
     return np.array(arr, dtype=dtype, order="C", copy=True)
 
 
-def check_random_state(random_state) -> np.random.Generator:
+def check_random_state(random_state, *, build: bool = True):
+    """A numpy Generator for ``random_state`` (None, an int, a SeedSequence,
+    a Generator or a legacy RandomState, which gives one draw for the seed).
+
+    ``build=False`` only checks the type and returns ``random_state``: for
+    calls that may not need random numbers (an explicit ``init`` pair), since
+    ``default_rng(None)`` reads OS entropy (18-41 us, the largest part of a
+    small solve's validation).
+    """
     if random_state is None or isinstance(random_state, (numbers.Integral, np.random.SeedSequence)):
         if isinstance(random_state, bool):
             raise TypeError("random_state must be None, an int or a numpy Generator")
-        return np.random.default_rng(random_state)
+        return np.random.default_rng(random_state) if build else random_state
     if isinstance(random_state, np.random.Generator):
         return random_state
     if isinstance(random_state, np.random.RandomState):
+        if not build:
+            return random_state
         return np.random.default_rng(random_state.randint(0, 2**31 - 1))
     raise TypeError(
         f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"

@@ -58,11 +58,12 @@ def _check_init(A, k, init, nonneg_U, comm):
     return check_choice(init, "init", INITS)
 
 
-def _start(A, k, init, rng, comm):
-    """The starting factors (U, Vt) for a validated init (collective)."""
+def _start(A, k, init, random_state, comm):
+    """The starting factors (U, Vt) for a validated init and random_state
+    (collective); the random generator is made only for a named init."""
     if isinstance(init, tuple):
         return init
-    return initialize(A, k, init, rng, comm)
+    return initialize(A, k, init, check_random_state(random_state), comm)
 
 
 @sized_by(rank_arg)
@@ -156,10 +157,10 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
             # multiplicative update can never move an entry off 0: whole factors
             # lock at zero (seen on digits from the nndsvda start).
             raise ValueError("extrapolate=True is only available with solver='hals'")
-        rng = check_random_state(random_state)
+        check_random_state(random_state, build=False)
         init = _check_init(A, k, init, True, comm)
     N = check_distributed(comm, A)
-    U, Vt = _start(A, k, init, rng, comm)
+    U, Vt = _start(A, k, init, random_state, comm)
     return _nmf_loop(A, U, Vt, solver=solver, max_iter=max_iter, tol=tol, n_inner=n_inner,
                      inner_alpha=inner_alpha, inner_tol=inner_tol, eps=eps,
                      extrapolate=bool(extrapolate), comm=comm, n_total=N)

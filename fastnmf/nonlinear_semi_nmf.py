@@ -83,10 +83,10 @@ def nonlinear_semi_nmf(A, rank, *, activation="relu", init="nndsvda", max_iter=1
         n_inner = check_int(n_inner, "n_inner", minimum=1)
         omega = check_float(omega, "omega", strict=True)
         alpha = check_float(alpha, "alpha")
-        rng = check_random_state(random_state)
+        check_random_state(random_state, build=False)
         init = _check_init(A, k, init, False, comm)
     check_distributed(comm, A)
-    U, Vt = _start(A, k, init, rng, comm)
+    U, Vt = _start(A, k, init, random_state, comm)
     m, n = A.shape
     dt = A.dtype
     EG = B.cross_gram_buffer(m, k, dt)   # [A V^T or R V^T; V V^T], reduced per U-step

@@ -78,10 +78,10 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
         max_iter, tol, n_inner, inner_alpha, inner_tol, eps = _check_iteration_options(
             A.dtype, max_iter, tol, n_inner, inner_alpha, inner_tol, eps)
         alpha = check_float(alpha, "alpha")
-        rng = check_random_state(random_state)
+        check_random_state(random_state, build=False)
         init = _check_init(A, k, init, False, comm)
     check_distributed(comm, A)
-    U, Vt = _start(A, k, init, rng, comm)
+    U, Vt = _start(A, k, init, random_state, comm)
 
     m, n = A.shape
     dt = A.dtype
