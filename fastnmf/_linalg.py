@@ -133,10 +133,37 @@ def pinv_factor_into(M, X, G, alpha: float):
 #: shows ``cond(Y)^2 > 1 / _CHOLQR_RCOND`` (CholeskyQR2 needs cond(Y) below
 #: about u^(-1/2) = 6.7e7 in float64; this stops at 1e7).
 _CHOLQR_RCOND = 1e-14
+#: CholeskyQR only for bases with at least this many rows per column (one
+#: pass / two); below, Householder is as fast and needs no fallback (2
+#: threads, session 15, Householder against one / two CholeskyQR passes:
+#: 784 x 510 43 ms against 21 / 42; 1300 x 510 54 against 29 / 56;
+#: 2000 x 510 127 against 37 / 74; 600 x 200 7.9 against 2.8 / 5.5).
+_CHOLQR_MIN_ASPECT = {1: 1.0, 2: 3.0}
+#: Above this size the e x e factor is inverted through LAPACK's Cholesky and
+#: the row-oriented ``lower_tri_inverse_`` (the one-call compiled kernel is
+#: unblocked: fine at e = 60, ~60 ms at e = 510).
+_CHOLQR_SMALL_E = 64
+
+
+def _cholesky_inverse_factor(G, rcond, out) -> bool:
+    """``out <- L^{-1}`` for ``L L^T = G`` (float64, e x e); False on
+    breakdown or a pivot ratio beyond ``rcond`` (out undefined)."""
+    e = G.shape[0]
+    if e <= _CHOLQR_SMALL_E:
+        return cholesky_inverse_factor_(G, rcond, out)
+    try:
+        L = np.linalg.cholesky(G)
+    except np.linalg.LinAlgError:
+        return False
+    d = np.diagonal(L)
+    if not (np.isfinite(L).all() and d.min() ** 2 >= rcond * d.max() ** 2):
+        return False
+    lower_tri_inverse_(L, out)
+    return True
 
 
 def orthonormal_columns(Y, passes: int = 2) -> np.ndarray:
-    """An orthonormal basis of the column span of Y (m, e), m >= e, in Y's dtype.
+    """An orthonormal basis of the column span of Y (m, e), in Y's dtype.
 
     CholeskyQR2 (Fukaya, Nakatsukasa, Yanagisawa & Yamamoto 2014), in
     float64: twice ``Q <- Q L^{-T}`` with ``L L^T = Q^T Q``, i.e. two Gram
@@ -145,7 +172,9 @@ def orthonormal_columns(Y, passes: int = 2) -> np.ndarray:
     whose panel factorization runs at a fraction of GEMM speed: 224 ms
     against 61 ms for the 60000 x 60 range basis of a Fashion-MNIST
     randomized SVD, 0.68 ms against 0.39 ms at 1797 x 20 (digits; 2 threads,
-    one AMD EPYC core each, session 15). Rank-deficient or too
+    one AMD EPYC core each, session 15). Bases with fewer than
+    ``_CHOLQR_MIN_ASPECT`` rows per column, where Householder is the faster,
+    and rank-deficient or too
     ill-conditioned Y (a Cholesky pivot ratio beyond ``_CHOLQR_RCOND``, or a
     second pass that is not close to the identity) takes Householder QR,
     which returns a basis of the same dimension. The returned columns span
@@ -158,13 +187,13 @@ def orthonormal_columns(Y, passes: int = 2) -> np.ndarray:
     SVD's power iterations).
     """
     m, e = Y.shape
-    if e == 0 or m < e:
+    if e == 0 or m < _CHOLQR_MIN_ASPECT[passes] * e:
         return np.linalg.qr(Y)[0]
     Q = np.array(Y, dtype=np.float64)
     Linv = np.empty((e, e))
     for sweep in range(passes):
         G = Q.T @ Q
-        if not cholesky_inverse_factor_(G, _CHOLQR_RCOND, Linv):
+        if not _cholesky_inverse_factor(G, _CHOLQR_RCOND, Linv):
             return np.linalg.qr(Y)[0]
         if sweep == 1 and np.abs(np.diagonal(Linv) - 1.0).max() > 0.1:
             return np.linalg.qr(Y)[0]
@@ -190,13 +219,13 @@ def cholesky_qr_pass(Z, comm=SERIAL, n_rows: int = None) -> np.ndarray:
     Z64 = np.asarray(Z, dtype=np.float64)
     G = comm.sum_(np.ascontiguousarray(Z64.T @ Z64))
     Linv = np.empty((e, e))
-    if not cholesky_inverse_factor_(G, _CHOLQR_RCOND, Linv):
+    if not _cholesky_inverse_factor(G, _CHOLQR_RCOND, Linv):
         trace = float(np.trace(G))
         if not (0.0 < trace < np.inf):
             return Z
         rows = p if n_rows is None else n_rows
         shift = 11.0 * (rows * e + e * (e + 1)) * np.finfo(np.float64).eps * trace
         G.flat[:: e + 1] += shift
-        if not cholesky_inverse_factor_(G, 0.0, Linv):
+        if not _cholesky_inverse_factor(G, 0.0, Linv):
             return Z
     return (Z64 @ Linv.T).astype(Z.dtype, copy=False)

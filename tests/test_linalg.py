@@ -168,7 +168,8 @@ def _same_span(Q, R, tol):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1), (7, 7), (50, 3), (1797, 20), (400, 60)])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 7), (50, 3), (1797, 20), (400, 60),
+                                   (150, 100), (400, 100)])   # e > 64: LAPACK factor
 @pytest.mark.parametrize("passes", [1, 2])
 def test_orthonormal_columns_matches_householder_span(rng, dtype, shape, passes):
     """CholeskyQR (one or two passes) spans what numpy's Householder QR spans,
@@ -227,3 +228,30 @@ def test_cholesky_inverse_factor_matches_numpy(rng):
     G = _spd(rng, 4)
     G[1, 1] = -1.0
     assert not K.cholesky_inverse_factor_(G, 1e-14, np.empty((4, 4)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("e", [5, 80])
+def test_cholesky_qr_pass_keeps_the_span(rng, dtype, e):
+    """One pass (the subspace iteration's normalisation, rows possibly split
+    across processes): same span, near-orthonormal columns; a rank-deficient
+    Z takes the shifted Gram and stays finite; all zeros come back as is."""
+    Z = (rng.standard_normal((6 * e, e)) * np.logspace(0, -2, e)).astype(dtype)
+    Q = L.cholesky_qr_pass(Z)
+    assert Q.dtype == dtype and Q.shape == Z.shape
+    eps = np.finfo(dtype).eps
+    assert np.abs(Q.T.astype(np.float64) @ Q - np.eye(e)).max() < 1e3 * eps * e
+    assert _same_span(Q, np.linalg.qr(Z)[0], 1e4 * eps * e)
+    Zd = Z.copy()
+    Zd[:, 1] = Zd[:, 0]                      # rank e - 1: Cholesky breaks down
+    Qd = L.cholesky_qr_pass(Zd)
+    assert np.isfinite(Qd).all()
+    # the span of the rank-deficient Z is kept (its basis is not orthonormal)
+    P = np.linalg.qr(Zd.astype(np.float64)[:, 1:])[0]      # basis of span(Zd)
+    resid = Qd.astype(np.float64) - P @ (P.T @ Qd.astype(np.float64))
+    # (to sqrt(u) in float64: the shift lifts the rounding-level component
+    # along the missing direction, ~sqrt(u / (11 p e)) of the result)
+    tol = max(10 * eps, 10 * np.sqrt(np.finfo(np.float64).eps))
+    assert np.abs(resid).max() < tol * np.abs(Qd).max()
+    zero = np.zeros((10, 3), dtype)
+    assert L.cholesky_qr_pass(zero) is zero
