@@ -241,33 +241,44 @@ def bench_init(args):
     from fastnmf._linalg import orthonormal_columns
     seed = int(str(args.seeds).split(",")[0])
     rows, basis = [], []
+    cases = []
     for name, X, k in datasets(args.quick):
+        cases.append((name, X, k))
+        m, n = X.shape
+        cases.append((f"{name} transposed ({n}x{m}: samples as columns)",
+                      np.ascontiguousarray(X.T), k))
+    for name, X, k in cases:
         (sk_t, (W, H)), (ft, r) = interleaved_medians(
             [lambda: _initialize_nmf(X, k, init="nndsvda", random_state=seed),
              lambda: fastnmf.nmf(X, k, init="nndsvda", max_iter=0, random_state=seed)],
             args.repeat)
         rows.append([f"{name} (rank {k})", f"{sk_t:.3f}", f"{rel_err(X, W, H):.4f}",
                      f"{ft:.3f}", f"{rel_err(X, r.U, r.V):.4f}", f"**{sk_t / ft:.2f}x**"])
-        # the range finder's basis: m x (k + 10), m = rows of A, one per
-        # power iteration (7) plus the final one
-        Y = np.random.default_rng(seed).standard_normal((X.shape[0], k + 10)).astype(X.dtype)
-        (qr_t, _), (cq_t, _) = interleaved_medians(
-            [lambda: np.linalg.qr(Y), lambda: orthonormal_columns(Y)], max(args.repeat, 5))
-        basis.append([f"{X.shape[0]} x {k + 10}", f"{qr_t * 1e3:.2f}", f"{cq_t * 1e3:.2f}",
-                      f"**{qr_t / cq_t:.2f}x**"])
+        if X.shape[0] > X.shape[1]:
+            # the final range basis, m x (k + 10), m = rows of A
+            Y = np.random.default_rng(seed).standard_normal((X.shape[0], k + 10))
+            Y = Y.astype(X.dtype)
+            (qr_t, _), (cq_t, _) = interleaved_medians(
+                [lambda: np.linalg.qr(Y), lambda: orthonormal_columns(Y)], max(args.repeat, 5))
+            basis.append([f"{X.shape[0]} x {k + 10}", f"{qr_t * 1e3:.2f}",
+                          f"{cq_t * 1e3:.2f}", f"**{qr_t / cq_t:.2f}x**"])
     table("The nndsvda start: fastnmf vs scikit-learn", [
         "data", "scikit-learn `_initialize_nmf` s", "its rel. error", "fastnmf.nmf(max_iter=0) s",
         "its rel. error", "speed-up"], rows,
-        f"Both randomized SVDs with 7 power iterations (seed {seed}); fastnmf's time includes "
+        f"Both randomized SVDs with 7 power iterations (seed {seed}; fastnmf's run on the "
+        f"m x m Gram matrix for the transposed data, see fastnmf/_init.py); fastnmf's time "
+        f"includes "
         f"its input validation and the start's error. float32, {args.threads} threads, timed "
         f"in turns, medians of {args.repeat} (of at least 21 under 50 ms). A user's "
         f"`fastnmf.nmf(X, k)` pays this once before its first iteration.")
     table("Range basis of the randomized SVD: Householder QR vs CholeskyQR2", [
         "Y (m x (k + 10))", "numpy.linalg.qr ms", "fastnmf orthonormal_columns ms",
         "speed-up"], basis,
-        "Standard normal Y of the init's shape, float32 (fastnmf computes in float64 and "
-        "returns float32); timed in turns, medians. The randomized SVD orthonormalises such a "
-        "basis 8 times (the 7 power iterations take one CholeskyQR pass, half this cost).")
+        "Standard normal Y of the shape of the final range basis, float32 (fastnmf computes "
+        "in float64 and returns float32); timed in turns, medians. Until session 15 the "
+        "randomized SVD orthonormalised such a basis 8 times with Householder; now the 7 power "
+        "iterations normalise the shorter side with one CholeskyQR pass each, and this basis "
+        "is orthonormalised once.")
 
 
 # --------------------------------------------------------------------------- GEMM floor

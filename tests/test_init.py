@@ -42,13 +42,29 @@ def _nndsvd_reference(A, k, fill_zeros):
     return W, H
 
 
+def _decaying(dtype, m, n, seed=0):
+    """m x n with singular values 0.8^j (well separated, fast decay)."""
+    rng = np.random.default_rng(seed)
+    r = min(m, n)
+    U, _ = np.linalg.qr(rng.standard_normal((m, r)))
+    V, _ = np.linalg.qr(rng.standard_normal((n, r)))
+    return np.ascontiguousarray((U * 0.8 ** np.arange(r)) @ V.T, dtype=dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("transpose", [False, True])
-def test_randomized_svd_matches_numpy_svd(dtype, transpose):
-    """Digits (1797 x 64 and its transpose): the top ten singular triplets."""
-    A = _digits(dtype)
-    if transpose:
-        A = np.ascontiguousarray(A.T)
+@pytest.mark.parametrize("case", ["digits", "digits.T", "wide", "wide F"])
+def test_randomized_svd_matches_numpy_svd(dtype, case):
+    """The top ten singular triplets, by each of the three routes: digits
+    (1797 x 64: normalised on the samples' side), its transpose (64 rows:
+    the Gram route), and 600 x 700 (neither), in C and F order."""
+    if case.startswith("digits"):
+        A = _digits(dtype)
+        if case == "digits.T":
+            A = np.ascontiguousarray(A.T)
+    else:
+        A = _decaying(dtype, 600, 700)
+        if case == "wide F":
+            A = np.asfortranarray(A)
     k = 10
     u, s, vt = I.randomized_svd(A, k, 0, n_total=A.shape[1])
     U, S, Vt = np.linalg.svd(A.astype(np.float64), full_matrices=False)
