@@ -270,7 +270,6 @@ def dot64(X, Y) -> float:
     return _dot64_parallel(X, Y)
 
 
-
 def _abs_sum64_body(X):
     p, k = X.shape
     total = 0.0
@@ -298,7 +297,6 @@ def abs_sum64(X) -> float:
     if X.size < _SERIAL_BELOW:
         return _abs_sum64_serial(X)
     return _abs_sum64_parallel(X)
-
 
 
 _SCAN_BLOCK = 4096   # elements per task of the validation scan
@@ -514,8 +512,9 @@ def cholesky_inverse_factor_(G, rcond, out):
 
     One compiled call for the small factorization of
     :func:`fastnmf._linalg.orthonormal_columns` (k = rank + oversampling):
-    the NumPy route (``cholesky``, then the inverse) costs ~50 us of call
-    overhead at k = 20. Reads the lower triangle of G; returns False (out
+    at k = 20 it takes 3.3 us against 8.3 us for numpy's ``cholesky`` and
+    :func:`lower_tri_inverse_` (1 thread, session 15). Reads the lower
+    triangle of G; returns False (out
     undefined) on breakdown or ``cond > 1/rcond``, as
     :func:`ridge_inverse_small_`. O(k^3 / 3).
     """
