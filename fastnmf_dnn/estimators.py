@@ -262,14 +262,28 @@ class NMFNetRegressor(RegressorMixin, BaseNMFNet):
 
     def _score_outputs(self, out, Y, comm=SERIAL):
         """Mean R^2 over the outputs, over all processes (two reductions:
-        the mean first, then the centred sums)."""
+        the mean first, then the centred sums).
+
+        An output that is constant in Y scores 1 if predicted exactly and 0
+        otherwise (scikit-learn's ``r2_score``). Constant means a root mean
+        square deviation within the rounding of the mean itself,
+        ``4 n eps |mean|`` (a sum of n values along an axis is accumulated
+        one row at a time, error up to ~n eps): the mean of 359 equal
+        values differed from them by ~1e-16, a test set's constant column
+        then gave ``ss_tot ~ 7e-30`` and R^2 ~ -1e29 (seen in
+        ``bench/regression.py``).
+        This is the score of ``history_`` and of early stopping;
+        ``score`` is scikit-learn's ``RegressorMixin.score``, whose
+        ``r2_score`` still gives such values.
+        """
         n = comm.sum(Y.shape[0])
         mean = comm.sum_(Y.sum(axis=0)) / n
         ss = comm.sum_(np.concatenate([((Y - out) ** 2).sum(axis=0),
                                        ((Y - mean) ** 2).sum(axis=0)]))
         ss_res, ss_tot = ss[: Y.shape[1]], ss[Y.shape[1]:]
+        varies = ss_tot > n * (4 * n * np.finfo(np.float64).eps * np.abs(mean)) ** 2
         with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1),
+            r2 = np.where(varies, 1 - ss_res / np.where(varies, ss_tot, 1),
                           np.where(ss_res > 0, 0.0, 1.0))
         return float(np.mean(r2))
 

@@ -79,6 +79,39 @@ def test_regressor_needs_bias(seed):
     np.testing.assert_allclose(without.predict(2 * Xt), 2 * without.predict(Xt), rtol=1e-5)
 
 
+def test_regressor_eval_score_with_constant_outputs():
+    """The per-sweep R^2 (eval/validation scores, early stopping) is
+    scikit-learn's r2_score averaged over outputs, with a constant output
+    scoring 1 if predicted exactly, else 0, also when its value's mean does
+    not round back to it (0.1 repeated 37 times: the summed mean differs by
+    an ulp, ss_tot ~ 1e-30, and R^2 came out ~ -1e24, as scikit-learn's own
+    r2_score, i.e. ``score``, still gives)."""
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    X = rng.random((200, 3))
+    Y = np.c_[X @ [1.0, -1.0, 0.5], np.full(200, 0.1)]
+    Xt = rng.random((37, 3))
+    Yt = np.c_[Xt @ [1.0, -1.0, 0.5], np.full(37, 0.1)]
+    assert np.sum(Yt[:, 1]) / 37 != 0.1             # the rounding the rule is for
+    hist = []
+    reg = NMFNetRegressor((6,), max_iter=3, random_state=0, dtype=np.float64).fit(
+        X, Y, eval_set=(Xt, Yt), callback=lambda est, it, rec: hist.append(rec["eval_score"]))
+    P = reg.predict(Xt)
+    r2_0 = metrics.r2_score(Yt[:, 0], P[:, 0])
+    exact = np.all(P[:, 1] == 0.1)
+    assert hist[-1] == pytest.approx((r2_0 + (1.0 if exact else 0.0)) / 2, rel=1e-6)
+    assert reg._score_outputs(np.c_[P[:, 0], np.full(37, 0.1)], Yt) == pytest.approx(
+        (r2_0 + 1) / 2, rel=1e-9)
+    assert reg._score_outputs(np.c_[P[:, 0], np.full(37, 0.2)], Yt) == pytest.approx(
+        r2_0 / 2, rel=1e-9)
+    # a column that varies by more than rounding is scored as before
+    Yv = Yt.copy()
+    Yv[0, 1] = 0.1 + 1e-9
+    ss = np.sum((Yv[:, 1] - Yv[:, 1].mean()) ** 2)
+    want = (r2_0 + 1 - np.sum((Yv[:, 1] - 0.1) ** 2) / ss) / 2
+    assert reg._score_outputs(np.c_[P[:, 0], np.full(37, 0.1)], Yv) == pytest.approx(want)
+
+
 # ---------------------------------------------------------------------------
 # Determinism, dtypes, options.
 # ---------------------------------------------------------------------------
