@@ -1,8 +1,8 @@
 """The backprop peer of the network benchmarks: PyTorch Adam on the same MLP.
 
 ``run_backprop`` trains a ``torch.nn`` ReLU MLP (Adam lr 1e-3, batch 128,
-PyTorch's default init) and returns its test accuracy and cumulative
-training seconds per epoch. By default it trains in a **child process that
+PyTorch's default init) and returns its test accuracy (R^2 with
+``loss="mse"``, regression) and cumulative training seconds per epoch. By default it trains in a **child process that
 never imports fastnmf**, so the peer runs as a PyTorch user runs it:
 
 * Numba's OpenMP layer, once a fastnmf call has started it, had turned
@@ -41,8 +41,9 @@ def backprop_loss(name):
     """The loss ``f(outputs, labels)`` of a backprop run: ``cross_entropy``
     (the baseline), or the least-squares losses NMF training fits:
     ``squared_error`` on one-hot targets and ``squared_hinge`` (no cost
-    beyond the one-hot target on the right side: ``margin_targets``). Both
-    summed over outputs, averaged over the batch."""
+    beyond the one-hot target on the right side: ``margin_targets``); for
+    regression ``mse`` on float targets (``bench/regression.py``). The
+    least-squares ones summed over outputs, averaged over the batch."""
     import torch
     if name == "cross_entropy":
         return torch.nn.functional.cross_entropy
@@ -53,20 +54,42 @@ def backprop_loss(name):
         if name == "squared_hinge":
             R = torch.where(Y > 0, torch.clamp(R, max=0), torch.clamp(R, min=0))
         return (R * R).sum(1).mean()
+    if name == "mse":
+        return lambda out, y: ((out - y) ** 2).sum(1).mean()
     if name not in ("squared_error", "squared_hinge"):
         raise ValueError(f"unknown backprop loss {name!r}")
     return least_squares
+
+
+def r2_score(Y, P):
+    """R^2 of predictions P for targets Y (n, c), averaged over the outputs
+    (scikit-learn's ``r2_score`` default, and ``NMFNetRegressor.score``'s);
+    an output with zero variance counts as 1 if predicted exactly, else 0."""
+    Y = np.asarray(Y, dtype=np.float64).reshape(len(Y), -1)
+    P = np.asarray(P, dtype=np.float64).reshape(Y.shape)
+    ss_res = ((Y - P) ** 2).sum(0)
+    ss_tot = ((Y - Y.mean(0)) ** 2).sum(0)
+    # constant within rounding (NMFNetRegressor.score's rule)
+    n = len(Y)
+    ok = ss_tot > n * (4 * n * np.finfo(np.float64).eps * np.abs(Y.mean(0))) ** 2
+    r2 = np.where(ok, 1 - ss_res / np.where(ok, ss_tot, 1), np.where(ss_res == 0, 1.0, 0.0))
+    return float(r2.mean())
 
 
 def _train(Xtr, ytr, Xte, yte, hidden, epochs, threads, seed, loss):
     """Adam in this process. Returns ``(rows, weights, train_acc)``: rows
     ``(epoch, test accuracy, cumulative seconds)``; weights ``[(W, b)]`` per
     layer as float32 arrays, W (outputs, inputs) as ``torch.nn.Linear``
-    holds it; the final training accuracy."""
+    holds it; the final training accuracy. ``loss="mse"``: regression,
+    ``ytr``/``yte`` float targets (n, c), and R^2 in place of accuracy."""
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    d, c = Xtr.shape[1], int(ytr.max()) + 1
+    regression = loss == "mse"
+    if regression:
+        ytr = np.asarray(ytr, dtype=np.float32).reshape(len(ytr), -1)
+        yte = np.asarray(yte, dtype=np.float32).reshape(len(yte), -1)
+    d, c = Xtr.shape[1], ytr.shape[1] if regression else int(ytr.max()) + 1
     layers, n_in = [], d
     for h in hidden:
         layers += [torch.nn.Linear(n_in, h), torch.nn.ReLU()]
@@ -75,7 +98,11 @@ def _train(Xtr, ytr, Xte, yte, hidden, epochs, threads, seed, loss):
     model = torch.nn.Sequential(*layers)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     lossf = backprop_loss(loss)
-    Xt, yt = torch.from_numpy(Xtr), torch.from_numpy(ytr.astype(np.int64))
+    Xt = torch.from_numpy(Xtr)
+    yt = torch.from_numpy(ytr) if regression else torch.from_numpy(ytr.astype(np.int64))
+
+    def score(out, y):
+        return r2_score(y, out.numpy()) if regression else float((out.argmax(1).numpy() == y).mean())
     Xe = torch.from_numpy(Xte)
     gen = torch.Generator().manual_seed(seed)
     # Warm-up outside the timing (thread pool start, allocator, kernels):
@@ -101,10 +128,10 @@ def _train(Xtr, ytr, Xte, yte, hidden, epochs, threads, seed, loss):
         total += time.perf_counter() - t0
         model.eval()
         with torch.no_grad():
-            acc = float((model(Xe).argmax(1).numpy() == yte).mean())
+            acc = score(model(Xe), yte)
         rows.append((ep + 1, acc, total))
     with torch.no_grad():
-        train_acc = float((model(Xt).argmax(1).numpy() == ytr).mean())
+        train_acc = score(model(Xt), ytr)
     weights = [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy())
                for m in model if isinstance(m, torch.nn.Linear)]
     return rows, weights, train_acc
@@ -123,7 +150,8 @@ def run_backprop(Xtr, ytr, Xte, yte, hidden, epochs, threads, seed, *,
                  loss="cross_entropy", isolated=True, full=False):
     """Adam backprop of a ReLU MLP with hidden widths ``hidden``.
 
-    Returns the rows ``(epoch, test accuracy, cumulative training seconds)``;
+    Returns the rows ``(epoch, test accuracy, cumulative training seconds)``
+    (``loss="mse"``: regression on float targets (n, c), test R^2);
     with ``full=True`` ``(rows, weights, train_acc)`` (see :func:`_train`).
     ``isolated``: train in a child process that does not import fastnmf
     (module docstring); its failure raises ``RuntimeError`` with its stderr.
