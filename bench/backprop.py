@@ -2,8 +2,9 @@
 
 ``run_backprop`` trains a ``torch.nn`` ReLU MLP (Adam lr 1e-3, batch 128,
 PyTorch's default init) and returns its test accuracy (R^2 with
-``loss="mse"``, regression) and cumulative training seconds per epoch. By default it trains in a **child process that
-never imports fastnmf**, so the peer runs as a PyTorch user runs it:
+``loss="mse"``, regression) and cumulative training seconds per epoch.
+By default it trains in a **child process that never imports fastnmf**,
+so the peer runs as a PyTorch user runs it:
 
 * Numba's OpenMP layer, once a fastnmf call has started it, had turned
   nested parallelism on in the libgomp that PyTorch shares when imported
@@ -102,7 +103,9 @@ def _train(Xtr, ytr, Xte, yte, hidden, epochs, threads, seed, loss):
     yt = torch.from_numpy(ytr) if regression else torch.from_numpy(ytr.astype(np.int64))
 
     def score(out, y):
-        return r2_score(y, out.numpy()) if regression else float((out.argmax(1).numpy() == y).mean())
+        if regression:
+            return r2_score(y, out.numpy())
+        return float((out.argmax(1).numpy() == y).mean())
     Xe = torch.from_numpy(Xte)
     gen = torch.Generator().manual_seed(seed)
     # Warm-up outside the timing (thread pool start, allocator, kernels):
