@@ -191,6 +191,44 @@ def relu_residual_(P, A) -> float:
     return K.relu_residual_(P.T, A.T)
 
 
+def linear_residual_(P, A) -> float:
+    """``P <- A - P`` in place; returns ``||P||_F^2``."""
+    if P.flags.c_contiguous:
+        return K.linear_residual_(P, A)
+    return K.linear_residual_(P.T, A.T)
+
+
+def pgn_update_right_(A, U, Vt, P, S, M, damping: float, n_iter: int, errs: list,
+                      fixed_ones_row: bool, step_at_zero: float = 1.0) -> None:
+    """Projected Gauss-Newton steps ``V <- max(0, V + s * U^+ (A - U V))``
+    for the linear model ``A ~ U V`` (V >= 0): the same iteration as
+    :func:`relu_update_right_` with the identity in place of the ReLU.
+
+    ``U^+ = (U^T U + damping I)^{-1} U^T`` (``M`` (m, kf) receives its
+    transpose); ``s`` is 1, or ``step_at_zero`` for the entries of V that
+    are 0 at the start of a step. With ``fixed_ones_row`` the last row of V
+    is never touched and the step uses the first kf = k - 1 columns of U.
+    Appends ``||A - U V||^2`` of the point entering each step to ``errs``.
+    GEMMs per step: ``P = U @ Vt.T`` (m x k x n) and ``S = R.T @ M``
+    (n x m x kf), plus one fused residual pass and one fused clip: for
+    m << k (a network's output layer: m classes, k hidden units) O(n m k)
+    per step, where a multiplicative or HALS step costs O(n k^2).
+    """
+    kf = S.shape[1]
+    Uf = U[:, :kf] if fixed_ones_row else U
+    X = Vt[:, :kf] if fixed_ones_row else Vt
+    pinv_factor_into(M, Uf, gram(Uf), damping)
+    Xu = K.unit_rows(X)
+    for _ in range(n_iter):
+        model_into_(P, U, Vt)
+        errs.append(linear_residual_(P, A))
+        np.matmul(P.T, M, out=S)
+        if step_at_zero == 1.0:
+            K.clip_add_(Xu, S, 1.0)
+        else:
+            K.clip_add_at_zero_(Xu, S, 1.0, step_at_zero)
+
+
 def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: int,
                       errs: list, residual_ready: bool = False, gram_V=None,
                       l2: float = 0.0, comm=SERIAL) -> None:

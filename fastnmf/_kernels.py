@@ -148,6 +148,24 @@ def relu_residual_(P, A):
     return total
 
 
+@njit(parallel=True, cache=True, fastmath=_FM_REDUCE)
+def linear_residual_(P, A):
+    """In place ``P <- A - P``; returns ``sum(P**2)`` in float64.
+
+    P, A: (m, n), same dtype and order. One read of A and P, one write of P.
+    """
+    m, n = P.shape
+    total = 0.0
+    for i in prange(m):
+        s = 0.0
+        for j in range(n):
+            r = A[i, j] - P[i, j]
+            P[i, j] = r
+            s += r * r
+        total += s
+    return total
+
+
 @njit(parallel=True, cache=True, fastmath=_FM)
 def add_scaled_(X, D, omega):
     """In place ``X <- X + omega * D``. X, D: (p, k)."""

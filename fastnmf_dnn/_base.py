@@ -156,8 +156,9 @@ class BaseNMFNet(BaseEstimator):
         for k in ("inner_iter", "z_iter"):
             if k in changes:
                 changes[k] = _check_positive_int(changes[k], k)
-        if "z_solver" in changes and changes["z_solver"] not in ("hals", "mu"):
-            raise ValueError(f"z_solver must be 'hals' or 'mu', got {changes['z_solver']!r}")
+        if "z_solver" in changes and changes["z_solver"] not in ("hals", "mu", "pgn"):
+            raise ValueError(f"z_solver must be 'hals', 'mu' or 'pgn', "
+                             f"got {changes['z_solver']!r}")
         for k in ("bias", "refresh_targets", "margin_targets", "refit_output", "bottom_up"):
             if k in changes and not isinstance(changes[k], (bool, np.bool_)):
                 raise TypeError(f"{k} must be True, False or None, got {changes[k]!r}")

@@ -88,9 +88,16 @@ class TrainOptions:
     omega : float > 0
         Relaxation factor of the fixed-point iterations.
     z_iter : int >= 1
-        HALS sweeps (or MU updates) of the output layer's target update.
-    z_solver : {"hals", "mu"}
-        The output layer's target (V-) step.
+        HALS sweeps (MU updates, Gauss-Newton steps) of the output layer's
+        target update.
+    z_solver : {"hals", "mu", "pgn"}
+        The output layer's target (V-) step: exact NNLS sweeps, the
+        Ding-Li-Jordan multiplicative update, or projected Gauss-Newton
+        steps that leave the targets at 0 where they are 0, as MU does
+        (``fastnmf.nnls(solver="pgn", step_at_zero=0)``, ``z_prox`` its
+        damping). MU moves each target by a step proportional to its value;
+        "pgn" moves every positive target by the Gauss-Newton step and
+        costs O(N c k) per step instead of MU's O(N k^2).
     z_prox : float >= 0
         Proximal weight gamma of every target update: the targets move to
         ``argmin ||layer residual||^2 + gamma ||Z - Z_start||^2``, i.e. they
@@ -534,9 +541,10 @@ class Trainer:
             if record_errors:
                 self.block_errors.append((L, "U", e0, _linear_error(YT, self.W[L - 1], VL, comm)))
         if L > 1:
+            pgn = {"step_at_zero": 0.0} if o.z_solver == "pgn" else {"l1": o.l1}
             r = fastnmf.nnls(YT, self.W[L - 1], V0=VL, solver=o.z_solver, max_iter=o.z_iter,
-                             tol=0.0, fixed_ones_row=fixed, prox=o.z_prox, l1=o.l1,
-                             overwrite=True, track_error=record_errors, comm=comm)
+                             tol=0.0, fixed_ones_row=fixed, prox=o.z_prox, overwrite=True,
+                             track_error=record_errors, comm=comm, **pgn)
             _written(HL, r.V.T)
             if record_errors:
                 self.block_errors.append((L, "V", r.errors[0], r.errors[-1]))
@@ -645,6 +653,9 @@ def check_options(options) -> None:
     if options.bottom_up and not options.refresh_targets:
         raise ValueError("bottom_up=True needs refresh_targets=True (its bottom-up pass "
                          "overwrites the hidden buffers with new activations)")
+    if options.z_solver == "pgn" and options.l1 > 0:
+        raise ValueError("l1 (on the output layer's targets) is not supported with "
+                         "z_solver='pgn'; use z_solver='mu' or 'hals'")
 
 
 def check_data_parallel(options, comm) -> None:
@@ -688,12 +699,15 @@ def sweep_gemm_shapes(sizes, N, options, *, mini_batch=False, grams=False):
     g = [] if refit else [(k, N, k, True), (c, N, k), (c, k, k)]
     if L > 1:
         kf = k - nb
-        g += [(N, c, k), (c, c, k)]
-        if o.z_solver != "mu":
+        if o.z_solver == "pgn":  # U^+ once, then per step U V^T and R^T U^+ (thin)
+            g += [(kf, c, kf, True), (c, kf, kf)] + [(c, k, N), (N, c, kf)] * o.z_iter
+        else:
+            g += [(N, c, k), (c, c, k)]                      # A^T U and U^T U, once
+        if o.z_solver == "hals":
             g += [(N, kf, kf)] * o.z_iter                    # HALS sweeps
-        elif 4 * c <= kf:       # MU: [X W^T | X G-] in one ((X W^T) W: fused, not BLAS)
+        elif o.z_solver == "mu" and 4 * c <= kf:  # [X W^T | X G-] ((X W^T) W: fused, not BLAS)
             g += [(N, kf, kf + c)] * o.z_iter
-        else:                                                # MU: X G+, X G-
+        elif o.z_solver == "mu":                             # MU: X G+, X G-
             g += [(N, kf, kf)] * (2 * o.z_iter)
     bottom_up = _runs_bottom_up(o, L)
     for i in range(L - 1, 0, -1):

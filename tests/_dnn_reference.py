@@ -113,6 +113,20 @@ def mu_semi(V, C, G, n_updates, eps):
     return V
 
 
+def pgn_steps(Vf, U, YT, damping, bias, n_steps):
+    """Projected Gauss-Newton steps of the output layer's targets (free rows
+    Vf), written out: ``Vf <- max(0, Vf + D)`` with ``D = (Uf^T Uf +
+    damping I)^{-1} Uf^T (Y^T - U [Vf; 1])`` where Vf > 0, and 0 where Vf is
+    0 (those targets stay at 0)."""
+    Uf = U[:, :-1] if bias else U
+    Vf = Vf.copy()
+    for _ in range(n_steps):
+        V = np.vstack([Vf, np.ones((1, Vf.shape[1]))]) if bias else Vf
+        D = np.linalg.solve(Uf.T @ Uf + damping * np.eye(Uf.shape[1]), Uf.T @ (YT - U @ V))
+        Vf = np.where(Vf > 0, np.maximum(Vf + D, 0), 0.0)
+    return Vf
+
+
 def forward(W, X, bias):
     """Column-form forward pass: hidden Z[i] (with ones row) and the output."""
     ones = np.ones((1, X.shape[0]))
@@ -179,6 +193,8 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
         C = C - opts["l1"] + gamma * Vf0
         if opts["z_solver"] == "hals":
             Vf = hals_rows(Vf0, C, G, opts["z_iter"])
+        elif opts["z_solver"] == "pgn":
+            Vf = pgn_steps(Vf0, U, YT, gamma, b, opts["z_iter"])
         else:
             Vf = mu_semi(Vf0, C, G, opts["z_iter"], float(np.finfo(dtype).eps))
         Z[L - 1] = np.vstack([Vf, np.ones((1, N))]) if b else Vf

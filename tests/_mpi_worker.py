@@ -80,10 +80,12 @@ def case_solvers():
         check("ridge_lstsq", rel(ref, fastnmf.ridge_lstsq(
             np.ascontiguousarray(S[:, b]), np.ascontiguousarray(V0[:, b]), alpha=0.3,
             comm=COMM)), dt)
-        for solver in ("hals", "mu"):
-            ref = fastnmf.nnls(S, U0, solver=solver, max_iter=30, tol=1e-3, fixed_ones_row=True)
+        for solver in ("hals", "mu", "pgn"):
+            kw = {"step_at_zero": 0.3} if solver == "pgn" else {}
+            ref = fastnmf.nnls(S, U0, solver=solver, max_iter=30, tol=1e-3, fixed_ones_row=True,
+                               **kw)
             got = fastnmf.nnls(np.ascontiguousarray(S[:, b]), U0, solver=solver, max_iter=30,
-                               tol=1e-3, fixed_ones_row=True, comm=COMM)
+                               tol=1e-3, fixed_ones_row=True, comm=COMM, **kw)
             assert got.n_iter == ref.n_iter, ("nnls", solver, got.n_iter, ref.n_iter)
             check(f"nnls {solver} V", rel(ref.V[:, b], got.V) if got.V.size else 0.0, dt)
             check(f"nnls {solver} errors", rel(ref.errors, got.errors), dt)
@@ -99,7 +101,7 @@ def case_estimators():
     b = block(X.shape[0])
     runs = [(np.float64, {}), (np.float32, {}), (np.float64, {"pretrain": True,
                                                               "pretrain_iter": 5}),
-            (np.float64, {"bottom_up": True})]
+            (np.float64, {"bottom_up": True}), (np.float64, {"z_solver": "pgn", "z_iter": 2})]
     for dt, kw in runs:
         params = dict(hidden_layer_sizes=(20, 12), max_iter=4, random_state=1, dtype=dt, **kw)
         ref = NMFNetClassifier(**params).fit(X, y)

@@ -84,9 +84,11 @@ def test_floor_timer_samples_once_per_round_and_records():
 
 @pytest.mark.parametrize("options", [{}, {"bias": False}, {"refit_output": False},
                                      {"inner_iter": 2}, {"refresh_targets": False},
-                                     {"bottom_up": True}, {"bottom_up": True, "bias": False}],
+                                     {"bottom_up": True}, {"bottom_up": True, "bias": False},
+                                     {"z_solver": "pgn", "z_iter": 2},
+                                     {"z_solver": "pgn", "bias": False}],
                          ids=["default", "no-bias", "no-refit", "inner_iter=2", "keep-targets",
-                              "bottom-up", "bottom-up-no-bias"])
+                              "bottom-up", "bottom-up-no-bias", "z-pgn", "z-pgn-no-bias"])
 @pytest.mark.parametrize("reject", [False, True])
 def test_trainer_sweep_gemms_match_its_matmuls(reject, options):
     """Trainer.sweep_gemms() lists the products a full-batch sweep issues

@@ -309,6 +309,72 @@ def test_nnls_default_start_is_clipped_least_squares(rng, dtype, fixed_ones_row)
         assert (res.V[-1] == 1).all()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("fixed_ones_row", [False, True])
+@pytest.mark.parametrize("step_at_zero", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("prox, m", [(0.0, 26), (0.2, 3)])
+def test_nnls_pgn_matches_reference(rng, dtype, order, fixed_ones_row, step_at_zero, prox, m):
+    """Projected Gauss-Newton steps against the rule written out in float64:
+    ``V <- max(0, V + s (W^T W + prox I)^{-1} W^T (A - U V))``, s =
+    step_at_zero where V is 0; the errors are those of the point entering
+    each step and of the last one (m = 3 < k: the thin case the trainer's
+    output layer is, prox making W^T W + prox I invertible)."""
+    n, k = 70, 5
+    A, U, V0 = nnls_problem(rng, m, n, k, dtype, order, ones_row=fixed_ones_row)
+    V0[:, ::3] = 0                     # entries at the bound
+    if fixed_ones_row:
+        V0[-1] = 1
+    res = fastnmf.nnls(A, U, V0=V0, solver="pgn", max_iter=3, prox=prox,
+                       fixed_ones_row=fixed_ones_row, step_at_zero=step_at_zero)
+    Af, W = _split(A, U, fixed_ones_row)
+    kf = W.shape[1]
+    V = ref.f64(V0)
+    P = np.linalg.solve(W.T @ W + prox * np.eye(kf), W.T)
+    errs = []
+    for _ in range(3):
+        errs.append(ref.rel_error(A, U, V))
+        D = P @ (Af - W @ V[:kf])
+        V[:kf] = np.maximum(V[:kf] + np.where(V[:kf] > 0, 1.0, step_at_zero) * D, 0)
+    errs.append(ref.rel_error(A, U, V))
+    assert res.V.dtype == dtype and res.n_iter == 3
+    assert_close(res.V, V, dtype)
+    np.testing.assert_allclose(res.errors, errs, rtol=err_rtol(dtype))
+    np.testing.assert_array_equal(res.U, U)
+    if fixed_ones_row:
+        assert (res.V[-1] == 1).all()
+    if step_at_zero == 0:
+        assert (res.V[:kf][V0[:kf] == 0] == 0).all()
+    quiet = fastnmf.nnls(A, U, V0=V0, solver="pgn", max_iter=3, prox=prox,
+                         fixed_ones_row=fixed_ones_row, step_at_zero=step_at_zero,
+                         track_error=False)
+    np.testing.assert_array_equal(quiet.V, res.V)
+    np.testing.assert_array_equal(quiet.errors[:-1], res.errors[:-1])
+    assert np.isnan(quiet.errors[-1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fixed_ones_row", [False, True])
+def test_nnls_pgn_from_default_start_and_exact_when_interior(rng, dtype, fixed_ones_row):
+    """No V0: the clipped least-squares start, then the steps. A = U V* with
+    V* > 0 and m >= k: the first full step from any positive V0 lands on V*
+    (the unconstrained Gauss-Newton step of a linear model is exact)."""
+    m, n, k = 12, 30, 4
+    U = rng.standard_normal((m, k)).astype(dtype)
+    V = rng.uniform(0.5, 1.5, (k, n))
+    if fixed_ones_row:
+        V[-1] = 1
+    A = (ref.f64(U) @ V).astype(dtype)
+    res = fastnmf.nnls(A, U, solver="pgn", max_iter=2, fixed_ones_row=fixed_ones_row)
+    assert_close(res.V, V, dtype)
+    V0 = rng.uniform(0.1, 3, (k, n)).astype(dtype)
+    if fixed_ones_row:
+        V0[-1] = 1
+    one = fastnmf.nnls(A, U, V0=V0, solver="pgn", max_iter=1, fixed_ones_row=fixed_ones_row)
+    assert_close(one.V, V, dtype)
+    assert one.errors[-1] < 1e-3 if dtype == np.float32 else one.errors[-1] < 1e-10
+
+
 @pytest.mark.parametrize("solver", ["hals", "mu"])
 @pytest.mark.parametrize("fixed_ones_row", [False, True])
 def test_nnls_converges_to_scipy_nnls(rng, solver, fixed_ones_row):
@@ -336,7 +402,7 @@ def test_nnls_hals_tol_stops(rng, dtype):
 
 @settings(max_examples=25, deadline=None)
 @given(m=st.integers(1, 25), n=st.integers(1, 80), k=st.integers(1, 5),
-       solver=st.sampled_from(["hals", "mu"]), dtype=st.sampled_from(DTYPES),
+       solver=st.sampled_from(["hals", "mu", "pgn"]), dtype=st.sampled_from(DTYPES),
        fixed_ones_row=st.booleans(), seed=st.integers(0, 2**16))
 def test_nnls_properties(m, n, k, solver, dtype, fixed_ones_row, seed):
     """V >= 0, ones row exact, errors finite and non-increasing (HALS)."""

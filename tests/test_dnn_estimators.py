@@ -477,6 +477,21 @@ def test_bad_parameter_raises_naming_it(Est, name, value, exc):
     assert not hasattr(est, "coefs_")
 
 
+@pytest.mark.parametrize("Est", [NMFNetClassifier, NMFNetRegressor])
+def test_z_solver_pgn_fits_and_rejects_l1(Est):
+    """z_solver="pgn" trains (finite weights, output targets from a
+    network with two hidden layers); with l1 > 0, which it does not
+    support, fit raises naming both options before any training."""
+    X, y = _data()
+    est = Est((6, 5), max_iter=3, random_state=0, z_solver="pgn", z_iter=2).fit(X, y)
+    assert all(np.isfinite(c).all() for c in est.coefs_ + est.intercepts_)
+    assert est.n_iter_ == 3
+    bad = Est((6, 5), max_iter=1, z_solver="pgn", l1=1e-3)
+    with pytest.raises(ValueError, match="l1.*z_solver='pgn'"):
+        bad.fit(X, y)
+    assert not hasattr(bad, "coefs_")
+
+
 @pytest.mark.parametrize("name, value, exc", [
     ("hidden_layer_sizes", (), ValueError),
     ("hidden_layer_sizes", (4, 0), ValueError),

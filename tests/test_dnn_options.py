@@ -92,7 +92,7 @@ def assert_matches(tr, got, W, Zt, Zf, out, tol, what):
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes", [(12, 7, 5, 3), (12, 6, 3)], ids=["12-7-5-3", "12-6-3"])
-@pytest.mark.parametrize("z_solver", ["hals", "mu"])
+@pytest.mark.parametrize("z_solver", ["hals", "mu", "pgn"])
 @pytest.mark.parametrize("bias", [True, False])
 def test_margin_sweep_matches_reference_on_margin_targets(bias, z_solver, sizes, dtype):
     """A full-batch sweep with margin_targets=True is the reference sweep
@@ -234,6 +234,7 @@ MINIBATCH_SETS = {
     "no-bias": {"bias": False},
     "carry-targets": {"refresh_targets": False},
     "z-mu": {"z_solver": "mu", "z_iter": 3},
+    "z-pgn": {"z_solver": "pgn", "z_iter": 2},
     "margin": {"margin_targets": True},
     "carry-margin-no-bias": {"margin_targets": True, "refresh_targets": False, "bias": False},
     "strong-prox": {"weight_prox": 5.0, "alpha": 1e-2},
@@ -790,7 +791,7 @@ def test_one_hot_scale_is_the_target_steps_proximal_weight(opts, scale):
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes", [(12, 7, 5, 3), (12, 7, 6, 5, 3)], ids=["2-hidden", "3-hidden"])
-@pytest.mark.parametrize("z_solver", ["hals", "mu"])
+@pytest.mark.parametrize("z_solver", ["hals", "mu", "pgn"])
 @pytest.mark.parametrize("bias", [True, False])
 def test_bottom_up_sweep_matches_reference(bias, z_solver, sizes, dtype):
     """bottom_up=True: every target top-down with the current weights, then

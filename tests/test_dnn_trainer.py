@@ -39,6 +39,9 @@ OPTION_SETS = {
     "input-damping": DAMPED.replace(input_damping=0.05, input_ridge=0.01),
     "inactive-step": DAMPED.replace(inactive_step=0.3, inner_iter=2, omega=1.5, z_prox=0.03),
     "inactive-step-0": DAMPED.replace(inactive_step=0.0),
+    "z-pgn": DAMPED.replace(z_solver="pgn", z_iter=2, z_prox=0.03),
+    "z-pgn-no-bias-margin": DAMPED.replace(z_solver="pgn", z_iter=3, bias=False,
+                                           margin_targets=True, refit_output=True),
     "input-ridge-extrapolated": DAMPED.replace(input_ridge=0.01, extrapolate=2.5,
                                                refit_output=True, margin_targets=True),
 }

@@ -423,6 +423,20 @@ def test_nnls_bad_V0(V0, pattern):
         fastnmf.nnls(_A, _U, V0=V0)
 
 
+@pytest.mark.parametrize("kw,pattern", [
+    ({"solver": "pgn", "step_at_zero": 1.5}, r"^step_at_zero must be <= 1"),
+    ({"solver": "pgn", "step_at_zero": -0.1}, r"^step_at_zero must be >= 0"),
+    ({"solver": "pgn", "step_at_zero": "a"}, r"^step_at_zero must be a real number"),
+    ({"solver": "mu", "step_at_zero": 0.5}, r"^step_at_zero is only used with solver='pgn'"),
+    ({"solver": "pgn", "l1": 0.1}, r"^l1 is not supported with solver='pgn'"),
+    ({"solver": "gn"}, r"^solver must be one of .*'pgn'"),
+])
+def test_nnls_bad_pgn_options(kw, pattern):
+    exc = TypeError if kw.get("step_at_zero") == "a" else ValueError
+    with pytest.raises(exc, match=pattern):
+        fastnmf.nnls(_A, _U, **kw)
+
+
 def test_nnls_fixed_ones_row_checks():
     V0 = np.ones((K, N))
     V0[-1, 0] = 2.0
