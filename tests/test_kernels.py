@@ -51,6 +51,27 @@ def test_blocks_relu_residual_any_order(rng, dtype, order):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("order", ORDERS)
+def test_linear_residual(rng, dtype, order):
+    """The kernel (C order) and the _blocks wrapper (either order) against
+    A - P and its squared norm."""
+    P = _mixed(rng, (13, 9), dtype, order)
+    A = _mixed(rng, (13, 9), dtype, order)
+    expected = ref.f64(A) - ref.f64(P)
+    P2 = P.copy(order="K")
+    total = _blocks.linear_residual_(P2, A)
+    assert P2.dtype == dtype
+    assert_close(P2, expected, dtype)
+    np.testing.assert_allclose(total, np.sum(expected ** 2), rtol=1e-5 if
+                               dtype == np.float32 else 1e-12)
+    if order == "C":
+        total = K.linear_residual_(P, A)
+        assert_close(P, expected, dtype)
+        np.testing.assert_allclose(total, np.sum(expected ** 2), rtol=1e-5 if
+                                   dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("omega", [1.0, -0.37, 2.5])
 def test_add_scaled(rng, dtype, order, omega):
     X = _mixed(rng, (17, 5), dtype, order)
