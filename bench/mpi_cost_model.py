@@ -141,7 +141,11 @@ def sweep_comm(sizes, options, itemsize: int = 4, rejected: bool = False) -> Swe
     ridge = SweepComm(1, (sizes[-1] + k) * k * itemsize, rel + 1, 2)
     n_red, nbytes, n_sum, n_ag = ridge
     if L > 1:   # target step (nnls): validation, ||Y||^2, HALS stopping sums
-        n_sum += 2 + (o.z_iter if o.z_solver == "hals" else 0)
+        if o.z_solver == "pgn":   # validation; ||Y||^2 and each step's residual in one
+            n_sum += 1
+            n_red, nbytes = n_red + 1, nbytes + 8 * (o.z_iter + 1)
+        else:
+            n_sum += 2 + (o.z_iter if o.z_solver == "hals" else 0)
         n_ag += 2
     for i in range(L - 1, 0, -1):
         m, k = sizes[i], sizes[i - 1] + nb

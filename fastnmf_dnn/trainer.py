@@ -97,7 +97,12 @@ class TrainOptions:
         (``fastnmf.nnls(solver="pgn", step_at_zero=0)``, ``z_prox`` its
         damping). MU moves each target by a step proportional to its value;
         "pgn" moves every positive target by the Gauss-Newton step and
-        costs O(N c k) per step instead of MU's O(N k^2).
+        costs O(N c k) per step instead of MU's O(N k^2). "pgn" is the
+        default since session 16 (README "Ablation"): on Fashion-MNIST
+        (50,000 / 10,000 split, 30 sweeps, seeds 0-2) its validation best
+        is 0.19-0.45 points above MU's and the test accuracy there
+        0.31-0.39 points, the training set fitted better (0.941-0.944
+        against 0.933-0.935), and each step is cheaper.
     z_prox : float >= 0
         Proximal weight gamma of every target update: the targets move to
         ``argmin ||layer residual||^2 + gamma ||Z - Z_start||^2``, i.e. they
@@ -190,8 +195,8 @@ class TrainOptions:
     width_ridge: float = 0.0255
     inner_iter: int = 1
     omega: float = 1.5
-    z_iter: int = 5
-    z_solver: str = "mu"
+    z_iter: int = 3
+    z_solver: str = "pgn"
     z_prox: float = 0.03
     l1: float = 0.0
     refresh_targets: bool = True

@@ -99,8 +99,13 @@ def case_estimators():
     d = load_digits(dtype=np.float64)
     X, y = d.X_train, d.y_train
     b = block(X.shape[0])
-    runs = [(np.float64, {}), (np.float32, {}), (np.float64, {"pretrain": True,
-                                                              "pretrain_iter": 5}),
+    # float32 with the multiplicative output target step: with the default
+    # "pgn" step, which targets clip to exactly 0 (and then stay there)
+    # depends on the rounding of each process's GEMM blocks, and float32
+    # weights after 4 sweeps differed by 1.1e-2 from one process's (float64:
+    # within 1e-5, checked by the first run).
+    runs = [(np.float64, {}), (np.float32, {"z_solver": "mu", "z_iter": 5}),
+            (np.float64, {"pretrain": True, "pretrain_iter": 5}),
             (np.float64, {"bottom_up": True}), (np.float64, {"z_solver": "pgn", "z_iter": 2})]
     for dt, kw in runs:
         params = dict(hidden_layer_sizes=(20, 12), max_iter=4, random_state=1, dtype=dt, **kw)

@@ -172,7 +172,11 @@ def test_block_objectives_non_increasing(name, dtype):
     * Output layer, V-step (HALS with the proximal term, or Ding-Li-Jordan
       MU): each is a descent method for ``||Y - W V||^2 + gamma ||V - V0||^2``
       (l1 = 0 here); the proximal term is 0 at the start, so the recorded
-      error cannot increase. Asserted for every option set.
+      error cannot increase. Asserted for every option set with those
+      solvers. The default since session 16, projected Gauss-Newton
+      ("pgn", zeros kept at zero), is not a descent method: measured +12.5%
+      in the first sweep of the default set (float64, 12-7-5-3); its
+      increase is asserted in the test below, not its decrease.
     * Output layer, U-step: the exact minimiser of the *ridge* objective
       ``||Y - W V||^2 + lam ||W||^2``; the recorded (unregularised) error
       may increase (measured: up to 7.9x its value with carried-over
@@ -227,7 +231,7 @@ def test_block_objectives_non_increasing(name, dtype):
                     assert o1 <= o0 * (1 + 1e-6), (s, layer, step, o0, o1)
                     if lam_eff == 0:
                         assert after <= before * (1 + 1e-6), (s, layer, step, before, after)
-                elif layer == L or nonlinear_checked:
+                elif (layer == L and opts.z_solver != "pgn") or nonlinear_checked:
                     assert after <= before * (1 + 1e-6), (s, layer, step, before, after)
                 n_checked += 1
     assert n_checked > 0
@@ -245,6 +249,24 @@ def test_nonlinear_blocks_are_not_monotone_in_general():
                       if e1 > e0 * (1 + 1e-6)]
     assert increased, "expected at least one nonlinear block to increase"
     assert all(layer < len(sizes) - 1 for layer, _ in increased)
+
+
+def test_pgn_output_target_step_is_not_monotone_in_general():
+    """Documents why the output V-step is not asserted monotone with
+    z_solver="pgn" (the default): a projected Gauss-Newton step with the
+    zeros held is not a descent method, and some step increases its error
+    (the sweep's training loss is guarded by the extrapolation's reject
+    rule instead). MU on the same problems never does."""
+    increased = {"pgn": 0, "mu": 0}
+    for solver in increased:
+        for sizes, X, Y, net in _problems(np.float64):
+            tr = Trainer(X, Y, net, TrainOptions().replace(z_solver=solver, refit_output=False))
+            for _ in range(4):
+                tr.sweep(record_errors=True)
+            L = len(sizes) - 1
+            increased[solver] += sum(1 for layer, step, e0, e1 in tr.block_errors
+                                     if layer == L and step == "V" and e1 > e0 * (1 + 1e-6))
+    assert increased["pgn"] > 0 and increased["mu"] == 0, increased
 
 
 # ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import mpi_cost_model as M  # noqa: E402
 
 CASES = [
     pytest.param((12, 9, 7, 3), TrainOptions(), id="default-2hidden"),
+    pytest.param((12, 9, 7, 3), TrainOptions(z_solver="mu", z_iter=5), id="mu-2hidden"),
     pytest.param((12, 9, 3), TrainOptions(z_solver="hals", inner_iter=2, rel_ridge=0.0),
                  id="hals-inner2"),
     pytest.param((12, 9, 7, 5, 3), PRESETS["paper"], id="paper-3hidden"),
