@@ -101,7 +101,7 @@ class TrainOptions:
         default since session 16 (README "Ablation"): on Fashion-MNIST
         (50,000 / 10,000 split, 30 sweeps, seeds 0-2) its validation best
         is 0.19-0.45 points above MU's and the test accuracy there
-        0.31-0.39 points, the training set fitted better (0.941-0.944
+        0.33-0.39 points, the training set fitted better (0.941-0.944
         against 0.933-0.935), and each step is cheaper.
     z_prox : float >= 0
         Proximal weight gamma of every target update: the targets move to
