@@ -198,37 +198,6 @@ def linear_residual_(P, A) -> float:
     return K.linear_residual_(P.T, A.T)
 
 
-def pgn_update_right_(A, U, Vt, P, S, M, damping: float, n_iter: int, errs: list,
-                      fixed_ones_row: bool, step_at_zero: float = 1.0) -> None:
-    """Projected Gauss-Newton steps ``V <- max(0, V + s * U^+ (A - U V))``
-    for the linear model ``A ~ U V`` (V >= 0): the same iteration as
-    :func:`relu_update_right_` with the identity in place of the ReLU.
-
-    ``U^+ = (U^T U + damping I)^{-1} U^T`` (``M`` (m, kf) receives its
-    transpose); ``s`` is 1, or ``step_at_zero`` for the entries of V that
-    are 0 at the start of a step. With ``fixed_ones_row`` the last row of V
-    is never touched and the step uses the first kf = k - 1 columns of U.
-    Appends ``||A - U V||^2`` of the point entering each step to ``errs``.
-    GEMMs per step: ``P = U @ Vt.T`` (m x k x n) and ``S = R.T @ M``
-    (n x m x kf), plus one fused residual pass and one fused clip: for
-    m << k (a network's output layer: m classes, k hidden units) O(n m k)
-    per step, where a multiplicative or HALS step costs O(n k^2).
-    """
-    kf = S.shape[1]
-    Uf = U[:, :kf] if fixed_ones_row else U
-    X = Vt[:, :kf] if fixed_ones_row else Vt
-    pinv_factor_into(M, Uf, gram(Uf), damping)
-    Xu = K.unit_rows(X)
-    for _ in range(n_iter):
-        model_into_(P, U, Vt)
-        errs.append(linear_residual_(P, A))
-        np.matmul(P.T, M, out=S)
-        if step_at_zero == 1.0:
-            K.clip_add_(Xu, S, 1.0)
-        else:
-            K.clip_add_at_zero_(Xu, S, 1.0, step_at_zero)
-
-
 def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: int,
                       errs: list, residual_ready: bool = False, gram_V=None,
                       l2: float = 0.0, comm=SERIAL) -> None:
@@ -266,8 +235,13 @@ def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: in
 
 def relu_update_right_(A, U, Vt, P, S, M, alpha: float, omega: float, n_iter: int, errs: list,
                        fixed_ones_row: bool, residual_ready: bool = False,
-                       step_at_zero: float = 1.0) -> None:
+                       step_at_zero: float = 1.0, linear: bool = False) -> None:
     """Projected fixed-point iterations ``V <- max(0, V + omega U^+ R)``.
+
+    ``R = A - relu(U V)``; with ``linear`` ``R = A - U V``: then these are
+    projected Gauss-Newton steps for the linear model (``nnls(solver="pgn")``;
+    for m << k, a network's output layer, O(n m k) per step where an MU
+    update or a HALS sweep costs O(n k^2)).
 
     ``step_at_zero`` < 1 scales the step of the entries of V that are 0 at
     the start of an iteration (:func:`fastnmf.relu_lstsq`).
@@ -285,10 +259,11 @@ def relu_update_right_(A, U, Vt, P, S, M, alpha: float, omega: float, n_iter: in
     X = Vt[:, :kf] if fixed_ones_row else Vt
     pinv_factor_into(M, Uf, gram(Uf), alpha)
     Xu = K.unit_rows(X)    # the column slice as a contiguous view (vectorised kernel)
+    residual_ = linear_residual_ if linear else relu_residual_
     for it in range(n_iter):
         if it or not residual_ready:
             model_into_(P, U, Vt)
-            errs.append(relu_residual_(P, A))
+            errs.append(residual_(P, A))
         np.matmul(P.T, M, out=S)
         if step_at_zero == 1.0:
             K.clip_add_(Xu, S, omega)

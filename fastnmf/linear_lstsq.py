@@ -288,9 +288,9 @@ def _nnls_pgn(A, U, Vt, kf, damping, step_at_zero, n_steps, track_error, comm, t
     dt = A.dtype
     sq = [B.sq_norm(A)]
     P = B.model_buffer(A, slot=0)
-    B.pgn_update_right_(A, U, Vt, P, scratch(1, (n, kf), dt), scratch(2, (m, kf), dt),
-                        damping, n_steps, sq, fixed_ones_row=kf < U.shape[1],
-                        step_at_zero=step_at_zero)
+    B.relu_update_right_(A, U, Vt, P, scratch(1, (n, kf), dt), scratch(2, (m, kf), dt),
+                         damping, 1.0, n_steps, sq, fixed_ones_row=kf < U.shape[1],
+                         step_at_zero=step_at_zero, linear=True)
     if track_error:
         B.model_into_(P, U, Vt)
         sq.append(B.linear_residual_(P, A))
