@@ -64,13 +64,14 @@ def backprop_loss(name):
 
 def r2_score(Y, P):
     """R^2 of predictions P for targets Y (n, c), averaged over the outputs
-    (scikit-learn's ``r2_score`` default, and ``NMFNetRegressor.score``'s);
-    an output with zero variance counts as 1 if predicted exactly, else 0."""
+    (scikit-learn's ``r2_score`` default); an output constant within the
+    rounding of its mean counts as 1 if predicted exactly, else 0: the rule
+    of ``NMFNetRegressor``'s per-sweep scores (``_score_outputs``), written
+    again here because this module's child process never imports fastnmf."""
     Y = np.asarray(Y, dtype=np.float64).reshape(len(Y), -1)
     P = np.asarray(P, dtype=np.float64).reshape(Y.shape)
     ss_res = ((Y - P) ** 2).sum(0)
     ss_tot = ((Y - Y.mean(0)) ** 2).sum(0)
-    # constant within rounding (NMFNetRegressor.score's rule)
     n = len(Y)
     ok = ss_tot > n * (4 * n * np.finfo(np.float64).eps * np.abs(Y.mean(0))) ** 2
     r2 = np.where(ok, 1 - ss_res / np.where(ok, ss_tot, 1), np.where(ss_res == 0, 1.0, 0.0))

@@ -85,7 +85,11 @@ def _override(text):
         return key, value
 
 
-def run_nmf(Xtr, ytr, Xte, yte, hidden, sweeps, threads, seed, overrides=None):
+def run_nmf(Xtr, ytr, Xte, yte, hidden, sweeps, threads, seed, overrides=None, *,
+            estimator=fastnmf_dnn.NMFNetClassifier):
+    """Rows ``(sweep, test score, cumulative training seconds)`` of
+    ``estimator`` (NMFNetClassifier: accuracy; NMFNetRegressor: R^2), and
+    the fitted estimator."""
     rows, total = [], [0.0]
 
     def cb(est, it, rec):
@@ -93,8 +97,8 @@ def run_nmf(Xtr, ytr, Xte, yte, hidden, sweeps, threads, seed, overrides=None):
         total[0] += rec["seconds"] + (est.setup_seconds_ if it == 1 else 0.0)
         rows.append((it, rec["eval_score"], total[0]))
 
-    clf = fastnmf_dnn.NMFNetClassifier(hidden, max_iter=sweeps, n_iter_no_change=sweeps + 1,
-                                       random_state=seed, n_threads=threads, **(overrides or {}))
+    clf = estimator(hidden, max_iter=sweeps, n_iter_no_change=sweeps + 1, random_state=seed,
+                    n_threads=threads, **(overrides or {}))
     clf.fit(Xtr, ytr, eval_set=(Xte, yte), callback=cb)
     return rows, clf
 

@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backprop import run_backprop  # noqa: E402
-from compare_dnn import _override, load  # noqa: E402
+from compare_dnn import _override, load, run_nmf  # noqa: E402
 
 import fastnmf_dnn  # noqa: E402
 
@@ -86,25 +86,6 @@ def case_data(name):
             np.ascontiguousarray(Xte, np.float32), (Yte - m) / s)
 
 
-def run_nmf(Xtr, Ytr, Xte, Yte, hidden, sweeps, threads, seed, overrides):
-    """Rows ``(sweep, test R^2, cumulative seconds)`` of NMFNetRegressor
-    (seconds of training: the fit's setup plus its sweeps, test scoring
-    excluded)."""
-    rows = []
-
-    def cb(est, it, rec):
-        rows.append((it, rec["eval_score"], rec["seconds"]))
-
-    reg = fastnmf_dnn.NMFNetRegressor(hidden, max_iter=sweeps, n_iter_no_change=sweeps + 1,
-                                      random_state=seed, n_threads=threads, **overrides)
-    reg.fit(Xtr, Ytr, eval_set=(Xte, Yte), callback=cb)
-    total, out = reg.setup_seconds_, []
-    for it, r2, secs in rows:
-        total += secs
-        out.append((it, r2, total))
-    return out
-
-
 def summarize(runs):
     """Per-seed rows -> ``(mean best, its min, max, mean last, mean decline,
     mean best iteration, seconds per iteration)``."""
@@ -137,7 +118,8 @@ def main(argv=None):
         Xtr, Ytr, Xte, Yte = case_data(name)
         t0 = time.perf_counter()
         # one throwaway fit: Numba compilation (from cache) outside the timings
-        run_nmf(Xtr[:200], Ytr[:200], Xte[:50], Yte[:50], hidden, 1, args.threads, 0, {})
+        run_nmf(Xtr[:200], Ytr[:200], Xte[:50], Yte[:50], hidden, 1, args.threads, 0,
+                estimator=fastnmf_dnn.NMFNetRegressor)
         results = [("Adam, MSE (%d epochs)" % epochs,
                     [run_backprop(Xtr, Ytr, Xte, Yte, hidden, epochs, args.threads, seed,
                                   loss="mse") for seed in seeds])]
@@ -145,7 +127,8 @@ def main(argv=None):
             ov = {} if v == "default" else dict(_override(p) for p in v.split("+"))
             label = f"NMF {v} ({sweeps} sweeps)"
             results.append((label, [run_nmf(Xtr, Ytr, Xte, Yte, hidden, sweeps, args.threads,
-                                             seed, ov) for seed in seeds]))
+                                             seed, ov, estimator=fastnmf_dnn.NMFNetRegressor)[0]
+                                     for seed in seeds]))
         case = f"{name} ({'-'.join(map(str, hidden))}; {len(Xtr)} / {len(Xte)})"
         for label, runs in results:
             b, lo, hi, last, drop, at, per = summarize(runs)

@@ -200,10 +200,11 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     U = np.array(U, order="C", copy=True)
 
     t0 = time.perf_counter()
-    if solver == "pgn" and V0 is not None:
+    if V0 is not None:
         inplace = overwrite and V0.T.flags.c_contiguous and V0.dtype == dt
         Vt = V0.T if inplace else np.array(V0.T, order="C", copy=True)
-        return _nnls_pgn(A, U, Vt, kf, prox, step_at_zero, max_iter, track_error, comm, t0)
+        if solver == "pgn":
+            return _nnls_pgn(A, U, Vt, kf, prox, step_at_zero, max_iter, track_error, comm, t0)
     normA2 = comm.sum(B.sq_norm(A))
     normA = np.sqrt(normA2) if normA2 > 0 else 1.0
     # Work arrays come from the active fastnmf.Workspace, if any (scratch):
@@ -227,8 +228,6 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         if fixed_ones_row:
             Vt[:, -1] = 1
     else:
-        inplace = overwrite and V0.T.flags.c_contiguous and V0.dtype == dt
-        Vt = V0.T if inplace else np.array(V0.T, order="C", copy=True)
         K.shifted_cross_(C, CV, b, Vt, prox, l1)
     if solver == "pgn":   # from the default start
         return _nnls_pgn(A, U, Vt, kf, prox, step_at_zero, max_iter, track_error, comm, t0)

@@ -63,13 +63,15 @@ def test_digits_half_targets_are_the_bottom_rows():
 
 
 def test_run_nmf_and_summary():
-    """run_nmf's rows are the estimator's own test scores, cumulative
-    seconds increasing; summarize reads best, last and decline from them."""
+    """compare_dnn.run_nmf on the regressor (what regression.py calls): its
+    rows are the estimator's own test scores, cumulative seconds
+    increasing; summarize reads best, last and decline from them."""
+    from fastnmf_dnn import NMFNetRegressor
     Xtr, Ytr, Xte, Yte = R.case_data("diabetes")
-    rows = R.run_nmf(Xtr, Ytr, Xte, Yte, (8,), 3, 1, 0, {"width_ridge": 0.3})
+    rows = R.run_nmf(Xtr, Ytr, Xte, Yte, (8,), 3, 1, 0, {"width_ridge": 0.3},
+                     estimator=NMFNetRegressor)[0]
     assert [r[0] for r in rows] == [1, 2, 3]
     assert all(b[2] > a[2] for a, b in zip(rows, rows[1:]))
-    from fastnmf_dnn import NMFNetRegressor
     reg = NMFNetRegressor((8,), max_iter=3, n_iter_no_change=4, random_state=0, n_threads=1,
                           width_ridge=0.3).fit(Xtr, Ytr)
     assert rows[-1][1] == pytest.approx(reg.score(Xte, Yte), abs=1e-5)
