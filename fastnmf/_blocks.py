@@ -257,7 +257,7 @@ def relu_update_right_(A, U, Vt, P, S, M, alpha: float, omega: float, n_iter: in
     kf = S.shape[1]
     Uf = U[:, :kf] if fixed_ones_row else U
     X = Vt[:, :kf] if fixed_ones_row else Vt
-    pinv_factor_into(M, Uf, gram(Uf), alpha)
+    pinv_factor_into(M, Uf, alpha)
     Xu = K.unit_rows(X)    # the column slice as a contiguous view (vectorised kernel)
     residual_ = linear_residual_ if linear else relu_residual_
     for it in range(n_iter):

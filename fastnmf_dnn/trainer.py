@@ -705,7 +705,9 @@ def sweep_gemm_shapes(sizes, N, options, *, mini_batch=False, grams=False):
     if L > 1:
         kf = k - nb
         if o.z_solver == "pgn":  # U^+ once, then per step U V^T and R^T U^+ (thin)
-            g += [(kf, c, kf, True), (c, kf, kf)] + [(c, k, N), (N, c, kf)] * o.z_iter
+            # U^+ through the smaller Gram matrix (fastnmf._linalg.pinv_factor_into)
+            g += [(c, kf, c, True), (c, c, kf)] if c < kf else [(kf, c, kf, True), (c, kf, kf)]
+            g += [(c, k, N), (N, c, kf)] * o.z_iter
         else:
             g += [(N, c, k), (c, c, k)]                      # A^T U and U^T U, once
         if o.z_solver == "hals":

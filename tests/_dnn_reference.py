@@ -18,7 +18,10 @@ uses them (they are not free choices of a reference):
 * every ridge inverse ``(G + a I)^{-1}`` is the one of
   ``fastnmf._linalg.ridge_inverse``: Cholesky of ``G + a I`` in float64 and,
   when its pivots show ``cond > 1/sqrt(eps)`` of the working dtype, an extra
-  diagonal shift ``sqrt(eps) * mean(diag(G + a I))`` (``_ridge_inverse``);
+  diagonal shift ``sqrt(eps) * mean(diag(G + a I))`` (``_ridge_inverse``),
+  and a pseudo-inverse ``U^+ = (U^T U + a I)^{-1} U^T`` of a wide U (m < k)
+  is formed as ``U^T (U U^T + a I)^{-1}`` (the same in exact arithmetic;
+  the shift, where one is added, differs);
 * the hidden layers' V-step uses ``z_prox`` as its ridge (the damping of the
   Gauss-Newton step), not ``alpha * N``.
 
@@ -215,7 +218,10 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
     def v_step(i, A):             # layer i's input targets Z[i-1], with W[i-1] as it is
         U, V = W[i - 1], Z[i - 1]
         Uf = U[:, :-1] if b else U
-        Up = ridge_inverse(Uf.T @ Uf, gamma, dtype) @ Uf.T   # U^+ (kf, m)
+        if Uf.shape[0] < Uf.shape[1]:   # U^+ (kf, m), through the smaller Gram matrix
+            Up = Uf.T @ ridge_inverse(Uf @ Uf.T, gamma, dtype)
+        else:
+            Up = ridge_inverse(Uf.T @ Uf, gamma, dtype) @ Uf.T
         at_zero = opts.get("inactive_step", 1.0)   # step of the inactive units
         for _ in range(opts["inner_iter"]):
             V0 = _free(V, b)

@@ -79,15 +79,18 @@ def test_ridge_inverse_fast_path_declines_and_route_stays_finite(rng, case):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("alpha", [0.0, 2.0])
-def test_pinv_factor_into_matches_solve(rng, dtype, alpha):
-    p, k = 23, 4
+@pytest.mark.parametrize("p, k", [(23, 4), (4, 23)])   # k x k route / p x p (push-through)
+def test_pinv_factor_into_matches_solve(rng, dtype, alpha, p, k):
     X = rng.standard_normal((p, k)).astype(dtype)
-    G = (X.T @ X).astype(dtype)
     M = np.empty((p, k), dtype)
-    out = L.pinv_factor_into(M, X, G, alpha)
+    out = L.pinv_factor_into(M, X, alpha)
     assert out is M
-    H = X.astype(np.float64).T @ X.astype(np.float64) + alpha * np.eye(k)
-    expected = np.linalg.solve(H, X.astype(np.float64).T).T
+    X64 = X.astype(np.float64)
+    if p >= k or alpha:
+        H = X64.T @ X64 + alpha * np.eye(k)
+        expected = np.linalg.solve(H, X64.T).T
+    else:   # singular k x k Gram: the minimum-norm solution, X^+ transposed
+        expected = np.linalg.pinv(X64).T
     assert_close(M, expected, dtype)
 
 
@@ -103,11 +106,15 @@ def test_cholesky_lower_of_spd(rng, alpha):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", ["rank_deficient", "dead_column", "all_zero", "rank1_constant"])
+@pytest.mark.parametrize("case", ["rank_deficient", "repeated_row", "dead_column", "all_zero",
+                                  "rank1_constant"])
 def test_cholesky_and_inverse_of_singular_gram_stay_finite(rng, dtype, case):
     k = 6
     if case == "rank_deficient":      # rank > min(m, n): 3 rows, 6 components
         W = rng.uniform(0, 1, (3, k))
+    elif case == "repeated_row":      # and W W^T singular too (pinv_factor_into's p x p route)
+        W = rng.uniform(0, 1, (3, k))
+        W[2] = W[0]
     elif case == "dead_column":       # a dead component
         W = rng.uniform(0, 1, (20, k))
         W[:, 2] = 0
@@ -121,7 +128,7 @@ def test_cholesky_and_inverse_of_singular_gram_stay_finite(rng, dtype, case):
         Lc = L.cholesky_lower(G)
         inv = L.ridge_inverse(G, 0.0, dtype)
         M = np.empty_like(W)
-        L.pinv_factor_into(M, W, G, 0.0)
+        L.pinv_factor_into(M, W, 0.0)
     assert np.isfinite(Lc).all()
     np.testing.assert_array_equal(Lc, np.tril(Lc))
     assert np.isfinite(inv).all() and inv.dtype == dtype
