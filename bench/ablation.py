@@ -73,11 +73,14 @@ VARIANTS = {
     "z_prox=1": {"z_prox": 1.0},
     "omega=1": {"omega": 1.0},
     "inner_iter=2": {"inner_iter": 2},
-    "z_iter=3": {"z_iter": 3},
+    "z_iter=2": {"z_iter": 2},
+    "z_iter=5": {"z_iter": 5},
+    "z_solver=mu+z_iter=5": {"z_solver": "mu", "z_iter": 5},   # the default until session 16
     "z_solver=hals": {"z_solver": "hals"},
     "no-margin": {"margin_targets": False},
     "no-refit": {"refit_output": False},
-    "l1=1e-3": {"l1": 1e-3},
+    # l1 on the output targets needs MU or HALS: read against the MU row
+    "l1=1e-3+z_solver=mu+z_iter=5": {"l1": 1e-3, "z_solver": "mu", "z_iter": 5},
     "keep-targets": {"refresh_targets": False},
     "minibatch-10k": {"batch_size": 10000, "weight_prox": 0.1},
     "init_scale=0.5": {"init_scale": 0.5},

@@ -165,3 +165,19 @@ def test_ablation_holdout_selects_the_sweep_on_validation():
     assert clf.best_validation_score_ == max(r[4] for r in rows)
     plain, _ = A.run_variant(Xtr, ytr, Xte, yte, (16,), {}, 2, 1)
     assert all(r[4] is None for r in plain)
+
+
+def test_ablation_variants_are_valid_and_differ_from_the_default():
+    """Every row of bench/ablation.py names a valid option set, and none of
+    them (but ``default``) is the default itself (a row that silently
+    repeats the default after a default changed measures nothing)."""
+    import ablation as A
+    from fastnmf_dnn.trainer import check_options
+    default = NMFNetClassifier((8,)).training_options()
+    for name, overrides in A.VARIANTS.items():
+        clf = NMFNetClassifier((8,), **overrides)
+        opts = clf.training_options()
+        check_options(opts)
+        estimator_only = {k for k in overrides if k in ("pretrain", "init_scale")}
+        if name != "default" and not estimator_only:
+            assert opts != default, name
