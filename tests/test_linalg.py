@@ -36,6 +36,20 @@ def test_lower_tri_inverse_matches_numpy_inv(rng, k):
     assert (np.triu(X, 1) == 0).all()
 
 
+@pytest.mark.parametrize("k", [1, 5, 129, 300])   # one block; split once; split twice
+def test_blocked_lower_tri_inverse_matches_numpy_inv(rng, k):
+    W = rng.standard_normal((3 * k + 2, k))
+    Lf = np.linalg.cholesky(W.T @ W + 0.1 * np.eye(k))
+    X = np.full((k, k), np.nan)
+    assert L.lower_tri_inverse(Lf, X) is X
+    np.testing.assert_allclose(X, np.linalg.inv(Lf), rtol=1e-10, atol=1e-12 * np.abs(X).max())
+    assert (np.triu(X, 1) == 0).all()
+    Y = np.full((k, k), np.nan)   # a non-contiguous L (a block of a larger factor) too
+    big = np.zeros((k + 3, k + 3))
+    big[1:-2, 1:-2] = Lf
+    np.testing.assert_array_equal(L.lower_tri_inverse(big[1:-2, 1:-2], Y), X)
+
+
 @pytest.mark.parametrize("k", [1, 2, 9, 40])
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 def test_ridge_inverse_fast_path_equals_lapack_route(rng, k, alpha):
