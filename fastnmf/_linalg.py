@@ -162,8 +162,8 @@ def pinv_factor_into(M, X, alpha: float):
     the push-through identity ``X (X^T X + aI)^{-1} = (X X^T + aI)^{-1} X``:
     a p x p factorization and GEMMs p x k x p and p x p x k. (The network's
     output layer has p = 10 classes and k = 101 or 501 inputs: its target
-    step's factorization went from k x k to 10 x 10, 0.15 ms of a 3.5 ms
-    digits sweep.) For alpha = 0 and X of full row rank the second form is
+    step's factor went from 0.23 ms to 11 us at 10 x 100 and from 15.4 ms
+    to 17 us at 10 x 500, 2 threads, session 17.) For alpha = 0 and X of full row rank the second form is
     the exact pseudo-inverse, where the first needs ``ridge_inverse``'s
     shift of a singular k x k Gram. Returns M.
     """
