@@ -73,6 +73,11 @@ def cross_gram_buffer(m: int, k: int, dtype, slot: int = None) -> np.ndarray:
     return scratch(slot, (m + k, k), dtype)
 
 
+def gram_trace(G) -> float:
+    """``trace(G)`` accumulated in float64 (``||V||_F^2`` for ``G = V V^T``)."""
+    return float(np.trace(G, dtype=np.float64))
+
+
 def cross_and_gram_(A, Vt, EG, comm=SERIAL, with_gram: bool = True):
     """``EG[:m] = A @ Vt`` and (``with_gram``) ``EG[m:] = Vt.T @ Vt``, summed
     over the processes in one allreduce. Returns the two views (E, G).
@@ -137,9 +142,10 @@ def nnls_mu_semi_(X, C, G, DP, DM, n_updates: int, eps: float, factor=None,
 
 
 def ridge_update_left_(A, Vt, U, EG, alpha: float, U0=None, prox: float = 0.0,
-                       comm=SERIAL, gram_V=None) -> None:
+                       comm=SERIAL, gram_V=None, alpha_trace: float = 0.0) -> None:
     """``U <- A V^T (V V^T + alpha I)^{-1}`` written into U (m, k); with
     ``U0``: ``(A V^T + prox U0) (V V^T + (alpha + prox) I)^{-1}``.
+    ``alpha_trace``: alpha grows by ``alpha_trace * trace(V V^T)``.
 
     ``EG`` (m + k, k) is the work buffer of :func:`cross_and_gram_` (one
     allreduce with ``comm``). ``gram_V``: the caller's ``Vt.T @ Vt`` (summed
@@ -153,6 +159,8 @@ def ridge_update_left_(A, Vt, U, EG, alpha: float, U0=None, prox: float = 0.0,
     E, G = cross_and_gram_(A, Vt, EG, comm, with_gram=gram_V is None)
     if gram_V is not None:
         G = gram_V
+    if alpha_trace:
+        alpha = alpha + alpha_trace * gram_trace(G)
     inv = ridge_inverse(G, alpha + prox, Vt.dtype)
     if U0 is not None:
         E += Vt.dtype.type(prox) * U0
@@ -191,6 +199,13 @@ def relu_residual_(P, A) -> float:
     return K.relu_residual_(P.T, A.T)
 
 
+def relu_residual_norms_(P, A):
+    """``P <- A - relu(P)`` in place; returns ``(||P||_F^2, ||A||_F^2)``."""
+    if P.flags.c_contiguous:
+        return K.relu_residual_norms_(P, A)
+    return K.relu_residual_norms_(P.T, A.T)
+
+
 def linear_residual_(P, A) -> float:
     """``P <- A - P`` in place; returns ``||P||_F^2``."""
     if P.flags.c_contiguous:
@@ -200,7 +215,7 @@ def linear_residual_(P, A) -> float:
 
 def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: int,
                       errs: list, residual_ready: bool = False, gram_V=None,
-                      l2: float = 0.0, comm=SERIAL) -> None:
+                      l2: float = 0.0, l2_trace: float = 0.0, comm=SERIAL) -> None:
     """Fixed-point iterations ``U <- U + omega R V^+`` for ``A ~ relu(U V)``.
 
     ``V^+ = V^T (V V^T + alpha I)^{-1}`` is applied as ``(R V^T) inv``: the
@@ -214,7 +229,8 @@ def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: in
     ``errs`` gets this process's part of each ``||R||^2``.
     ``l2``: weight decay, the step becomes
     ``(R V^T - l2 U) (V V^T + (alpha + l2) I)^{-1}`` (the minimiser of the
-    linearised ``||R - dU V||^2 + l2 ||U + dU||^2 + alpha ||dU||^2``).
+    linearised ``||R - dU V||^2 + l2 ||U + dU||^2 + alpha ||dU||^2``);
+    ``l2_trace``: l2 grows by ``l2_trace * trace(V V^T)``.
     GEMMs per iteration: ``P = U @ Vt.T`` (m x k x n), ``E = R @ Vt``
     (m x n x k), ``D = E @ inv`` (m x k x k); plus one fused residual pass
     over P and a fused axpy; the first iteration also ``Vt.T @ Vt``.
@@ -226,7 +242,10 @@ def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: in
             errs.append(relu_residual_(P, A))
         E, G = cross_and_gram_(P, Vt, EG, comm, with_gram=(inv is None and gram_V is None))
         if inv is None:
-            inv = ridge_inverse(G if gram_V is None else gram_V, alpha + l2, Vt.dtype)
+            G = G if gram_V is None else gram_V
+            if l2_trace:
+                l2 = l2 + l2_trace * gram_trace(G)
+            inv = ridge_inverse(G, alpha + l2, Vt.dtype)
         if l2:
             E -= Vt.dtype.type(l2) * U
         np.matmul(E, inv, out=D)

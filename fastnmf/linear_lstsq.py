@@ -32,7 +32,8 @@ def _check_pair(A, F, name, dtype, rows: bool, split: bool = False):
 
 
 @sized_by(rows_of_second)
-def ridge_lstsq(A, V, *, alpha=0.0, U0=None, prox=0.0, dtype=None, comm=None):
+def ridge_lstsq(A, V, *, alpha=0.0, alpha_trace=0.0, U0=None, prox=0.0, dtype=None,
+                comm=None):
     """``argmin_U ||A - U V||_F^2 + alpha ||U||_F^2`` (the semi-NMF U-step).
 
     Parameters
@@ -42,6 +43,12 @@ def ridge_lstsq(A, V, *, alpha=0.0, U0=None, prox=0.0, dtype=None, comm=None):
     alpha : float >= 0, default 0
         Ridge penalty; 0 gives the least-squares solution (a rank-deficient V
         gets the smallest stabilising diagonal shift).
+    alpha_trace : float >= 0, default 0
+        More ridge in proportion to V's size: ``alpha_trace * trace(V V^T)
+        = alpha_trace * ||V||_F^2`` is added to ``alpha`` (a penalty that
+        scales with the data, as a network layer's does with its input).
+        Read off the Gram matrix the solve forms anyway: no pass over V of
+        its own.
     U0 : array_like, shape (m, k), optional
         Point to stay near, with ``prox``.
     prox : float >= 0, default 0
@@ -69,6 +76,7 @@ def ridge_lstsq(A, V, *, alpha=0.0, U0=None, prox=0.0, dtype=None, comm=None):
     with collective(comm):
         A, V = _check_pair(A, V, "V", dtype, rows=True, split=comm.size > 1)
         alpha = check_float(alpha, "alpha")
+        alpha_trace = check_float(alpha_trace, "alpha_trace")
         prox = check_float(prox, "prox")
         shape = (A.shape[0], V.shape[0])
         if prox > 0 and U0 is None:
@@ -81,8 +89,8 @@ def ridge_lstsq(A, V, *, alpha=0.0, U0=None, prox=0.0, dtype=None, comm=None):
     Vt = V.T  # (n, k) view; C-contiguous when V is F-ordered, either way BLAS reads it
     U = np.empty(shape, A.dtype)
     B.ridge_update_left_(A, Vt, U, B.cross_gram_buffer(*shape, A.dtype, slot=0),
-                         alpha,
-                         U0=U0 if prox > 0 else None, prox=prox, comm=comm)
+                         alpha, U0=U0 if prox > 0 else None, prox=prox, comm=comm,
+                         alpha_trace=alpha_trace)
     return U
 
 

@@ -24,8 +24,8 @@ def check_ones_row(V, name: str):
 
 @sized_by(columns_of_second)
 def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_ones_row=False,
-               final_error=True, overwrite=False, fixed_gram=None, l2=0.0, model=None,
-               step_at_zero=1.0, dtype=None, comm=None):
+               final_error=True, overwrite=False, fixed_gram=None, l2=0.0, l2_trace=0.0,
+               model=None, step_at_zero=1.0, dtype=None, comm=None):
     """Solve one block of ``A ~ relu(U V)`` with the other factor fixed.
 
     ``update="U"``: ``min_U ||A - relu(U V)||_F^2 (+ l2 ||U||^2)`` (U free).
@@ -55,6 +55,12 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         ``update="U"`` only: weight decay ``l2 ||U||^2`` in the objective;
         each step is ``(R V^T - l2 U) (V V^T + (alpha + l2) I)^{-1}``, the
         minimiser of the linearised penalised problem.
+    l2_trace : float >= 0, default 0
+        ``update="U"`` only: more weight decay in proportion to the fixed
+        factor's size, ``l2_trace * trace(V V^T) = l2_trace * ||V||_F^2``
+        added to ``l2`` (a decay that scales with the data, as a network
+        layer's does with its input). Read off the Gram matrix the step
+        factors anyway: no pass over V of its own.
     fixed_ones_row : bool, default False
         The last row of V is a constant row of ones (a bias input; then the
         last column of U is the bias). With ``update="V"`` that row is never
@@ -130,6 +136,9 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         l2 = check_float(l2, "l2")
         if l2 > 0 and update != "U":
             raise ValueError("l2 (weight decay) is only used with update='U'")
+        l2_trace = check_float(l2_trace, "l2_trace")
+        if l2_trace > 0 and update != "U":
+            raise ValueError("l2_trace (weight decay) is only used with update='U'")
         step_at_zero = check_float(step_at_zero, "step_at_zero")
         if step_at_zero > 1:
             raise ValueError(f"step_at_zero must be <= 1, got {step_at_zero}")
@@ -158,30 +167,40 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     # Scratch (from the active fastnmf.Workspace, if any): slot 0 the
     # model U V, 1 and 2 the step's (n or m, k) and Gram-sized arrays.
     t0 = time.perf_counter()
-    sq = [B.sq_norm(A)]   # ||A||^2, then ||R||^2 per iteration: reduced once at the end
-    ready = model is not None and n_iter > 0
-    if ready and overwrite and B.same_order(model, A):
+    # ||A||^2, then ||R||^2 of every point: reduced once at the end. The
+    # first residual pass (of the starting point) is made here, where it
+    # also yields ||A||^2 (relu_residual_norms_: no pass over A of its own).
+    sq = [0.0]
+    given = model is not None and n_iter > 0
+    if given and overwrite and B.same_order(model, A):
         P = model
     else:
         P = B.model_buffer(A, slot=0)
-        if ready:
+        if given:
             np.copyto(P, model)
-    if ready:
-        sq.append(B.relu_residual_(P, A))
-    if update == "U":
-        B.relu_update_left_(A, U, Vt, P, scratch(1, (m, k), dt),
-                            B.cross_gram_buffer(m, k, dt, slot=2),
-                            alpha, omega, n_iter, sq, residual_ready=ready,
-                            gram_V=fixed_gram, l2=l2, comm=comm)
-    else:
-        kf = k - 1 if fixed_ones_row else k
-        B.relu_update_right_(A, U, Vt, P, scratch(1, (n, kf), dt),
-                             scratch(2, (m, kf), dt), alpha, omega, n_iter, sq,
-                             fixed_ones_row=bool(fixed_ones_row), residual_ready=ready,
-                             step_at_zero=step_at_zero)
+    if n_iter > 0:
+        if not given:
+            B.model_into_(P, U, Vt)
+        r2, sq[0] = B.relu_residual_norms_(P, A)
+        sq.append(r2)
+        if update == "U":
+            B.relu_update_left_(A, U, Vt, P, scratch(1, (m, k), dt),
+                                B.cross_gram_buffer(m, k, dt, slot=2),
+                                alpha, omega, n_iter, sq, residual_ready=True,
+                                gram_V=fixed_gram, l2=l2, l2_trace=l2_trace, comm=comm)
+        else:
+            kf = k - 1 if fixed_ones_row else k
+            B.relu_update_right_(A, U, Vt, P, scratch(1, (n, kf), dt),
+                                 scratch(2, (m, kf), dt), alpha, omega, n_iter, sq,
+                                 fixed_ones_row=bool(fixed_ones_row), residual_ready=True,
+                                 step_at_zero=step_at_zero)
     if final_error or n_iter == 0:
         B.model_into_(P, U, Vt)
-        sq.append(B.relu_residual_(P, A))
+        if n_iter == 0:
+            r2, sq[0] = B.relu_residual_norms_(P, A)
+        else:
+            r2 = B.relu_residual_(P, A)
+        sq.append(r2)
     sq = comm.sum_(np.asarray(sq, dtype=np.float64))
     elapsed = time.perf_counter() - t0
     normA = np.sqrt(sq[0]) if sq[0] > 0 else 1.0

@@ -1,6 +1,7 @@
 """Options of the block solves used by the network trainer: nnls ``prox`` /
 ``l1`` / ``overwrite`` / ``track_error`` and relu_lstsq ``overwrite`` /
-``fixed_gram`` / ``model``."""
+``fixed_gram`` / ``model`` / ``l2`` / ``l2_trace``; ridge_lstsq ``prox`` /
+``alpha_trace``."""
 from __future__ import annotations
 
 import numpy as np
@@ -244,3 +245,64 @@ def test_relu_lstsq_l2_validation():
         fastnmf.relu_lstsq(A, U, V, update="V", l2=1.0)
     with pytest.raises(TypeError, match="l2"):
         fastnmf.relu_lstsq(A, U, V, l2="1")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ridge_lstsq_alpha_trace_is_alpha_plus_trace_share(dtype):
+    """alpha_trace adds alpha_trace * ||V||_F^2 to alpha, against the normal
+    equations in float64 (and the same solve given that alpha directly)."""
+    rng = np.random.default_rng(11)
+    m, n, k = 6, 40, 5
+    A, V = rng.standard_normal((m, n)), rng.standard_normal((k, n))
+    alpha, t = 0.3, 0.02
+    total = alpha + t * np.sum(V * V)
+    want = A @ V.T @ np.linalg.inv(V @ V.T + total * np.eye(k))
+    got = fastnmf.ridge_lstsq(A.astype(dtype), V.astype(dtype), alpha=alpha, alpha_trace=t)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    direct = fastnmf.ridge_lstsq(A.astype(dtype), V.astype(dtype), alpha=total)
+    np.testing.assert_allclose(got, direct, rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match="alpha_trace"):
+        fastnmf.ridge_lstsq(A, V, alpha_trace=-1.0)
+    with pytest.raises(ValueError, match="alpha_trace"):
+        fastnmf.ridge_lstsq(A, V, alpha_trace=np.inf)
+    with pytest.raises(TypeError, match="alpha_trace"):
+        fastnmf.ridge_lstsq(A, V, alpha_trace="0.1")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("given_gram", [False, True])
+def test_relu_lstsq_l2_trace_is_l2_plus_trace_share(dtype, given_gram):
+    """l2_trace adds l2_trace * ||V||_F^2 to l2 (read off fixed_gram when
+    given): the reference steps with that l2."""
+    rng = np.random.default_rng(12)
+    m, n, k = 7, 50, 5
+    A = np.maximum(rng.standard_normal((m, k)) @ rng.uniform(0, 1, (k, n)), 0)
+    U0 = rng.standard_normal((m, k))
+    V = rng.uniform(0, 1, (k, n))
+    a, l2, t, w = 0.3, 0.5, 0.01, 0.8
+    l2_total = l2 + t * np.sum(V * V)
+    U = U0.copy()
+    inv = np.linalg.inv(V @ V.T + (a + l2_total) * np.eye(k))
+    for _ in range(3):
+        R = A - np.maximum(U @ V, 0)
+        U = U + w * (R @ V.T - l2_total * U) @ inv
+    Vd = V.astype(dtype)
+    got = fastnmf.relu_lstsq(A.astype(dtype), U0.astype(dtype), Vd, n_iter=3, alpha=a, l2=l2,
+                             l2_trace=t, omega=w,
+                             fixed_gram=(Vd @ Vd.T) if given_gram else None).U
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(got, U, rtol=tol, atol=tol)
+
+
+def test_relu_lstsq_l2_trace_validation():
+    rng = np.random.default_rng(13)
+    A, U, V = rng.uniform(0, 1, (4, 9)), rng.standard_normal((4, 3)), rng.uniform(0, 1, (3, 9))
+    with pytest.raises(ValueError, match="l2_trace"):
+        fastnmf.relu_lstsq(A, U, V, l2_trace=-1.0)
+    with pytest.raises(ValueError, match="l2_trace"):
+        fastnmf.relu_lstsq(A, U, V, update="V", l2_trace=1.0)
+    with pytest.raises(ValueError, match="l2_trace"):
+        fastnmf.relu_lstsq(A, U, V, l2_trace=np.nan)
+    with pytest.raises(TypeError, match="l2_trace"):
+        fastnmf.relu_lstsq(A, U, V, l2_trace=None)

@@ -51,6 +51,23 @@ def test_blocks_relu_residual_any_order(rng, dtype, order):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("order", ORDERS)
+def test_relu_residual_norms(rng, dtype, order):
+    """The residual pass that also returns ||A||^2 (relu_lstsq's first
+    pass): the same P and ||R||^2 as relu_residual_, and A's squared norm
+    (A of mixed sign: the kernel does not assume A >= 0)."""
+    P = _mixed(rng, (9, 14), dtype, order)
+    A = _mixed(rng, (9, 14), dtype, order)
+    expected = ref.f64(A) - ref.relu(ref.f64(P))
+    r2, a2 = _blocks.relu_residual_norms_(P, A)
+    assert P.dtype == dtype
+    assert_close(P, expected, dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(r2, np.sum(expected ** 2), rtol=tol)
+    np.testing.assert_allclose(a2, np.sum(ref.f64(A) ** 2), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
 def test_linear_residual(rng, dtype, order):
     """The kernel (C order) and the _blocks wrapper (either order) against
     A - P and its squared norm."""
