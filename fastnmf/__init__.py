@@ -42,6 +42,7 @@ SHORT_SPIN_ACTIVE = "numpy" not in _sys.modules or _os.environ.get("OPENBLAS_THR
 
 from ._result import FactorizationResult  # noqa: E402
 from ._threads import get_num_threads, set_num_threads, threads  # noqa: E402
+from .fixed_gram import FixedGram  # noqa: E402
 from .linear_lstsq import nnls, ridge_lstsq  # noqa: E402
 from .nmf import nmf  # noqa: E402
 from .nonlinear_semi_nmf import nonlinear_semi_nmf  # noqa: E402
@@ -52,7 +53,7 @@ from ._workspace import Workspace  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
-    "FactorizationResult", "get_num_threads", "nmf", "nnls", "nonlinear_semi_nmf",
+    "FactorizationResult", "FixedGram", "get_num_threads", "nmf", "nnls", "nonlinear_semi_nmf",
     "relu_lstsq", "ridge_lstsq", "semi_nmf", "set_num_threads", "threads", "trusted_data",
     "Workspace",
 ]

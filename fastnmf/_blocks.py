@@ -223,7 +223,8 @@ def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: in
     itself (an n x k x k GEMM) is never formed. Appends ``||R||^2`` of the
     point entering each iteration to ``errs``. ``residual_ready``: P
     already holds the residual of the current point. ``gram_V``: the
-    caller's ``Vt.T @ Vt`` when it already has it (summed over processes).
+    caller's ``Vt.T @ Vt`` when it already has it (summed over processes),
+    as a :class:`fastnmf.FixedGram` (which keeps its inverse per shift).
     D is (m, k), EG the (m + k, k) buffer of :func:`cross_and_gram_`: one
     allreduce per iteration (the first also carries the Gram matrix).
     ``errs`` gets this process's part of each ``||R||^2``.
@@ -241,11 +242,14 @@ def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: in
             model_into_(P, U, Vt)
             errs.append(relu_residual_(P, A))
         E, G = cross_and_gram_(P, Vt, EG, comm, with_gram=(inv is None and gram_V is None))
-        if inv is None:
-            G = G if gram_V is None else gram_V
+        if inv is None and gram_V is None:
             if l2_trace:
                 l2 = l2 + l2_trace * gram_trace(G)
             inv = ridge_inverse(G, alpha + l2, Vt.dtype)
+        elif inv is None:      # a FixedGram: its inverse for this shift may be kept
+            if l2_trace:
+                l2 = l2 + l2_trace * gram_V.trace
+            inv = gram_V.inverse(alpha + l2, Vt.dtype)
         if l2:
             E -= Vt.dtype.type(l2) * U
         np.matmul(E, inv, out=D)

@@ -8,6 +8,7 @@ import numpy as np
 from . import _blocks as B
 from ._comm import as_comm, collective
 from ._threads import sized_by, columns_of_second
+from .fixed_gram import FixedGram
 from ._result import FactorizationResult
 from ._validation import check_choice, check_distributed, check_float, check_int, check_matrix
 from ._workspace import scratch
@@ -74,11 +75,14 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         working layout (``update="U"``: U C-contiguous; ``update="V"``:
         ``V.T`` C-contiguous) and dtype: saves an n-sized copy. Otherwise
         neither input is modified. The fixed factor is never copied.
-    fixed_gram : array_like, shape (k, k), optional
+    fixed_gram : array_like, shape (k, k), or FixedGram, optional
         ``update="U"`` only: the Gram matrix ``V V^T`` of the fixed factor,
         when the caller already has it (e.g. a network's first layer, whose
         input never changes): saves its n x k x k product. Used as given;
-        only its shape and finiteness are checked.
+        only its shape and finiteness are checked. A
+        :class:`fastnmf.FixedGram` also keeps the regularised inverse from
+        call to call (while the shift ``alpha + l2`` is the same): pass one
+        when solving against the same V repeatedly.
     model : array_like, shape (m, n), optional
         The product ``U V`` of the starting point, when the caller has it
         already (e.g. a network layer's pre-activations, from the forward
@@ -147,9 +151,12 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         if fixed_gram is not None:
             if update != "U":
                 raise ValueError("fixed_gram is only used with update='U' (the Gram of V)")
-            fixed_gram = check_matrix(fixed_gram, "fixed_gram", dtype=dt)
+            if not isinstance(fixed_gram, FixedGram):
+                fixed_gram = check_matrix(fixed_gram, "fixed_gram", dtype=dt)
             if fixed_gram.shape != (k, k):
                 raise ValueError(f"fixed_gram must have shape {(k, k)}, got {fixed_gram.shape}")
+            if not isinstance(fixed_gram, FixedGram):
+                fixed_gram = FixedGram(fixed_gram)
         if model is not None:
             model = check_matrix(model, "model", dtype=dt, allow_empty_columns=split)
             if model.shape != (m, n):

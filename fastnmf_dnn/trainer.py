@@ -333,7 +333,10 @@ class Trainer:
         self.beta, self.prev_loss = float(o.extrapolate), None
         # The first layer's input never changes: its Gram matrix (one per
         # block, summed over processes) is formed once here, not every sweep.
-        self.gram0 = [comm.sum_(np.ascontiguousarray(self.H[0][b].T @ self.H[0][b]))
+        # A FixedGram: the first layer's U-step then also reuses its
+        # regularised inverse (the shift is the same every full-batch sweep).
+        self.gram0 = [fastnmf.FixedGram(comm.sum_(np.ascontiguousarray(self.H[0][b].T
+                                                                       @ self.H[0][b])))
                       for b in self.blocks]
         self.forward()
         if self.F is not None:  # targets start at the forward activations
@@ -559,7 +562,7 @@ class Trainer:
             l2 = lam_w
             damp = 0.0
             if i == 1 and (o.input_ridge or o.input_damping):
-                mean_diag = float(np.trace(gram0)) / gram0.shape[0]
+                mean_diag = gram0.trace / gram0.shape[0]
                 l2 += o.input_ridge * mean_diag
                 damp = o.input_damping * mean_diag
             pre = self.Z[i][rows].T if self._pre_rows[i] == rows.indices(self.N_local) else None

@@ -306,3 +306,62 @@ def test_relu_lstsq_l2_trace_validation():
         fastnmf.relu_lstsq(A, U, V, l2_trace=np.nan)
     with pytest.raises(TypeError, match="l2_trace"):
         fastnmf.relu_lstsq(A, U, V, l2_trace=None)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fixed_gram_object_same_result_and_keeps_its_inverse(dtype):
+    """relu_lstsq with a FixedGram: the same U as with the plain Gram array
+    and as forming it; the regularised inverse is formed once per shift
+    (the same read-only array comes back) and is the true inverse."""
+    rng = np.random.default_rng(14)
+    m, n, k = 8, 60, 5
+    A = np.maximum(rng.standard_normal((m, k)) @ rng.uniform(0, 1, (k, n)), 0).astype(dtype)
+    U = rng.standard_normal((m, k)).astype(dtype)
+    V = rng.uniform(0, 1, (k, n)).astype(dtype)
+    G = V @ V.T
+    fg = fastnmf.FixedGram(G)
+    kw = dict(n_iter=3, alpha=0.1, l2=0.2, l2_trace=0.001)
+    a = fastnmf.relu_lstsq(A, U, V, **kw).U
+    b = fastnmf.relu_lstsq(A, U, V, fixed_gram=G, **kw).U
+    c = fastnmf.relu_lstsq(A, U, V, fixed_gram=fg, **kw).U
+    c2 = fastnmf.relu_lstsq(A, U, V, fixed_gram=fg, **kw).U
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(c, b)
+    np.testing.assert_array_equal(c2, c)
+    assert c.dtype == dtype
+    shift = 0.1 + 0.2 + 0.001 * fg.trace
+    inv = fg.inverse(shift, dtype)
+    assert inv is fg.inverse(shift, dtype) and not inv.flags.writeable
+    np.testing.assert_allclose(inv, np.linalg.inv(G.astype(np.float64) + shift * np.eye(k)),
+                               rtol=tol, atol=tol)
+    other = fg.inverse(2.0, dtype)
+    assert other is not inv
+    np.testing.assert_allclose(other, np.linalg.inv(G.astype(np.float64) + 2.0 * np.eye(k)),
+                               rtol=tol, atol=tol)
+    np.testing.assert_allclose(fg.trace, np.trace(G.astype(np.float64)), rtol=1e-6)
+
+
+def test_fixed_gram_object_is_a_private_copy_and_validated():
+    rng = np.random.default_rng(15)
+    V = rng.uniform(0, 1, (4, 30))
+    G = V @ V.T
+    fg = fastnmf.FixedGram(G)
+    G[0, 0] = 1e6                       # the caller's array changes; the object does not
+    assert fg.matrix[0, 0] != 1e6
+    with pytest.raises(ValueError):
+        fg.matrix[0, 0] = 1.0           # read-only
+    assert fastnmf.FixedGram(G, dtype=np.float32).matrix.dtype == np.float32
+    with pytest.raises(ValueError, match="G"):
+        fastnmf.FixedGram(np.ones((3, 4)))
+    with pytest.raises(ValueError, match="G"):
+        fastnmf.FixedGram(np.full((3, 3), np.nan))
+    with pytest.raises(ValueError, match="G"):
+        fastnmf.FixedGram(np.ones(3))
+    with pytest.raises(TypeError, match="G"):
+        fastnmf.FixedGram(np.ones((3, 3), complex))
+    A, U = np.maximum(rng.standard_normal((5, 30)), 0), rng.standard_normal((5, 4))
+    with pytest.raises(ValueError, match="fixed_gram"):
+        fastnmf.relu_lstsq(A, U, V, fixed_gram=fastnmf.FixedGram(np.eye(3)))
+    with pytest.raises(ValueError, match="fixed_gram"):
+        fastnmf.relu_lstsq(A, U, V, update="V", fixed_gram=fastnmf.FixedGram(np.eye(4)))
