@@ -481,10 +481,8 @@ class Trainer:
         """Training loss of the current output over all samples: half the
         mean squared hinge (``margin_targets``: no cost beyond the one-hot
         target on the right side) or half the mean squared error. O(N c)."""
-        R = self.out - self.Y0
-        if self.options.margin_targets:
-            R = np.where(self.Y0 > 0, np.minimum(R, 0), np.maximum(R, 0))
-        return 0.5 * self.comm.sum(np.sum(R * R, dtype=np.float64)) / (self.N * R.shape[1])
+        sq = P.sq_loss(self.out, self.Y0, self.options.margin_targets)
+        return 0.5 * self.comm.sum(sq) / (self.N * self.out.shape[1])
 
     def resume_at(self, n_sweeps: int, output_fitted: bool = None) -> None:
         """Continue a run whose weights are those after ``n_sweeps`` sweeps
@@ -525,8 +523,7 @@ class Trainer:
         """Y <- max(out, Y0) where Y0 is 1, min(out, Y0) elsewhere (O(b c))."""
         if not self.options.margin_targets:
             return
-        Y0, out = self.Y0[rows], self.out[rows]
-        np.copyto(self.Y[rows], np.where(Y0 > 0, np.maximum(out, Y0), np.minimum(out, Y0)))
+        P.margin_targets(self.Y[rows], self.out[rows], self.Y0[rows])
 
     def _update(self, rows, gram0, record_errors, fit_output=True):
         """Steps 1-3 of method.md section 3 on the samples ``rows``."""

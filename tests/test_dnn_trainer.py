@@ -322,6 +322,8 @@ def test_parallel_passes_give_the_same_sweeps(monkeypatch, name, dtype):
         "relu_inplace": lambda X: np.maximum(X, 0, out=X),
         "copy_columns": lambda dst, src: np.copyto(dst, src[:, : dst.shape[1]]),
         "relu_copy": lambda dst, src: np.maximum(src, 0, out=dst[:, : src.shape[1]]),
+        "margin_targets": lambda Y, out, Y0: np.copyto(
+            Y, np.where(Y0 > 0, np.maximum(out, Y0), np.minimum(out, Y0))),
     }
     runs = []
     for mode in ("parallel", "serial", "numpy"):
@@ -357,6 +359,25 @@ def test_pass_kernels_against_numpy(dtype):
     _passes.relu_copy_(dst, src)
     np.testing.assert_array_equal(dst[:, :9], np.maximum(src, 0))
     assert np.all(dst[:, 9] == 7)       # the ones (bias) column is not touched
+    # the output layer's margin targets and the training loss
+    out = rng.standard_normal((37, 4)).astype(dtype)
+    out[1, 2], out[6, 0] = np.nan, np.inf
+    Y0 = np.zeros((37, 4), dtype)
+    Y0[np.arange(37), rng.integers(0, 4, 37)] = 1
+    want = np.where(Y0 > 0, np.maximum(out, Y0), np.minimum(out, Y0))
+    for build in (_passes.margin_targets_, _passes.margin_targets_serial_):
+        Y = np.full((37, 4), 5, dtype)
+        build(Y, out, Y0)
+        np.testing.assert_array_equal(Y, want)      # NaN stays NaN
+    out[1, 2], out[6, 0] = 0.25, -3.0
+    R = out.astype(np.float64) - Y0
+    margin = np.where(Y0 > 0, np.minimum(R, 0), np.maximum(R, 0))
+    np.testing.assert_allclose(_passes.sq_loss(out, Y0, True), np.sum(margin ** 2),
+                               rtol=1e-6 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(_passes.sq_loss(out, Y0, False), np.sum(R ** 2),
+                               rtol=1e-6 if dtype == np.float32 else 1e-12)
+    out[3, 1] = np.nan
+    assert np.isnan(_passes.sq_loss(out, Y0, True))  # a NaN output is not hidden
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

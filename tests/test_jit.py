@@ -36,7 +36,8 @@ _PROBE = textwrap.dedent("""
     pairs = [(K._dot64_parallel, K._dot64_serial, (X, X)),
              (P.relu_, P.relu_serial_, (X,)),
              (P.copy_columns_, P.copy_columns_serial_, (X, Y)),
-             (P.relu_copy_, P.relu_copy_serial_, (Y, X))]
+             (P.relu_copy_, P.relu_copy_serial_, (Y, X)),
+             (P.margin_targets_, P.margin_targets_serial_, (X, X, X))]
     for par, ser, args in pairs:
         par(*args)
         ser(*args)
@@ -66,7 +67,7 @@ def test_parallel_and_serial_builds_do_not_load_each_others_code(tmp_path):
     compiled first under both names. Each build must compile itself in a
     cold cache and load itself in a warm one."""
     cold = _probe(tmp_path)
-    assert len(cold) == 8
+    assert len(cold) == 10
     assert all(hits == 0 and misses == 1 for hits, misses in cold.values()), cold
     warm = _probe(tmp_path)
     assert all(hits == 1 and misses == 0 for hits, misses in warm.values()), warm
