@@ -139,6 +139,11 @@ def test_compare_dnn_report_time_targets():
     compare_dnn.report("fashion", (500, 500), bp, nm3, 0.1, 1.0, (2.0, 1.0), 2, lines)
     assert ("Time to 0.8910 (backprop's at epoch 15): backprop 16.0 s (epoch 8), NMF 6.0 s "
             "(sweep 6): backprop/NMF = **2.67x**") in "\n".join(lines)
+    assert "median of the per-sweep ratios" not in "\n".join(lines)
+    lines = []
+    compare_dnn.report("fashion", (500, 500), bp, nm3, 0.1, 1.0, (2.0, 1.0), 2, lines, 1.04)
+    assert "**1.00x** (target <= 1.3x)" in "\n".join(lines)
+    assert "replayed right after it): **1.04x**" in "\n".join(lines)
 
 
 def test_ablation_holdout_selects_the_sweep_on_validation():
