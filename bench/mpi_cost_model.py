@@ -20,7 +20,7 @@ sweep of a network ``sizes = (d, n_1, ..., c)`` costs each process
   reduce only the cross product; plus one float64 vector of squared
   residuals (``inner_iter + 1`` numbers) per ``relu_lstsq`` call.
 * **latency**: ``sweep_comm(...).n_messages`` collectives: those matrix
-  allreduces, the scalar sums (``MPIComm.sum``: rel_ridge, norms, the sample
+  allreduces, the scalar sums (``MPIComm.sum``: norms, the sample
   count each solver checks, one per HALS sweep) and the validation
   allgathers every solver does (``collective`` and ``check_same``), each an
   ``Allgather`` of the pickle sizes then an ``Allgatherv`` in mpi4py, so 2;
@@ -134,11 +134,12 @@ def sweep_comm(sizes, options, itemsize: int = 4, rejected: bool = False) -> Swe
         solve) than every later sweep counted here.
     """
     o, nb, L = options, int(options.bias), len(sizes) - 1
-    rel = 1 if (o.rel_ridge or o.width_ridge) else 0
+    # (rel_ridge / width_ridge need no collective of their own: the solves
+    # read ||H||^2 off the trace of the allreduced Gram matrix.)
     sq_bytes = 8 * (o.inner_iter + 1)        # float64 squared residuals of relu_lstsq
     k = sizes[L - 1] + nb
-    # Output layer ridge solve: [Y H; H^T H] (c + k) x k; rel_ridge; validation.
-    ridge = SweepComm(1, (sizes[-1] + k) * k * itemsize, rel + 1, 2)
+    # Output layer ridge solve: [Y H; H^T H] (c + k) x k; validation.
+    ridge = SweepComm(1, (sizes[-1] + k) * k * itemsize, 1, 2)
     n_red, nbytes, n_sum, n_ag = ridge
     if L > 1:   # target step (nnls): validation, ||Y||^2, HALS stopping sums
         if o.z_solver == "pgn":   # validation; ||Y||^2 and each step's residual in one
@@ -152,7 +153,7 @@ def sweep_comm(sizes, options, itemsize: int = 4, rejected: bool = False) -> Swe
         first = (m + k) * k if i > 1 else m * k   # the first layer's Gram is cached
         n_red += o.inner_iter + 1
         nbytes += (first + (o.inner_iter - 1) * m * k) * itemsize + sq_bytes
-        n_sum += rel + 1
+        n_sum += 1
         n_ag += 2
         if i > 1:                                  # V-step: residuals, validation
             n_red += 1

@@ -127,13 +127,21 @@ def test_wall_clock_compare_fails_2x_slowdown(suite, tmp_path):
     if load > (os.cpu_count() or 1):
         pytest.skip(f"load average {load:.1f} above the CPU count: wall-clock verdicts "
                     "measure the other processes")
-    store = str(tmp_path / "store")
     target = str(suite / "bench_guard_tiny.py")
-    rc, out = bench_cli("save", "base", "--storage", store, "--", target)
-    assert rc == 0, out
-    (rc, out), n = attempts(
-        lambda: bench_cli("compare", "base", "--threshold", "40%", "--storage", store, "--",
-                          target, twice=True), lambda res: res[0] != 0)
+
+    def save_then_compare(attempt=[0]):
+        # Each attempt saves its own baseline: on this shared machine a
+        # baseline taken during another tenant's burst (CI, session 18:
+        # 5.4 ms for a 2.7-3.3 ms matmul) made every compare against it
+        # read +23%, so re-comparing alone could not recover.
+        attempt[0] += 1
+        store = str(tmp_path / f"store{attempt[0]}")
+        rc, out = bench_cli("save", "base", "--storage", store, "--", target)
+        assert rc == 0, out
+        return bench_cli("compare", "base", "--threshold", "40%", "--storage", store, "--",
+                         target, twice=True)
+
+    (rc, out), n = attempts(save_then_compare, lambda res: res[0] != 0)
     assert rc != 0, f"a 2x slowdown passed the wall-clock compare ({n} attempts):\n{out}"
     assert "(wall time;" in out and "PERFORMANCE REGRESSION" in out, out
 
