@@ -168,7 +168,13 @@ def ridge_update_left_(A, Vt, U, EG, alpha: float, U0=None, prox: float = 0.0,
 
 
 def _order(A) -> str:
-    return "F" if A.flags.f_contiguous and not A.flags.c_contiguous else "C"
+    """A's memory order: "C" or "F"; a padded layout (``H[:, :k]`` is "C",
+    its transpose "F") by its unit-stride axis."""
+    if A.flags.c_contiguous:
+        return "C"
+    if A.flags.f_contiguous:
+        return "F"
+    return "F" if A.strides[0] == A.itemsize else "C"
 
 
 def same_order(P, A) -> bool:
@@ -192,25 +198,30 @@ def model_into_(P, U, Vt) -> None:
     matmul_into(P, U, Vt.T)
 
 
+# The residual passes walk P (a model buffer in A's order, see
+# model_buffer) and A in step; A may also be padded (a column slice of a
+# wider buffer: the trainer's hidden targets, H[:, :k] of its (N, k + 1)
+# activations), which K.unit_rows hands to the kernel as the C-contiguous
+# (rows, leading dimension) view: the kernels take their extent from P.
 def relu_residual_(P, A) -> float:
     """``P <- A - relu(P)`` in place; returns ``||P||_F^2``."""
     if P.flags.c_contiguous:
-        return K.relu_residual_(P, A)
-    return K.relu_residual_(P.T, A.T)
+        return K.relu_residual_(P, K.unit_rows(A))
+    return K.relu_residual_(P.T, K.unit_rows(A.T))
 
 
 def relu_residual_norms_(P, A):
     """``P <- A - relu(P)`` in place; returns ``(||P||_F^2, ||A||_F^2)``."""
     if P.flags.c_contiguous:
-        return K.relu_residual_norms_(P, A)
-    return K.relu_residual_norms_(P.T, A.T)
+        return K.relu_residual_norms_(P, K.unit_rows(A))
+    return K.relu_residual_norms_(P.T, K.unit_rows(A.T))
 
 
 def linear_residual_(P, A) -> float:
     """``P <- A - P`` in place; returns ``||P||_F^2``."""
     if P.flags.c_contiguous:
-        return K.linear_residual_(P, A)
-    return K.linear_residual_(P.T, A.T)
+        return K.linear_residual_(P, K.unit_rows(A))
+    return K.linear_residual_(P.T, K.unit_rows(A.T))
 
 
 def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: int,

@@ -50,15 +50,35 @@ def trusted_data():
         _TRUSTED.reset(token)
 
 
+def is_padded(arr) -> bool:
+    """Whether a 2-D array is a column (or row) slice of a contiguous
+    buffer: unit stride along one axis, and along the other a positive
+    multiple of the item size at least that axis's extent (a C or F matrix
+    whose rows or columns are padded to a leading dimension, as BLAS and
+    :func:`fastnmf._kernels.unit_rows` take them)."""
+    if arr.ndim != 2:
+        return False
+    isz = arr.itemsize
+    s0, s1 = arr.strides
+    if s1 == isz:
+        return s0 > 0 and s0 % isz == 0 and s0 >= isz * arr.shape[1]
+    if s0 == isz:
+        return s1 > 0 and s1 % isz == 0 and s1 >= isz * arr.shape[0]
+    return False
+
+
 def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None,
-                 allow_empty_columns: bool = False) -> np.ndarray:
+                 allow_empty_columns: bool = False, keep_padded: bool = False) -> np.ndarray:
     """Return ``A`` as a finite 2-D float32/float64 array, C- or F-contiguous.
 
     float32 and float64 are preserved (float16 becomes float32, integers and
     bools become float64) unless ``dtype`` forces one. C or F order is kept
     without a copy; other layouts are copied to C order.
     ``allow_empty_columns``: zero columns are valid (a process's share of
-    samples split across MPI ranks may be empty).
+    samples split across MPI ranks may be empty). ``keep_padded``: a
+    padded C or F layout (:func:`is_padded`, e.g. ``H[:, :k]`` or its
+    transpose) is kept without a copy too, for callers whose kernels read
+    it in place.
     """
     if hasattr(A, "toarray") or hasattr(A, "tocsr"):
         raise TypeError(f"{name} is a sparse matrix; pass a dense numpy array")
@@ -86,7 +106,8 @@ def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None,
     if arr.dtype != dtype:
         order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
         arr = arr.astype(dtype, order=order)
-    elif not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+    elif not (arr.flags.c_contiguous or arr.flags.f_contiguous
+              or (keep_padded and is_padded(arr))):
         arr = np.ascontiguousarray(arr)
     if _TRUSTED.get():
         return arr

@@ -39,7 +39,9 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     Parameters
     ----------
     A : array_like, shape (m, n), nonnegative
-        Target (e.g. a ReLU layer's output). C or F order, not copied.
+        Target (e.g. a ReLU layer's output). C or F order, or a column or
+        row slice of such an array (``H[:, :k].T``: a padded layout), not
+        copied.
     U : array_like, shape (m, k)
         Starting point (``update="U"``) or fixed factor (``update="V"``).
     V : array_like, shape (k, n)
@@ -119,7 +121,8 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     comm = as_comm(comm)
     split = comm.size > 1
     with collective(comm):
-        A = check_matrix(A, "A", nonnegative=True, dtype=dtype, allow_empty_columns=split)
+        A = check_matrix(A, "A", nonnegative=True, dtype=dtype, allow_empty_columns=split,
+                         keep_padded=True)
         check_choice(update, "update", ("U", "V"))
         dt = A.dtype
         m, n = A.shape

@@ -365,3 +365,58 @@ def test_fixed_gram_object_is_a_private_copy_and_validated():
         fastnmf.relu_lstsq(A, U, V, fixed_gram=fastnmf.FixedGram(np.eye(3)))
     with pytest.raises(ValueError, match="fixed_gram"):
         fastnmf.relu_lstsq(A, U, V, update="V", fixed_gram=fastnmf.FixedGram(np.eye(4)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("update", ["U", "V"])
+@pytest.mark.parametrize("layout", ["F-padded", "C-padded"])
+def test_relu_lstsq_reads_a_padded_target_in_place(dtype, update, layout):
+    """A as a column slice of a wider buffer (the trainer's targets,
+    ``H[:, :k].T`` next to the ones column) or its transpose: the same
+    result as from a contiguous copy, with or without ``model``; A is read
+    in place (check_matrix keeps the view) and not modified."""
+    rng = np.random.default_rng(16)
+    m, n, k = 6, 40, 4
+    U = rng.standard_normal((m, k)).astype(dtype)
+    V = rng.uniform(0, 1, (k, n)).astype(dtype)
+    target = np.maximum(rng.standard_normal((m, k)) @ rng.uniform(0, 1, (k, n)), 0).astype(dtype)
+    if layout == "F-padded":
+        buf = np.ones((n, m + 1), dtype)        # samples as rows, a ones column last
+        buf[:, :m] = target.T
+        A = buf[:, :m].T
+    else:
+        buf = np.ones((m, n + 3), dtype)
+        buf[:, :n] = target
+        A = buf[:, :n]
+    assert not (A.flags.c_contiguous or A.flags.f_contiguous)
+    from fastnmf._validation import check_matrix, is_padded
+    assert is_padded(A) and np.shares_memory(check_matrix(A, "A", keep_padded=True), A)
+    assert not np.shares_memory(check_matrix(A, "A"), A)    # the default still copies
+    before = A.copy()
+    kw = dict(update=update, n_iter=2, omega=1.2, alpha=0.1)
+    want = fastnmf.relu_lstsq(np.array(A, order="K"), U, V, **kw)
+    got = fastnmf.relu_lstsq(A, U, V, **kw)
+    np.testing.assert_array_equal(got.U, want.U)
+    np.testing.assert_array_equal(got.V, want.V)
+    np.testing.assert_allclose(got.errors, want.errors, rtol=1e-6)
+    model = U @ V
+    got_m = fastnmf.relu_lstsq(A, U.copy(), V.copy(), overwrite=True, **kw,
+                               model=model.copy(order="F" if layout == "F-padded" else "C"))
+    want_m = fastnmf.relu_lstsq(np.array(A, order="K"), U, V, model=model, **kw)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got_m.U, want_m.U, rtol=tol, atol=tol)
+    np.testing.assert_allclose(got_m.V, want_m.V, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(A, before)
+    A[0, 1] = np.nan                            # validation still scans a padded A
+    with pytest.raises(ValueError, match="A contains NaN"):
+        fastnmf.relu_lstsq(A, U, V, update=update)
+
+
+def test_is_padded_layouts():
+    from fastnmf._validation import is_padded
+    from fastnmf._blocks import _order
+    H = np.zeros((5, 7))
+    assert is_padded(H) and is_padded(H[:, :4]) and is_padded(H[:, :4].T)
+    assert not is_padded(H[:, ::2]) and not is_padded(H[::-1]) and not is_padded(np.zeros(3))
+    assert _order(H[:, :4]) == "C" and _order(H[:, :4].T) == "F"
+    assert _order(H) == "C" and _order(np.asfortranarray(H)) == "F"
