@@ -1,8 +1,8 @@
 """Parallel elementwise passes of the training sweep (Numba).
 
 The trainer's own full-size passes over its (N, n + 1) activation buffers:
-the ReLU after each forward product and the copy of a layer's target into
-the contiguous buffer its solve reads; and over its (N, c) outputs: the
+the ReLU after each forward product and (``bottom_up`` only) the copy of a
+layer's target into the buffer that keeps it; and over its (N, c) outputs: the
 margin targets and the training loss (NumPy's where/maximum/minimum
 chains cost ~0.25 ms of a 3.3 ms digits sweep). In NumPy each is one serial pass;
 with many cores they became a visible share of a sweep (16 cores, Fashion
