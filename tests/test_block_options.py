@@ -236,15 +236,20 @@ def test_relu_lstsq_l2_matches_reference_steps(dtype):
     assert np.linalg.norm(decayed) < np.linalg.norm(free)
 
 
-def test_relu_lstsq_l2_validation():
+@pytest.mark.parametrize("name", ["l2", "l2_trace"])
+def test_relu_lstsq_weight_decay_validation(name):
+    """Negative, non-finite and non-numeric values, and use with
+    update='V', raise naming the option."""
     rng = np.random.default_rng(10)
     A, U, V = rng.uniform(0, 1, (4, 9)), rng.standard_normal((4, 3)), rng.uniform(0, 1, (3, 9))
-    with pytest.raises(ValueError, match="l2"):
-        fastnmf.relu_lstsq(A, U, V, l2=-1.0)
-    with pytest.raises(ValueError, match="l2"):
-        fastnmf.relu_lstsq(A, U, V, update="V", l2=1.0)
-    with pytest.raises(TypeError, match="l2"):
-        fastnmf.relu_lstsq(A, U, V, l2="1")
+    for bad in (-1.0, np.nan, np.inf):
+        with pytest.raises(ValueError, match=f"^{name} "):
+            fastnmf.relu_lstsq(A, U, V, **{name: bad})
+    with pytest.raises(ValueError, match=f"^{name} "):
+        fastnmf.relu_lstsq(A, U, V, update="V", **{name: 1.0})
+    for bad in ("1", None):
+        with pytest.raises(TypeError, match=f"^{name} "):
+            fastnmf.relu_lstsq(A, U, V, **{name: bad})
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -294,18 +299,6 @@ def test_relu_lstsq_l2_trace_is_l2_plus_trace_share(dtype, given_gram):
     tol = 1e-10 if dtype == np.float64 else 2e-4
     np.testing.assert_allclose(got, U, rtol=tol, atol=tol)
 
-
-def test_relu_lstsq_l2_trace_validation():
-    rng = np.random.default_rng(13)
-    A, U, V = rng.uniform(0, 1, (4, 9)), rng.standard_normal((4, 3)), rng.uniform(0, 1, (3, 9))
-    with pytest.raises(ValueError, match="l2_trace"):
-        fastnmf.relu_lstsq(A, U, V, l2_trace=-1.0)
-    with pytest.raises(ValueError, match="l2_trace"):
-        fastnmf.relu_lstsq(A, U, V, update="V", l2_trace=1.0)
-    with pytest.raises(ValueError, match="l2_trace"):
-        fastnmf.relu_lstsq(A, U, V, l2_trace=np.nan)
-    with pytest.raises(TypeError, match="l2_trace"):
-        fastnmf.relu_lstsq(A, U, V, l2_trace=None)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
