@@ -405,3 +405,25 @@ def test_kept_pre_activations_give_the_same_sweeps(name, dtype):
     tol = 2e-4 if dtype == np.float32 else 1e-10
     for a, b in zip(runs[0][0] + [runs[0][1]], runs[1][0] + [runs[1][1]]):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("bottom_up", [False, True])
+def test_targets_are_read_in_place_without_copies(bottom_up):
+    """A hidden layer's target is the view H[i][:, :n_i] (next to the ones
+    column) that relu_lstsq reads in place: no N-sized copy buffers exist,
+    except with bottom_up, which must keep the targets while H receives
+    new activations."""
+    X, Y, net = make_problem([12, 7, 6, 3], np.float64, seed=5)
+    tr = Trainer(X, Y, net, TrainOptions(bottom_up=bottom_up))
+    tr.sweep()
+    rows = slice(0, X.shape[0])
+    A = tr._target(1, rows)
+    assert A.shape == (7, X.shape[0])
+    has_copies = any(isinstance(k, tuple) and k[0] == "T" for k in tr.workspace._buffers)
+    if bottom_up:
+        assert tr.T is not None and has_copies
+        assert not np.shares_memory(A, tr.H[1])
+    else:
+        assert tr.T is None and not has_copies
+        assert np.shares_memory(A, tr.H[1]) and A.base is not None
+        np.testing.assert_array_equal(A, tr.H[1][:, :7].T)
