@@ -253,14 +253,12 @@ def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: in
             model_into_(P, U, Vt)
             errs.append(relu_residual_(P, A))
         E, G = cross_and_gram_(P, Vt, EG, comm, with_gram=(inv is None and gram_V is None))
-        if inv is None and gram_V is None:
+        if inv is None:
             if l2_trace:
-                l2 = l2 + l2_trace * gram_trace(G)
-            inv = ridge_inverse(G, alpha + l2, Vt.dtype)
-        elif inv is None:      # a FixedGram: its inverse for this shift may be kept
-            if l2_trace:
-                l2 = l2 + l2_trace * gram_V.trace
-            inv = gram_V.inverse(alpha + l2, Vt.dtype)
+                l2 = l2 + l2_trace * (gram_trace(G) if gram_V is None else gram_V.trace)
+            # a FixedGram keeps its inverse for this shift
+            inv = (ridge_inverse(G, alpha + l2, Vt.dtype) if gram_V is None
+                   else gram_V.inverse(alpha + l2, Vt.dtype))
         if l2:
             E -= Vt.dtype.type(l2) * U
         np.matmul(E, inv, out=D)

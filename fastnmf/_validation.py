@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from ._kernels import scan_finite_sign
+from ._kernels import scan_finite_sign, unit_rows
 
 _FLOATS = (np.float32, np.float64)
 
@@ -51,20 +51,16 @@ def trusted_data():
 
 
 def is_padded(arr) -> bool:
-    """Whether a 2-D array is a column (or row) slice of a contiguous
-    buffer: unit stride along one axis, and along the other a positive
-    multiple of the item size at least that axis's extent (a C or F matrix
-    whose rows or columns are padded to a leading dimension, as BLAS and
-    :func:`fastnmf._kernels.unit_rows` take them)."""
+    """Whether a 2-D array is contiguous or a column (or row) slice of a
+    contiguous buffer that the kernels read in place: one that
+    :func:`fastnmf._kernels.unit_rows` turns into C-contiguous rows of the
+    buffer's width, directly (``H[:, :k]``) or transposed (``H[:, :k].T``)."""
     if arr.ndim != 2:
         return False
-    isz = arr.itemsize
-    s0, s1 = arr.strides
-    if s1 == isz:
-        return s0 > 0 and s0 % isz == 0 and s0 >= isz * arr.shape[1]
-    if s0 == isz:
-        return s1 > 0 and s1 % isz == 0 and s1 >= isz * arr.shape[0]
-    return False
+    if arr.flags.c_contiguous or arr.flags.f_contiguous:
+        return True
+    t = arr.T
+    return unit_rows(arr) is not arr or unit_rows(t) is not t
 
 
 def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None,
