@@ -47,6 +47,18 @@ class FixedGram:
         if G.shape[0] != G.shape[1]:
             raise ValueError(f"G must be square (k x k), got shape {G.shape}")
         G.setflags(write=False)
+        self._set(G)
+
+    @classmethod
+    def _of_checked(cls, G) -> "FixedGram":
+        """A solve's own wrapper of a Gram array it has validated already
+        (``relu_lstsq(fixed_gram=array)``): not checked or copied again; it
+        lives for that one call."""
+        self = cls.__new__(cls)
+        self._set(G)
+        return self
+
+    def _set(self, G) -> None:
         self.matrix = G
         self.trace = float(np.trace(G, dtype=np.float64))
         self._kept = {}   # dtype -> (shift, inverse)
