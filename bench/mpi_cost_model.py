@@ -147,7 +147,8 @@ def sweep_comm(sizes, options, itemsize: int = 4, rejected: bool = False) -> Swe
             n_red, nbytes = n_red + 1, nbytes + 8 * (o.z_iter + 1)
         else:
             n_sum += 2 + (o.z_iter if o.z_solver == "hals" else 0)
-        n_ag += 2
+        # validation; MU's denominator guard takes the largest |C| over processes
+        n_ag += 2 + (o.z_solver == "mu")
     for i in range(L - 1, 0, -1):
         m, k = sizes[i], sizes[i - 1] + nb
         first = (m + k) * k if i > 1 else m * k   # the first layer's Gram is cached

@@ -48,12 +48,13 @@ from .nmf import nmf  # noqa: E402
 from .nonlinear_semi_nmf import nonlinear_semi_nmf  # noqa: E402
 from .relu_lstsq import relu_lstsq  # noqa: E402
 from .semi_nmf import semi_nmf  # noqa: E402
-from ._validation import trusted_data  # noqa: E402
+from ._validation import magnitude_range, trusted_data  # noqa: E402
 from ._workspace import Workspace  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
-    "FactorizationResult", "FixedGram", "get_num_threads", "nmf", "nnls", "nonlinear_semi_nmf",
+    "FactorizationResult", "FixedGram", "get_num_threads", "magnitude_range", "nmf", "nnls",
+    "nonlinear_semi_nmf",
     "relu_lstsq", "ridge_lstsq", "semi_nmf", "set_num_threads", "threads", "trusted_data",
     "Workspace",
 ]

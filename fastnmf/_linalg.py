@@ -235,7 +235,7 @@ def orthonormal_columns(Y, passes: int = 2) -> np.ndarray:
     m, e = Y.shape
     if e == 0 or m < _CHOLQR_MIN_ASPECT[passes] * e:
         return np.linalg.qr(Y)[0]
-    Q = np.array(Y, dtype=np.float64)
+    Q = _power_of_two_scaled(np.array(Y, dtype=np.float64))
     Linv = np.empty((e, e))
     for sweep in range(passes):
         G = Q.T @ Q
@@ -245,6 +245,24 @@ def orthonormal_columns(Y, passes: int = 2) -> np.ndarray:
             return np.linalg.qr(Y)[0]
         Q = Q @ Linv.T
     return Q.astype(Y.dtype, copy=False)
+
+
+def exponent(X) -> int:
+    """The binary exponent of X's largest |entry| (0 for all zeros):
+    ``2**-e X`` has its largest entry in [0.5, 1)."""
+    amax = float(np.max(np.abs(X), initial=0.0))
+    return int(np.frexp(amax)[1]) if 0.0 < amax < np.inf else 0
+
+
+def _power_of_two_scaled(Q):
+    """Q (float64) scaled in place by the power of two that brings its
+    largest entry into [0.5, 1): exact, span and conditioning unchanged,
+    and its Gram matrix cannot overflow or underflow. A power iteration's
+    basis before normalisation is ``(A A^T)^j`` times an orthonormal one:
+    its Gram matrix goes as the fourth power of A's scale (A ~ 1e80 in
+    float64 overflowed to Inf and LAPACK's eigensolver failed)."""
+    Q *= 2.0 ** -exponent(Q)
+    return Q
 
 
 def cholesky_qr_pass(Z, comm=SERIAL, n_rows: int = None) -> np.ndarray:
@@ -262,7 +280,10 @@ def cholesky_qr_pass(Z, comm=SERIAL, n_rows: int = None) -> np.ndarray:
     it is all zeros. O(p e^2).
     """
     p, e = Z.shape
-    Z64 = np.asarray(Z, dtype=np.float64)
+    Z64 = np.array(Z, dtype=np.float64)
+    # The same power of two on every process (the largest), so that the
+    # processes' rows stay one basis.
+    Z64 *= 2.0 ** -max(comm.allgather(exponent(Z64)))
     G = comm.sum_(np.ascontiguousarray(Z64.T @ Z64))
     Linv = np.empty((e, e))
     if not _cholesky_inverse_factor(G, _CHOLQR_RCOND, Linv):

@@ -43,7 +43,7 @@ class FixedGram:
     """
 
     def __init__(self, G, *, dtype=None):
-        G = np.array(check_matrix(G, "G", dtype=dtype), order="C", copy=True)
+        G = np.array(check_matrix(G, "G", dtype=dtype, magnitude=False), order="C", copy=True)
         if G.shape[0] != G.shape[1]:
             raise ValueError(f"G must be square (k x k), got shape {G.shape}")
         G.setflags(write=False)

@@ -160,7 +160,9 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         each step from its residual pass at no cost; only the final one
         needs ``track_error``.
     eps : float, optional
-        MU denominator guard (default ``finfo(dtype).eps``).
+        MU denominator guard, relative to the largest |entry| of the
+        update's numerator cross product ``A^T U`` (default
+        ``finfo(dtype).eps``; see :func:`fastnmf.nmf`).
     dtype : {None, numpy.float32, numpy.float64}
     comm : mpi4py communicator or None
         Data-parallel solve: each process passes its own columns (samples)
@@ -260,6 +262,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         F = np.ascontiguousarray(U[:, :kf]) if 4 * m <= kf else None
         DP = scratch(3, (n, kf), dt) if F is None else None
         DM = scratch(2, (n, kf) if F is None else (n, m + kf), dt)
+        eps = B.mu_guard(eps, C, comm)   # C is fixed: one guard for every update
     first = None
     # MU without error tracking has nothing to look at between updates: all
     # of them in one call (G's splits formed once; same iterates as one

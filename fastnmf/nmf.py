@@ -113,7 +113,10 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
         HALS inner sweeps stop when a sweep changes the factor by less than
         ``inner_tol`` times the change of the first sweep.
     eps : float or None
-        MU denominator guard; default ``finfo(dtype).eps``.
+        MU denominator guard, relative: an update adds ``eps`` times the
+        largest |entry| of its cross product (``A V^T`` for U) to the
+        denominator, so MU's iterates do not depend on the data's scale;
+        default ``finfo(dtype).eps``.
     dtype : {None, numpy.float32, numpy.float64}
         Working dtype; default: that of A (float64 for integer input).
     comm : mpi4py communicator or None, default None
@@ -196,11 +199,11 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
         DU, DV = np.empty((m, k), dt), np.empty((n, k), dt)
         cap_u = cap_v = 1 if n_inner is None else n_inner
 
-        def update_u(X):
-            B.nnls_mu_nmf_(X, CU, GV, DU, cap_u, eps)
+        def update_u(X):    # CU is summed over processes already
+            B.nnls_mu_nmf_(X, CU, GV, DU, cap_u, B.mu_guard(eps, CU))
 
         def update_v(X):
-            B.nnls_mu_nmf_(X, CV, GU, DV, cap_v, eps)
+            B.nnls_mu_nmf_(X, CV, GU, DV, cap_v, B.mu_guard(eps, CV, comm))
     else:
         cap_u = _inner_cap(n_inner, N, k, inner_alpha)
         cap_v = _inner_cap(n_inner, m, k, inner_alpha)

@@ -156,7 +156,7 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
                 raise ValueError("fixed_gram is only used with update='U' (the Gram of V)")
             if not isinstance(fixed_gram, FixedGram):
                 fixed_gram = FixedGram._of_checked(check_matrix(fixed_gram, "fixed_gram",
-                                                                dtype=dt))
+                                                                dtype=dt, magnitude=False))
             if fixed_gram.shape != (k, k):
                 raise ValueError(f"fixed_gram must have shape {(k, k)}, got {fixed_gram.shape}")
         if model is not None:

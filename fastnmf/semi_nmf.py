@@ -112,7 +112,7 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
         if solver == "hals":
             B.nnls_hals_(Vt, CV, GU, cap_v, inner_tol, comm)
         else:
-            B.nnls_mu_semi_(Vt, CV, GU, DP, DM, cap_v, eps)
+            B.nnls_mu_semi_(Vt, CV, GU, DP, DM, cap_v, B.mu_guard(eps, CV, comm))
         errors.append(np.sqrt(B.reduced_sq_error_(normA2, Vt, CV, GU, GV, ebuf, comm)) / normA)
         times.append(time.perf_counter() - t0)
         if tol > 0 and errors[-2] - errors[-1] < tol * errors[-1]:

@@ -29,6 +29,20 @@ _OPTION_PARAMS = ("bias", "alpha", "ridge", "rel_ridge", "width_ridge", "inner_i
                   "refresh_targets", "bottom_up", "inactive_step")
 
 
+
+def _check_magnitude(X, name):
+    """ValueError if X's largest |entry| is outside
+    :func:`fastnmf.magnitude_range` (the training products would overflow
+    or underflow), as the solvers raise for their data."""
+    if X.size == 0:
+        return
+    amax = max(float(np.max(X)), -float(np.min(X)))
+    lo, hi = fastnmf.magnitude_range(X.dtype, X.shape)
+    if amax > 0.0 and not lo <= amax <= hi:
+        raise ValueError(f"{name}'s largest magnitude {amax:.3g} is outside [{lo:.3g}, {hi:.3g}], "
+                         f"the range in which the training's {X.dtype} products neither overflow "
+                         f"nor underflow; rescale {name} (features in about [0, 1] train best)")
+
 def _check_positive_int(value, name, minimum=1):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
@@ -264,6 +278,7 @@ class BaseNMFNet(BaseEstimator):
             first_fit = not (self.warm_start and hasattr(self, "coefs_"))
             X = validate_data(self, X, dtype=dt, reset=first_fit, order="C",
                               **({"ensure_min_samples": 0} if split else {}))
+            _check_magnitude(X, "X")
         check_same(comm, X.shape[1], "the number of features of X")
         with collective(comm):
             y_enc, Y = self._encode_targets(y, first_fit, n_samples=X.shape[0], comm=comm)

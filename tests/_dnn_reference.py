@@ -199,7 +199,9 @@ def sweep(W, Z, X, Y, opts, dtype, *, mu=0.0, fit_output=True, Y0=None, n_total=
         elif opts["z_solver"] == "pgn":
             Vf = pgn_steps(Vf0, U, YT, gamma, b, opts["z_iter"])
         else:
-            Vf = mu_semi(Vf0, C, G, opts["z_iter"], float(np.finfo(dtype).eps))
+            # the solvers' guard is relative to the numerator's scale
+            Vf = mu_semi(Vf0, C, G, opts["z_iter"],
+                         float(np.finfo(dtype).eps) * float(np.abs(C).max()))
         Z[L - 1] = np.vstack([Vf, np.ones((1, N))]) if b else Vf
 
     def u_step(i, A, V):          # layer i's weights: min ||A - relu(U V)||^2 + decay

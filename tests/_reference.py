@@ -112,10 +112,17 @@ def nmf_hals_iter(A, U, V):
     return U, Vt.T
 
 
+def mu_guard(eps, C):
+    """The solvers' MU denominator guard: relative to the numerator's scale."""
+    return eps * float(np.abs(C).max())
+
+
 def nmf_mu_iter(A, U, V, eps):
     A, U, V = f64(A), f64(U), f64(V)
-    U = mu_nmf(U, A @ V.T, V @ V.T, eps)
-    Vt = mu_nmf(V.T, A.T @ U, U.T @ U, eps)
+    CU = A @ V.T
+    U = mu_nmf(U, CU, V @ V.T, mu_guard(eps, CU))
+    CV = A.T @ U
+    Vt = mu_nmf(V.T, CV, U.T @ U, mu_guard(eps, CV))
     return U, Vt.T
 
 
@@ -127,7 +134,7 @@ def semi_nmf_iter(A, V, alpha, solver, eps):
     if solver == "hals":
         Vt, _ = hals_sweep(V.T, C, G)
     else:
-        Vt = mu_semi(V.T, C, G, eps)
+        Vt = mu_semi(V.T, C, G, mu_guard(eps, C))
     return U, Vt.T
 
 

@@ -230,8 +230,9 @@ def test_nnls_mu_matches_reference(rng, dtype, fixed_ones_row, max_iter):
     kf = W.shape[1]
     eps = float(np.finfo(dtype).eps)
     V = ref.f64(V0)
+    C = Af.T @ W
     for _ in range(max_iter):
-        V[:kf] = ref.mu_semi(V[:kf].T, Af.T @ W, W.T @ W, eps).T
+        V[:kf] = ref.mu_semi(V[:kf].T, C, W.T @ W, ref.mu_guard(eps, C)).T
     assert_close(res.V, V, dtype)
     assert (res.V >= 0).all()
     if fixed_ones_row:
@@ -262,7 +263,7 @@ def test_nnls_mu_thin_u_matches_reference(rng, dtype, fixed_ones_row, prox, m):
     C = Af.T @ W + prox * X0
     X = X0
     for _ in range(6):
-        X = ref.mu_semi(X, C, G, eps)
+        X = ref.mu_semi(X, C, G, ref.mu_guard(eps, C))
     V[:kf] = X.T
     assert_close(res.V, V, dtype)
     assert (res.V >= 0).all()

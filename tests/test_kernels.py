@@ -551,13 +551,13 @@ def test_mu_semi_update_zero_entry_with_huge_ratio_stays_zero(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [0, 1, 301, 70001])   # serial / parallel path
 @pytest.mark.parametrize("poke", [None, "nan", "inf", "-inf", "negative", "-0", "tiny"])
-def test_scan_finite_sign_matches_numpy(rng, dtype, n, poke):
+def test_scan_values_matches_numpy(rng, dtype, n, poke):
     x = rng.random(n).astype(dtype)
     if poke is not None and n:
         i = int(rng.integers(n))
         x[i] = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf, "negative": -0.25, "-0": -0.0,
                 "tiny": -np.finfo(dtype).smallest_subnormal}[poke]
-    finite, negative = K.scan_finite_sign(x)
+    finite, negative, amax = K.scan_values(x)
     assert finite == bool(np.isfinite(x).all())
     if finite:
         assert negative == bool(n and x.min() < 0)

@@ -136,10 +136,12 @@ def test_mu_eps_and_n_inner(rng):
     res = fastnmf.nmf(A, 2, solver="mu", init=(U0, V0), max_iter=1, tol=0, eps=eps, n_inner=2)
     A64 = ref.f64(A)
     U, Vt = ref.f64(U0), ref.f64(V0).T
+    CU = A64 @ Vt
+    for _ in range(2):    # the guard is relative: eps times the largest |A V^T|
+        U = ref.mu_nmf(U, CU, Vt.T @ Vt, ref.mu_guard(eps, CU))
+    CV = A64.T @ U
     for _ in range(2):
-        U = ref.mu_nmf(U, A64 @ Vt, Vt.T @ Vt, eps)
-    for _ in range(2):
-        Vt = ref.mu_nmf(Vt, A64.T @ U, U.T @ U, eps)
+        Vt = ref.mu_nmf(Vt, CV, U.T @ U, ref.mu_guard(eps, CV))
     assert_close(res.U, U, np.float64)
     assert_close(res.V, Vt.T, np.float64)
 
