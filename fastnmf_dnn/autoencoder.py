@@ -9,7 +9,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 import fastnmf
 from fastnmf._comm import as_comm, check_same, collective
 
-from ._base import _check_positive_int, _check_real, _dtype, _nullcontext, check_hidden_layer_sizes
+from ._base import (_check_magnitude, _check_positive_int, _check_real, _dtype, _nullcontext,
+                    check_hidden_layer_sizes)
 from .pretrain import StackedNMF, pretrain_stack
 
 __all__ = ["NMFAutoencoder"]
@@ -95,6 +96,7 @@ class NMFAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 # "Negative values in data" is scikit-learn's wording for this error
                 raise ValueError("Negative values in data passed to NMFAutoencoder.fit: X must "
                                  f"be nonnegative, its minimum is {float(X.min())!r}")
+            _check_magnitude(X, "X")
         check_same(comm, X.shape[1], "the number of features of X")
         rs = self.random_state
         if isinstance(rs, np.random.RandomState):

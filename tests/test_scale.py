@@ -169,9 +169,15 @@ def test_orthonormal_bases_at_any_scale(rng, scale):
     np.testing.assert_allclose(Zs.T @ Zs, np.eye(8), atol=1e-10)
 
 
-def test_classifier_rejects_out_of_range_X(rng):
+@pytest.mark.parametrize("make", [
+    lambda: fastnmf_dnn.NMFNetClassifier((4,), max_iter=1),
+    lambda: fastnmf_dnn.NMFNetRegressor((4,), max_iter=1),
+    lambda: fastnmf_dnn.NMFAutoencoder((3,), nmf_iter=2, encoder_iter=1),
+])
+def test_estimators_reject_out_of_range_X(rng, make):
     X = rng.random((60, 5))
     y = np.arange(60) % 3
+    make().fit(X, y)     # in range: fits
     for s in (1e-30, 1e12):
         with pytest.raises(ValueError, match="X's largest magnitude"):
-            fastnmf_dnn.NMFNetClassifier((4,), max_iter=1).fit(X * s, y)
+            make().fit(X * s, y)
