@@ -14,6 +14,8 @@ Complexity of each kernel is O(size of its matrix operands) unless stated.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -378,7 +380,9 @@ def _scan_body(bits, mask):
 
 _scan_parallel = njit_build(_scan_body, "_scan_parallel", parallel=True)
 _scan_serial = njit_build(_scan_body, "_scan_serial")
-_UINT = {4: np.uint32, 8: np.uint64}
+#: itemsize -> (unsigned type of the bit patterns, sign-clearing mask, mask + 1)
+_SCAN_BITS = {4: (np.uint32, np.uint32(0x7FFFFFFF), 0x80000000),
+              8: (np.uint64, np.uint64(0x7FFFFFFFFFFFFFFF), 0x8000000000000000)}
 
 
 def scan_values(x):
@@ -391,15 +395,16 @@ def scan_values(x):
     The scan reads the bit patterns: clearing the sign bit gives |x|'s
     pattern, which orders like |x| and is above Inf's for NaN; -0.0 is not
     negative (as for ``A.min() < 0``). The largest |entry| is NaN or Inf
-    when some entry is. O(n); parallel when large.
+    when some entry is. O(n); parallel when large. (About 1 us of kernel
+    and 2 us of wrapper for a small array; 25 us for digits' 1797 x 64,
+    where the float scan it replaced, without the magnitude, took 12 us:
+    the unsigned maxima do not vectorise on AVX2, and float maxima under
+    NaN semantics vectorised even less.)
     """
-    ut = _UINT[x.dtype.itemsize]
-    mask = ut(np.iinfo(ut).max >> 1)
-    bits = x.view(ut)
-    amax, top = (_scan_serial if x.shape[0] < _SERIAL_BELOW else _scan_parallel)(bits, mask)
-    amax = np.array([amax], ut).view(x.dtype)[0]
-    finite = bool(np.isfinite(amax))
-    return finite, bool(top > mask + ut(1)), float(amax)
+    ut, mask, sign = _SCAN_BITS[x.dtype.itemsize]
+    amax, top = (_scan_serial if x.shape[0] < _SERIAL_BELOW else _scan_parallel)(x.view(ut), mask)
+    amax = float(ut(amax).view(x.dtype))
+    return math.isfinite(amax), top > sign, amax
 
 
 _TILE = 64
