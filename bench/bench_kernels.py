@@ -118,3 +118,23 @@ def test_mu_semi_update(benchmark, n_threads, impl, dtype, size):
     benchmark.pedantic(fn, setup=lambda: ((X0.copy(), C, DP, DM, eps), {}),
                        rounds=_rounds(fn, X0.copy(), C, DP, DM, eps), warmup_rounds=1)
     _info(benchmark, "mu_semi_update", impl, size, dtype, n_threads)
+
+
+def scan_numpy(x):
+    """The NumPy passes the validation scan replaces: finiteness, sign and
+    largest magnitude (three reads of x, two temporaries)."""
+    return bool(np.isfinite(x).all()), bool(x.min() < 0), float(np.abs(x).max())
+
+
+@pytest.mark.parametrize("size", [pytest.param((1797, 64), id="digits-1797x64"),
+                                  pytest.param((60000, 784), id="fashion-60000x784",
+                                               marks=pytest.mark.large)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("impl", ["numba-bits", "numpy-3-passes"])
+def test_validation_scan(benchmark, n_threads, impl, dtype, size):
+    """Every public solver's data check (README "Validation: one compiled read")."""
+    x = np.random.default_rng(0).random(size).astype(dtype).ravel()
+    fn = K.scan_values if impl == "numba-bits" else scan_numpy
+    assert fn(x) == scan_numpy(x)
+    benchmark.pedantic(fn, args=(x,), rounds=_rounds(fn, x), warmup_rounds=1)
+    _info(benchmark, "validation_scan", impl, size, dtype, n_threads)
