@@ -41,7 +41,8 @@ def _check_magnitude(X, name):
     if amax > 0.0 and not lo <= amax <= hi:
         raise ValueError(f"{name}'s largest magnitude {amax:.3g} is outside [{lo:.3g}, {hi:.3g}], "
                          f"the range in which the training's {X.dtype} products neither overflow "
-                         f"nor underflow; rescale {name} (features in about [0, 1] train best)")
+                         f"nor underflow; rescale {name} (features and targets of about unit "
+                         f"scale train best)")
 
 def _check_positive_int(value, name, minimum=1):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
@@ -283,6 +284,7 @@ class BaseNMFNet(BaseEstimator):
         with collective(comm):
             y_enc, Y = self._encode_targets(y, first_fit, n_samples=X.shape[0], comm=comm)
         Y = Y.astype(dt, copy=False)
+        _check_magnitude(Y, "y")   # regression targets are the output layer's data
         check_same(comm, Y.shape[1], "the number of outputs (columns of y / classes)")
         if comm.sum(X.shape[0]) < 1:
             raise ValueError("X has no samples on any process")

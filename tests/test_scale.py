@@ -181,3 +181,11 @@ def test_estimators_reject_out_of_range_X(rng, make):
     for s in (1e-30, 1e12):
         with pytest.raises(ValueError, match="X's largest magnitude"):
             make().fit(X * s, y)
+
+
+def test_regressor_rejects_out_of_range_y(rng):
+    X = rng.random((60, 5))
+    fastnmf_dnn.NMFNetRegressor((4,), max_iter=1).fit(X, X[:, 0] * 1e3)   # in range: fits
+    for s in (1e-30, 1e30):
+        with pytest.raises(ValueError, match="y's largest magnitude"):
+            fastnmf_dnn.NMFNetRegressor((4,), max_iter=1).fit(X, X[:, 0] * s)
