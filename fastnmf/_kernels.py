@@ -355,8 +355,9 @@ def _scan_body(bits, mask):
     ``bits & mask`` (the bit pattern of the largest |x|, NaN and Inf above
     every finite one) and the largest raw pattern (above ``mask + 1``, the
     pattern of -0.0, iff some entry is negative or a negative NaN).
-    Unsigned integer maxima vectorise; float compares under NaN semantics
-    do not (a float max in the same loop took 3x as long)."""
+    Integer compares need no NaN semantics: one loop for the three checks
+    (float maxima under NaN semantics took 160 us on digits, see
+    :func:`scan_values`)."""
     n = bits.shape[0]
     nb = (n + _SCAN_BLOCK - 1) // _SCAN_BLOCK
     zero = bits.dtype.type(0)
