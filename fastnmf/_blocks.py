@@ -108,10 +108,7 @@ def mu_guard(eps: float, C, comm=SERIAL) -> float:
     data reached 0.42). One read of C, O(p k) beside the update's
     p x k x k GEMMs.
     """
-    if C.flags.c_contiguous or C.flags.f_contiguous:
-        cmax = K.scan_values(C.ravel(order="K"))[2]
-    else:
-        cmax = float(np.max(np.abs(C), initial=0.0))
+    cmax = K.abs_max(C)
     if comm.size > 1:
         cmax = max(comm.allgather(cmax))
     return max(eps * cmax, float(np.finfo(C.dtype).tiny))

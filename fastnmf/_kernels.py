@@ -408,6 +408,15 @@ def scan_values(x):
     return math.isfinite(amax), top > sign, amax
 
 
+def abs_max(X) -> float:
+    """The largest |entry| of a float32/float64 array of any shape (NaN or
+    Inf if it holds one; 0 if empty): :func:`scan_values`'s one read for a
+    C- or F-contiguous X, NumPy's for other layouts."""
+    if X.flags.c_contiguous or X.flags.f_contiguous:
+        return scan_values(X.ravel(order="K"))[2]
+    return float(np.max(np.abs(X), initial=0.0))
+
+
 _TILE = 64
 
 

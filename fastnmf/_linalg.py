@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._comm import SERIAL
-from ._kernels import cholesky_inverse_factor_, lower_tri_inverse_, ridge_inverse_small_
+from ._kernels import abs_max, cholesky_inverse_factor_, lower_tri_inverse_, ridge_inverse_small_
 
 #: Largest k for the compiled fast path of ridge_inverse. Above it the
 #: route through numpy's Cholesky is faster: at k = 48 it takes 33 us
@@ -250,7 +250,7 @@ def orthonormal_columns(Y, passes: int = 2) -> np.ndarray:
 def exponent(X) -> int:
     """The binary exponent of X's largest |entry| (0 for all zeros):
     ``2**-e X`` has its largest entry in [0.5, 1)."""
-    amax = float(np.max(np.abs(X), initial=0.0))
+    amax = abs_max(X)
     return int(np.frexp(amax)[1]) if 0.0 < amax < np.inf else 0
 
 

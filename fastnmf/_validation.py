@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from ._kernels import scan_values, unit_rows
+from ._kernels import abs_max, scan_values, unit_rows
 
 _FLOATS = (np.float32, np.float64)
 
@@ -156,16 +156,28 @@ def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None,
         raise ValueError(f"{name} contains NaN or Inf")
     if nonnegative and negative:
         raise ValueError(f"{name} must be nonnegative, but its minimum is {arr.min()!r}")
-    if magnitude and amax > 0.0:
-        lo, hi = magnitude_range(arr.dtype, arr.shape)
-        if not lo <= amax <= hi:
-            what = "overflow" if amax > hi else "underflow"
-            raise ValueError(
-                f"{name}'s largest magnitude {amax:.3g} is outside [{lo:.3g}, {hi:.3g}], the "
-                f"range in which {arr.dtype} Gram and cross products of a {arr.shape[0]} x "
-                f"{arr.shape[1]} array neither overflow nor underflow (they would {what}); "
-                f"rescale {name}, e.g. divide it by its largest magnitude")
+    if magnitude:
+        check_magnitude(arr, name, amax=amax)
     return arr
+
+
+def check_magnitude(arr, name: str, *, amax: float = None,
+                    hint: str = "e.g. divide it by its largest magnitude") -> None:
+    """ValueError if the largest |entry| of ``arr`` (float32/float64,
+    finite; ``amax`` if already known) is neither 0 nor within
+    :func:`magnitude_range`. ``hint``: how the caller's user should rescale."""
+    if amax is None:
+        amax = abs_max(arr)
+    if amax == 0.0:
+        return
+    lo, hi = magnitude_range(arr.dtype, arr.shape)
+    if not lo <= amax <= hi:
+        what = "overflow" if amax > hi else "underflow"
+        raise ValueError(
+            f"{name}'s largest magnitude {amax:.3g} is outside [{lo:.3g}, {hi:.3g}], the "
+            f"range in which {arr.dtype} Gram and cross products of a {arr.shape[0]} x "
+            f"{arr.shape[1]} array neither overflow nor underflow (they would {what}); "
+            f"rescale {name}, {hint}")
 
 
 def check_dtype(dtype, name: str = "dtype") -> np.dtype:

@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 import fastnmf
 from fastnmf._comm import SERIAL, as_comm, check_same, collective
+from fastnmf._validation import check_magnitude
 
 from . import model_io
 from .network import Network, init_random
@@ -29,20 +30,14 @@ _OPTION_PARAMS = ("bias", "alpha", "ridge", "rel_ridge", "width_ridge", "inner_i
                   "refresh_targets", "bottom_up", "inactive_step")
 
 
-
 def _check_magnitude(X, name):
     """ValueError if X's largest |entry| is outside
     :func:`fastnmf.magnitude_range` (the training products would overflow
-    or underflow), as the solvers raise for their data."""
-    if X.size == 0:
-        return
-    amax = max(float(np.max(X)), -float(np.min(X)))
-    lo, hi = fastnmf.magnitude_range(X.dtype, X.shape)
-    if amax > 0.0 and not lo <= amax <= hi:
-        raise ValueError(f"{name}'s largest magnitude {amax:.3g} is outside [{lo:.3g}, {hi:.3g}], "
-                         f"the range in which the training's {X.dtype} products neither overflow "
-                         f"nor underflow; rescale {name} (features and targets of about unit "
-                         f"scale train best)")
+    or underflow): the solvers' own check on their data, with advice for
+    a network's inputs and targets."""
+    check_magnitude(X, name, hint="e.g. to features and targets of about unit scale, which "
+                                  "train best")
+
 
 def _check_positive_int(value, name, minimum=1):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
