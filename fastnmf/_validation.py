@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import numbers
 
 import numpy as np
@@ -211,7 +212,7 @@ def check_float(value, name: str, *, minimum: float = 0.0, strict: bool = False)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     value = float(value)
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if value < minimum or (strict and value == minimum):
         op = ">" if strict else ">="
@@ -264,6 +265,10 @@ def check_distributed(comm, A, name: str = "A") -> int:
     (columns = samples): the same row count and dtype everywhere and at
     least one column in total. Returns the total column count. Raises the
     same ValueError on every process."""
+    if comm.size == 1:      # every solve calls this: nothing to agree on
+        if A.shape[1] == 0:
+            raise ValueError(f"{name} is empty (no columns on any process)")
+        return A.shape[1]
     from ._comm import check_same
     check_same(comm, (A.shape[0], A.dtype.name), f"{name}'s row count and dtype")
     N = int(round(comm.sum(A.shape[1])))

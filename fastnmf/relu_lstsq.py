@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from . import _blocks as B
+from ._kernels import all_ones
 from ._comm import as_comm, collective
 from ._threads import sized_by, columns_of_second
 from .fixed_gram import FixedGram
@@ -19,7 +20,7 @@ __all__ = ["relu_lstsq"]
 def check_ones_row(V, name: str):
     if V.shape[0] < 2:
         raise ValueError(f"fixed_ones_row needs {name} with at least 2 rows (free rows + ones row)")
-    if not np.all(V[-1] == 1):
+    if not all_ones(V[-1]):
         raise ValueError(f"fixed_ones_row=True but the last row of {name} is not all ones")
 
 

@@ -158,6 +158,26 @@ def test_unit_rows_views_and_fallbacks():
     F = np.asfortranarray(B)[:, :5]
     assert K.unit_rows(F) is F
     assert K.unit_rows(B[:0, :5]).shape == (0, 5)
+    Xr = B[2:5, 1:4]                    # a block inside: view from its first entry
+    Ur = K.unit_rows(Xr)
+    assert Ur.flags.c_contiguous and Ur.shape == (3, 7) and np.shares_memory(Ur, B)
+    np.testing.assert_array_equal(Ur[:, :3], Xr)
+    Ur[0, 0] = -1.0                     # writes land in B
+    assert B[2, 1] == -1.0
+    Bro = B.copy()
+    Bro.flags.writeable = False         # a read-only buffer gives a read-only view
+    Uro = K.unit_rows(Bro[:, :5])
+    assert Uro.shape == (6, 7) and not Uro.flags.writeable
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_all_ones(dtype):
+    H = np.ones((9, 4), dtype)
+    assert K.all_ones(H[:, -1]) and K.all_ones(H[0])      # strided and contiguous
+    for bad in (0.999, np.nan, np.inf, 0.0):
+        H[5, -1] = bad
+        assert not K.all_ones(H[:, -1])
+    assert K.all_ones(np.ones(0, dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
