@@ -29,7 +29,8 @@ from ._hals_dispatch import hals_sweeps as _hals_sweeps_cy
 from ._hals_dispatch import hals_update_rows as _hals_cy
 from ._comm import SERIAL
 from ._workspace import scratch
-from ._linalg import gram, matmul_into, pinv_factor_into, ridge_inverse  # noqa: F401 (gram re-exported)
+from ._linalg import (gram, matmul_into, pinv_factor_into, ridge_inverse,  # noqa: F401 (gram)
+                      ridge_solve_right_into)
 from ._threads import get_num_threads
 
 
@@ -171,7 +172,9 @@ def ridge_update_left_(A, Vt, U, EG, alpha: float, U0=None, prox: float = 0.0,
     over processes) when it already has it, e.g. from the previous error
     evaluation; it is then not recomputed.
     GEMMs: ``Vt.T @ Vt`` (k x n x k, unless given), ``E = A @ Vt``
-    (m x n x k), then only ``U = E @ inv`` (m x k x k); one k x k Cholesky.
+    (m x n x k), then ``U = E @ inv`` (m x k x k), or for few rows m two
+    triangular solves per row instead (``ridge_solve_right_into``); one
+    k x k Cholesky.
     (Forming ``V^+ = V^T (V V^T + aI)^{-1}`` first would cost another
     n x k x k GEMM.)
     """
@@ -180,10 +183,9 @@ def ridge_update_left_(A, Vt, U, EG, alpha: float, U0=None, prox: float = 0.0,
         G = gram_V
     if alpha_trace:
         alpha = alpha + alpha_trace * gram_trace(G)
-    inv = ridge_inverse(G, alpha + prox, Vt.dtype)
     if U0 is not None:
         E += Vt.dtype.type(prox) * U0
-    np.matmul(E, inv, out=U)
+    ridge_solve_right_into(U, E, G, alpha + prox)
 
 
 def _order(A) -> str:

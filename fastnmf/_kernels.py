@@ -622,18 +622,6 @@ def all_ones(x):
     return True
 
 
-@njit(cache=True)
-def all_ones(x):
-    """Whether every entry of the 1-D array x is exactly 1 (stops at the
-    first that is not). The fixed-ones-row check of the solves that keep a
-    bias row: 1.7 us on a strided row of 1437, where ``np.all(x == 1)``
-    took 7.8 (a temporary and a reduction). O(len(x))."""
-    for v in x:
-        if v != 1:
-            return False
-    return True
-
-
 @njit(cache=True, fastmath=_FM_REDUCE)
 def cholesky_solve_rows_(L, E, out):
     """``out[r] <- (L L^T)^{-1} E[r]`` for every row r of E (m, k): the

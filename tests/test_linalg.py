@@ -26,6 +26,47 @@ def test_ridge_inverse_matches_numpy_inv(rng, dtype, k, alpha):
     assert_close(out, expected, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, k", [(1, 1), (3, 8), (10, 33), (10, 101), (30, 101), (26, 101)])
+@pytest.mark.parametrize("alpha", [0.0, 0.7])
+def test_ridge_solve_right_into_matches_numpy_solve(rng, dtype, m, k, alpha):
+    """Both routes (inverse and GEMM; row-by-row triangular solves for few
+    rows, 4 m <= k past the small-k path) against numpy's solve."""
+    G = _spd(rng, k, dtype)
+    E = rng.standard_normal((m, k)).astype(dtype)
+    expected = np.linalg.solve(G.astype(np.float64) + alpha * np.eye(k), E.T.astype(np.float64)).T
+    out = np.full((m, k), np.nan, dtype)
+    assert L.ridge_solve_right_into(out, E, G, alpha) is out
+    assert_close(out, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ridge_solve_right_into_shifts_like_ridge_inverse(rng, dtype):
+    """An ill-conditioned G (a dead unit) gets ridge_inverse's shift on the
+    solve route too: the same answer as applying that inverse, finite."""
+    k = 60
+    G = _spd(rng, k, np.float64)
+    G[7, :] = G[:, 7] = 0.0
+    G[7, 7] = 1e-13 * G[0, 0]
+    G = G.astype(dtype)
+    E = rng.standard_normal((5, k)).astype(dtype)
+    out = L.ridge_solve_right_into(np.empty((5, k), dtype), E, G, 0.0)
+    via_inverse = E.astype(np.float64) @ L.ridge_inverse(G, 0.0, np.float64 if dtype == np.float64
+                                                          else np.float32).astype(np.float64)
+    assert np.isfinite(out).all()
+    assert_close(out, via_inverse, dtype)
+
+
+def test_cholesky_solve_rows_in_place_and_float32(rng):
+    k = 40
+    G = _spd(rng, k)
+    Lf = np.linalg.cholesky(G)
+    E = rng.standard_normal((3, k)).astype(np.float32)
+    expected = np.linalg.solve(G, E.T.astype(np.float64)).T
+    K.cholesky_solve_rows_(Lf, E, E)       # out may be E
+    np.testing.assert_allclose(E, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+
+
 @pytest.mark.parametrize("k", [1, 2, 7, 64, 101])
 def test_lower_tri_inverse_matches_numpy_inv(rng, k):
     W = rng.standard_normal((3 * k + 2, k))
