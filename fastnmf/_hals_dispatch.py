@@ -7,6 +7,7 @@ to compare them).
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 from ._cy import _hals as _baseline
@@ -41,7 +42,7 @@ def load_build(name):
     for build, module, needs in _BUILDS:
         if build == name and _cpu_has(*needs):
             try:
-                return __import__(f"fastnmf._cy.{module}", fromlist=["_"])
+                return importlib.import_module(f"._cy.{module}", __package__)
             except ImportError:
                 return None
     return None

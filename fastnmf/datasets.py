@@ -15,6 +15,6 @@ __all__ = ["load_digits"]
 
 def load_digits(*, dtype=np.float64):
     """Return ``(X, y)``: X (1797, 64) pixel intensities 0..16, y (1797,) labels 0..9."""
-    with resources.files("fastnmf").joinpath("data/digits.npz").open("rb") as fh:
+    with resources.files(__package__).joinpath("data/digits.npz").open("rb") as fh:
         with np.load(fh) as z:
             return z["data"].astype(dtype), z["target"].astype(np.int64)

@@ -69,8 +69,9 @@ def ridge_lstsq(A, V, *, alpha=0.0, alpha_trace=0.0, U0=None, prox=0.0, dtype=No
     Notes
     -----
     ``U = (A V^T) (V V^T + alpha I)^{-1}``: one GEMM (2 m n k flops), one
-    Gram (n k^2), a k x k Cholesky and an m x k x k product; never an SVD
-    of V.
+    Gram (n k^2), a k x k Cholesky and an m x k x k product (for few rows,
+    ``4 m <= k``, two triangular solves per row instead of forming the
+    inverse); never an SVD of V.
     """
     comm = as_comm(comm)
     with collective(comm):
