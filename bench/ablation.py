@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backprop import run_backprop  # noqa: E402
-from compare_dnn import load  # noqa: E402
+from compare_dnn import load, warm_up  # noqa: E402
 
 import fastnmf_dnn  # noqa: E402
 
@@ -147,8 +147,7 @@ def main(argv=None):
             Xtr, ytr = Xtr[:n_train], ytr[:n_train]
         sweeps = args.sweeps or {"digits": 50, "fashion": 15, "fashion5k": 30}[case]
         epochs = args.epochs or {"digits": 200, "fashion": 20, "fashion5k": 100}[case]
-        fastnmf_dnn.NMFNetClassifier(hidden, max_iter=1, n_threads=args.threads).fit(
-            Xtr[:256], ytr[:256])  # warm-up (Numba compile / cache load)
+        warm_up(hidden, Xtr, ytr, Xte, yte, args.threads)  # Numba compile / cache load
         bp = run_backprop(Xtr, ytr, Xte, yte, hidden, epochs, args.threads, 0)
         bp_best = max(r[1] for r in bp)
         bp_best_ep = 1 + int(np.argmax([r[1] for r in bp]))

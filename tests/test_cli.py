@@ -1,7 +1,8 @@
 """The ``fastnmf-dnn`` command line (fastnmf_dnn.cli), on the bundled digits.
 
 Everything runs ``main([...])`` in-process (a few small sweeps each) except
-one test that runs the installed console script in a subprocess.
+the test of the installed console script and the warm-up's cold-cache test,
+which run in a subprocess.
 """
 from __future__ import annotations
 
@@ -412,3 +413,40 @@ def test_console_script_train(tmp_path):
     assert proc.stdout.rstrip().splitlines()[-1].startswith("final test accuracy: ")
     assert [r[0] for r in table_rows(proc.stdout)] == ["1", "2"]
     assert [p.name for p in tmp_path.iterdir() if p.name != "home"] == []  # nothing in cwd
+
+
+# -- warm-up ------------------------------------------------------------------
+
+def test_warm_up_rows_cross_the_same_thresholds_as_the_fit():
+    from fastnmf._kernels import _SERIAL_BELOW
+    from fastnmf_dnn._passes import PARALLEL_FROM, warm_up_rows
+    assert warm_up_rows(10, [64, 100, 10]) == 10            # fewer rows than the minimum
+    assert warm_up_rows(1437, [64, 100, 10]) == 1024        # digits: 1024 x 64 scans in parallel
+    assert warm_up_rows(60000, [784, 500, 500, 10]) == 8389  # Fashion: 8389 x 500 passes too
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 200_000))
+        widths = [int(w) for w in rng.integers(1, 2000, size=rng.integers(1, 5))]
+        m = warm_up_rows(n, widths)
+        assert min(n, 64) <= m <= n
+        for w in widths:
+            for width in (w, w + 1):
+                for t in (PARALLEL_FROM, _SERIAL_BELOW):
+                    assert (m * width >= t) == (n * width >= t), (n, widths, m, width, t)
+
+
+def test_nothing_compiles_after_the_warm_up(tmp_path):
+    """With an empty Numba cache, every kernel the timed fit runs is compiled
+    by the warm-up (a warm-up on 64 rows left the parallel scan to the fit:
+    2.5 s of the main command's 'setup' in a fresh install)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"), NUMBA_DEBUG_CACHE="1",
+               HOME=str(tmp_path))
+    r = subprocess.run([sys.executable, "-m", "fastnmf_dnn", "train", "--max-iter", "3",
+                        "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    warm = next(i for i, ln in enumerate(lines) if ln.startswith("warm-up"))
+    saved_before = [ln for ln in lines[:warm] if "data saved" in ln]
+    saved_after = [ln for ln in lines[warm:] if "data saved" in ln]
+    assert saved_before, "NUMBA_DEBUG_CACHE printed nothing: the check would be vacuous"
+    assert saved_after == [], saved_after
