@@ -441,8 +441,11 @@ def test_nothing_compiles_after_the_warm_up(tmp_path):
     2.5 s of the main command's 'setup' in a fresh install)."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"), NUMBA_DEBUG_CACHE="1",
                HOME=str(tmp_path))
+    # cwd: not the checkout, whose source tree (no compiled extension in a
+    # non-editable install) would shadow the installed package
     r = subprocess.run([sys.executable, "-m", "fastnmf_dnn", "train", "--max-iter", "3",
-                        "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+                        "--quiet"], env=env, capture_output=True, text=True, timeout=600,
+                       cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.splitlines()
     warm = next(i for i, ln in enumerate(lines) if ln.startswith("warm-up"))
