@@ -265,13 +265,12 @@ def check_distributed(comm, A, name: str = "A") -> int:
     (columns = samples): the same row count and dtype everywhere and at
     least one column in total. Returns the total column count. Raises the
     same ValueError on every process."""
-    if comm.size == 1:      # every solve calls this: nothing to agree on
-        if A.shape[1] == 0:
-            raise ValueError(f"{name} is empty (no columns on any process)")
-        return A.shape[1]
-    from ._comm import check_same
-    check_same(comm, (A.shape[0], A.dtype.name), f"{name}'s row count and dtype")
-    N = int(round(comm.sum(A.shape[1])))
+    if comm.size == 1:      # every solve calls this: one process has nothing to agree on
+        N = A.shape[1]
+    else:
+        from ._comm import check_same
+        check_same(comm, (A.shape[0], A.dtype.name), f"{name}'s row count and dtype")
+        N = int(round(comm.sum(A.shape[1])))
     if N == 0:
         raise ValueError(f"{name} is empty (no columns on any process)")
     return N
