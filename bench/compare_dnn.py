@@ -51,7 +51,7 @@ from _data import digits, fashion_mnist  # noqa: E402
 from backprop import run_backprop  # noqa: E402
 
 import fastnmf_dnn  # noqa: E402
-from fastnmf_dnn._passes import warm_up_rows  # noqa: E402
+from fastnmf_dnn._warm_up import warm_up_fit  # noqa: E402
 from fastnmf_dnn.network import init_random  # noqa: E402
 from fastnmf_dnn.trainer import Trainer  # noqa: E402
 
@@ -105,19 +105,17 @@ def run_nmf(Xtr, ytr, Xte, yte, hidden, sweeps, threads, seed, overrides=None, *
 
 
 def warm_up(hidden, Xtr, ytr, Xte, yte, threads=None, overrides=None) -> float:
-    """One sweep of the estimator on enough rows that every compiled pass
-    takes the build (serial or parallel) the timed fit will
-    (``fastnmf_dnn._passes.warm_up_rows``), scoring a test slice likewise:
-    Numba compilation and cache loads stay out of the timed fit (a warm-up
-    on 256 rows left the parallel builds to it). Returns its seconds."""
-    widths = [Xtr.shape[1], *hidden, int(ytr.max()) + 1]
-    m = warm_up_rows(Xtr.shape[0], widths)
-    e = warm_up_rows(Xte.shape[0], widths)
-    t0 = time.perf_counter()
-    fastnmf_dnn.NMFNetClassifier(hidden, max_iter=1, n_threads=threads,
-                                 **(overrides or {})).fit(Xtr[:m], ytr[:m],
-                                                          eval_set=(Xte[:e], yte[:e]))
-    return time.perf_counter() - t0
+    """The CLI's warm-up (``fastnmf_dnn._warm_up.warm_up_fit``) for the
+    estimator the comparison times: one sweep on enough rows that every
+    compiled pass takes the build (serial or parallel) the timed fit will,
+    a test slice scored likewise (a warm-up on 256 rows left the parallel
+    builds to the timed fit). Returns its seconds."""
+    est = fastnmf_dnn.NMFNetClassifier(hidden, n_threads=threads, **(overrides or {}))
+    seconds, _, note = warm_up_fit(est, Xtr, ytr, [Xtr.shape[1], *hidden, int(ytr.max()) + 1],
+                                   eval_set=(Xte, yte))
+    if note:
+        raise RuntimeError(f"warm-up fit {note}")
+    return seconds
 
 
 def gemm_floor(Xtr, ytr, hidden, threads, seed, repeat=5, overrides=None):

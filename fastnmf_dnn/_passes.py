@@ -144,27 +144,3 @@ def sq_loss(out, Y0, margin: bool) -> float:
     entries on the target's right side not counted; one serial pass."""
     return sq_loss_(out, Y0, bool(margin))
 
-
-def warm_up_rows(n_samples: int, widths, minimum: int = 64) -> int:
-    """Rows of a warm-up fit that takes the same compiled builds as a fit on
-    ``n_samples`` rows whose arrays have the given ``widths`` (features,
-    layer widths, outputs; each also with its ones column).
-
-    The passes here and fastnmf's scans pick a serial or a parallel build by
-    an array's size; each build is compiled (or loaded from Numba's cache)
-    at its first call. A warm-up on a few rows runs only the serial builds,
-    and the real fit then compiled the parallel ones inside its timed
-    region (session 20: 2.5 s of the README's main command's first run on
-    digits, in a fresh install). The smallest row count, at least
-    ``minimum`` and at most ``n_samples``, whose arrays fall on the same
-    side of every threshold as the real fit's. O(len(widths)).
-    """
-    from fastnmf._kernels import _SERIAL_BELOW
-    n = int(n_samples)
-    m = min(n, int(minimum))
-    for w in widths:
-        for width in (int(w), int(w) + 1):
-            for threshold in (PARALLEL_FROM, _SERIAL_BELOW):
-                if width > 0 and n * width >= threshold:
-                    m = max(m, -(-threshold // width))
-    return min(m, n)

@@ -35,7 +35,7 @@ import fastnmf
 from fastnmf._comm import SERIAL, as_comm
 
 from . import datasets
-from ._passes import warm_up_rows
+from ._warm_up import warm_up_fit
 from .autoencoder import NMFAutoencoder
 from .estimators import NMFNetClassifier, NMFNetRegressor
 from .persistence import load_model, save_model
@@ -482,34 +482,6 @@ def _fmt(v, spec=".4f"):
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
-def _warm_up(est, X, y, widths, eval_set=None):
-    """Fit a clone for one sweep on enough samples that every compiled pass
-    takes the build (serial or parallel) the real fit will
-    (:func:`fastnmf_dnn._passes.warm_up_rows`; ``widths``: the arrays'
-    widths besides the samples), scoring ``eval_set`` likewise, so that
-    Numba compilation (or loading its cache) and other first-call costs
-    stay out of the timings. Returns (seconds, rows, note)."""
-    from sklearn.base import clone
-    m = warm_up_rows(X.shape[0], widths)
-    if y is not None and np.unique(y[:m]).size < 2:
-        return 0.0, m, "skipped (the first samples hold one class)"
-    w = clone(est)
-    params = {"max_iter": 1} if "max_iter" in w.get_params() else {"nmf_iter": 2}
-    if "early_stopping" in w.get_params():
-        params.update(early_stopping=False, warm_start=False, verbose=False)
-    w.set_params(**params)
-    kw = {}
-    if eval_set is not None and eval_set[0].shape[0]:
-        e = warm_up_rows(eval_set[0].shape[0], widths)
-        kw["eval_set"] = (eval_set[0][:e], eval_set[1][:e])
-    t0 = time.perf_counter()
-    try:
-        w.fit(X[:m], y[:m], **kw) if y is not None else w.fit(X[:m])
-    except Exception as exc:  # best effort: the real fit reports real problems
-        return time.perf_counter() - t0, m, f"incomplete ({type(exc).__name__})"
-    return time.perf_counter() - t0, m, None
-
-
 # -- train ----------------------------------------------------------------------
 
 def _cmd_train(args):
@@ -551,7 +523,7 @@ def _cmd_train(args):
              f"block of samples ({Xtr.shape[0]} training samples on process 0); "
              f"{args.threads} thread{'s' if args.threads != 1 else ''} per process")
     _out(_threads_line(args.threads))
-    warm_s, warm_rows, note = _warm_up(est, Xtr, ytr, [Xtr.shape[1], *hidden, classes.size],
+    warm_s, warm_rows, note = warm_up_fit(est, Xtr, ytr, [Xtr.shape[1], *hidden, classes.size],
                                        eval_set=(Xte, yte))
     _out(f"warm-up (Numba compile or cache load, first calls; one sweep on "
          f"{warm_rows} samples): {warm_s:.2f} s"
@@ -724,7 +696,7 @@ def _cmd_pretrain(args):
     _out(f"data: {where}: train {Xtr.shape[0]} x {Xtr.shape[1]}, test {Xte.shape[0]} x "
          f"{Xte.shape[1]}")
     _out(_threads_line(args.threads))
-    warm_s, _, note = _warm_up(ae, Xtr, None, [Xtr.shape[1], *hidden])
+    warm_s, _, note = warm_up_fit(ae, Xtr, None, [Xtr.shape[1], *hidden])
     _out(f"warm-up (Numba compile or cache load, first calls): {warm_s:.2f} s"
          + (f", {note}" if note else "") + "; not included in the time below")
     t0 = time.perf_counter()

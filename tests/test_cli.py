@@ -419,7 +419,8 @@ def test_console_script_train(tmp_path):
 
 def test_warm_up_rows_cross_the_same_thresholds_as_the_fit():
     from fastnmf._kernels import _SERIAL_BELOW
-    from fastnmf_dnn._passes import PARALLEL_FROM, warm_up_rows
+    from fastnmf_dnn._passes import PARALLEL_FROM
+    from fastnmf_dnn._warm_up import warm_up_rows
     assert warm_up_rows(10, [64, 100, 10]) == 10            # fewer rows than the minimum
     assert warm_up_rows(1437, [64, 100, 10]) == 1024        # digits: 1024 x 64 scans in parallel
     assert warm_up_rows(60000, [784, 500, 500, 10]) == 8389  # Fashion: 8389 x 500 passes too
