@@ -32,6 +32,8 @@ from ._workspace import scratch
 from ._linalg import (gram, matmul_into, pinv_factor_into, ridge_inverse,  # noqa: F401 (gram)
                       ridge_solve_right_into)
 from ._threads import get_num_threads
+from ._sparse import SparseData
+from ._sparse import matmul_into as _sparse_matmul_into
 
 
 def hals_sweep_(X, C, G) -> float:
@@ -79,6 +81,15 @@ def gram_trace(G) -> float:
     return float(np.trace(G, dtype=np.float64))
 
 
+def data_matmul_(A, X, out):
+    """``out[...] = A @ X`` for the data A, dense (BLAS) or sparse
+    (:class:`fastnmf._sparse.SparseData`, O(nnz k)); X (p, k) and out
+    C-contiguous. Pass ``A.T`` for the transposed product. Returns out."""
+    if isinstance(A, SparseData):
+        return _sparse_matmul_into(out, A, X)
+    return np.matmul(A, X, out=out)
+
+
 def cross_and_gram_(A, Vt, EG, comm=SERIAL, with_gram: bool = True):
     """``EG[:m] = A @ Vt`` and (``with_gram``) ``EG[m:] = Vt.T @ Vt``, summed
     over the processes in one allreduce. Returns the two views (E, G).
@@ -87,7 +98,7 @@ def cross_and_gram_(A, Vt, EG, comm=SERIAL, with_gram: bool = True):
     """
     m = A.shape[0]
     E, G = EG[:m], EG[m:]
-    np.matmul(A, Vt, out=E)
+    data_matmul_(A, Vt, E)
     if with_gram:
         gram(Vt, out=G)
         comm.sum_(EG)
@@ -325,7 +336,9 @@ def relu_update_right_(A, U, Vt, P, S, M, alpha: float, omega: float, n_iter: in
 
 
 def sq_norm(A) -> float:
-    """``||A||_F^2`` in float64, for C or F ordered A."""
+    """``||A||_F^2`` in float64, for C or F ordered A (or sparse data)."""
+    if isinstance(A, SparseData):
+        return A.sq_norm()
     return K.dot64(A, A) if A.flags.c_contiguous else K.dot64(A.T, A.T)
 
 

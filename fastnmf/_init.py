@@ -17,6 +17,7 @@ import numpy as np
 from ._comm import SERIAL
 from ._kernels import abs_sum64
 from ._linalg import cholesky_qr_pass, exponent, orthonormal_columns
+from ._sparse import SparseData
 
 INITS = ("random", "nndsvd", "nndsvda")
 
@@ -92,7 +93,7 @@ def randomized_svd(A, k: int, seed: int, *, n_total: int, comm=SERIAL,
         # all that is used of Y, is unchanged.
         Z *= Z.dtype.type(2.0 ** -max(comm.allgather(exponent(Z))))
         Y = comm.sum_(np.ascontiguousarray(A @ Z))
-    elif m <= 4 * n_power_iter * ell:
+    elif m <= 4 * n_power_iter * ell and not isinstance(A, SparseData):
         # Few rows (features x samples, the network trainer's layout): the
         # m x m Gram matrix (m^2 n / 2 multiply-adds, one allreduce) is
         # cheaper than the 2 n_power_iter products with A (2 m n ell each),
@@ -179,7 +180,7 @@ def initialize(A, k: int, init: str, rng: np.random.Generator, comm=SERIAL):
     offset, N = column_offset(n, comm)
     # one draw from rng; process 0's, so random_state=None agrees too
     seed = comm.bcast(int(rng.integers(2**62)))
-    mean_abs = comm.sum(abs_sum64(A)) / (m * N)
+    mean_abs = comm.sum(A.abs_sum() if isinstance(A, SparseData) else abs_sum64(A)) / (m * N)
     if init == "random":
         scale = np.sqrt(mean_abs / k) if mean_abs > 0 else 1.0
         U = scale * np.abs(np.random.default_rng([seed, _TAG_U]).standard_normal((m, k)))

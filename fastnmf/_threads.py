@@ -261,7 +261,8 @@ def sized_by(rank_of):
     """Decorator for public solvers: run small problems on fewer threads
     (:func:`for_work`).
 
-    The work estimate is the larger of a cross-product GEMM, ``m n k``, and
+    The work estimate is the larger of a cross-product GEMM, ``m n k``
+    (``nnz k`` for sparse data), and
     a Gram-sized product, ``max(m, n) k k`` (an n x k times k x k update),
     with ``A`` (m, n) the first argument and ``k = rank_of(*args, **kwargs)``.
     Anything odd (bad input that validation will reject) skips the limit.
@@ -272,7 +273,9 @@ def sized_by(rank_of):
             try:
                 m, n = (float(d) for d in np.shape(args[0]))
                 k = float(rank_of(*args, **kwargs))
-                work = k * max(m * n, max(m, n) * k)
+                nnz = getattr(args[0], "nnz", None)     # sparse data: its products
+                cross = m * n if nnz is None else float(nnz)
+                work = k * max(cross, max(m, n) * k)
                 if not math.isfinite(work):
                     work = math.inf
             except Exception:

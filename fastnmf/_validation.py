@@ -118,7 +118,8 @@ def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None,
     themselves products, e.g. a Gram matrix).
     """
     if hasattr(A, "toarray") or hasattr(A, "tocsr"):
-        raise TypeError(f"{name} is a sparse matrix; pass a dense numpy array")
+        raise TypeError(f"{name} is a sparse matrix; pass a dense numpy array (only "
+                        "fastnmf.nmf takes sparse data, as A)")
     try:
         arr = np.asarray(A)
     except Exception as exc:  # ragged lists and other non-arrays

@@ -11,6 +11,7 @@ from ._comm import SERIAL, as_comm, collective
 from ._init import INITS, initialize
 from ._threads import sized_by, rank_arg
 from ._result import FactorizationResult
+from ._sparse import SparseData, check_sparse, is_sparse
 from ._validation import (check_choice, check_distributed, check_factor, check_float, check_int,
                           check_matrix, check_random_state, check_rank)
 
@@ -145,8 +146,11 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
     """
     comm = as_comm(comm)
     with collective(comm):
-        A = check_matrix(A, "A", nonnegative=True, dtype=dtype,
-                         allow_empty_columns=comm.size > 1)
+        if is_sparse(A):
+            A = check_sparse(A, "A", nonnegative=True, dtype=dtype)
+        else:
+            A = check_matrix(A, "A", nonnegative=True, dtype=dtype,
+                             allow_empty_columns=comm.size > 1)
         k = check_rank(rank)
         check_choice(solver, "solver", SOLVERS)
         max_iter, tol, n_inner, inner_alpha, inner_tol, eps = _check_iteration_options(
@@ -205,8 +209,14 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
         def update_v(X):
             B.nnls_mu_nmf_(X, CV, GU, DV, cap_v, B.mu_guard(eps, CV, comm))
     else:
-        cap_u = _inner_cap(n_inner, N, k, inner_alpha)
-        cap_v = _inner_cap(n_inner, m, k, inner_alpha)
+        # Gillis-Glineur's rho is the cross product's cost over a sweep's:
+        # for sparse A the product costs nnz k, not m n k.
+        cols, rows = N, m
+        if isinstance(A, SparseData):
+            nnz = comm.sum(A.nnz)
+            cols, rows = nnz / m, nnz / N
+        cap_u = _inner_cap(n_inner, cols, k, inner_alpha)
+        cap_v = _inner_cap(n_inner, rows, k, inner_alpha)
 
         def update_u(X):   # U is the same on every process: no communication
             sweeps[0] += B.nnls_hals_(X, CU, GV, cap_u, inner_tol)
@@ -239,7 +249,7 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
             if it > 1:   # GV is already the reduced Gram of the error step
                 B.cross_and_gram_(A, Vt, CUG, comm, with_gram=False)
             update_u(U)
-            np.matmul(A.T, U, out=CV)
+            B.data_matmul_(A.T, U, CV)
             B.gram(U, out=GU)
             update_v(Vt)
             errors.append(np.sqrt(B.reduced_sq_error_(normA2, Vt, CV, GU, GV, ebuf, comm))
@@ -250,7 +260,7 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
             update_u(Uh)                            # Uh: the new plain iterate
             K.extrapolate_(Uc, Uh, beta)            # Uc <- max(0, Uh + beta (Uh - Uc))
             Uh, Uc = Uc, Uh
-            np.matmul(A.T, Uh, out=CV)
+            B.data_matmul_(A.T, Uh, CV)
             B.gram(Uh, out=GU)
             update_v(Vh)
             K.extrapolate_(Vc, Vh, beta)

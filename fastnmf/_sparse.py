@@ -1,0 +1,164 @@
+"""Sparse data for :func:`fastnmf.nmf`: validation and the two products.
+
+A scipy.sparse matrix (or array) given as ``A`` is validated once and kept
+as a :class:`SparseData`: CSR arrays of ``A`` and of ``A.T`` (the second
+so that both products the solver needs, ``A @ Vt`` and ``A.T @ U``, are
+row-parallel gathers, :mod:`fastnmf._sparse_kernels`), in the working
+dtype, with int32 indices where they fit. It never densifies A: memory
+is about twice A's CSR size, each product O(nnz k).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _sparse_kernels as SK
+from ._kernels import scan_values
+from ._threads import get_num_threads
+from ._validation import _TRUSTED, check_dtype, check_magnitude
+
+__all__ = ["SparseData", "is_sparse", "check_sparse", "matmul_into"]
+
+#: Below this many multiply-adds (nnz k) a product runs the serial build
+#: (a parallel launch costs more than it saves).
+_SERIAL_BELOW = 1 << 16
+
+
+def is_sparse(A) -> bool:
+    """True for scipy.sparse matrices and arrays (and for :class:`SparseData`)."""
+    return isinstance(A, SparseData) or (hasattr(A, "tocsr") and hasattr(A, "nnz"))
+
+
+class SparseData:
+    """A validated sparse matrix (m, n) in CSR form, with its transpose.
+
+    Attributes: ``shape``, ``dtype``, ``nnz``, ``ndim`` (2), the CSR arrays
+    ``indptr``, ``indices``, ``data``; ``T`` is the transpose (sharing
+    both CSR copies, no work). ``A @ X`` for a dense X (n, k) returns the
+    dense product (m, k); :func:`matmul_into` writes it into a buffer.
+    """
+
+    ndim = 2
+
+    def __init__(self, csr, csr_t, _transposed=None):
+        self.indptr, self.indices, self.data = csr
+        self._csr_t = csr_t
+        self.shape = (self.indptr.shape[0] - 1, csr_t[0].shape[0] - 1)
+        self.dtype = self.data.dtype
+        self.nnz = int(self.data.shape[0])
+        self._T = _transposed
+        self._bounds = {}
+        self._all_rows = np.array([0, self.shape[0]], np.int64)   # one serial block
+
+    @property
+    def T(self) -> "SparseData":
+        if self._T is None:
+            self._T = SparseData(self._csr_t, (self.indptr, self.indices, self.data),
+                                 _transposed=self)
+        return self._T
+
+    def row_bounds(self, n_threads: int) -> np.ndarray:
+        """Row blocks of equal nonzero counts for ``n_threads`` threads (cached)."""
+        b = self._bounds.get(n_threads)
+        if b is None:
+            b = self._bounds[n_threads] = SK.row_blocks(
+                self.indptr, max(1, n_threads) * SK.BLOCKS_PER_THREAD)
+        return b
+
+    def __matmul__(self, X):
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if X.ndim != 2 or X.shape[0] != self.shape[1]:
+            raise ValueError(f"shapes {self.shape} and {X.shape} do not multiply")
+        return matmul_into(np.empty((self.shape[0], X.shape[1]), self.dtype), self, X)
+
+    def sq_norm(self) -> float:
+        """``||A||_F^2`` in float64."""
+        d = self.data
+        return float(np.dot(d.astype(np.float64, copy=False), d.astype(np.float64, copy=False)))
+
+    def abs_sum(self) -> float:
+        """Sum of |entries| in float64."""
+        return float(np.abs(self.data).sum(dtype=np.float64))
+
+    def toarray(self) -> np.ndarray:
+        """The dense matrix (tests and small problems only)."""
+        out = np.zeros(self.shape, self.dtype)
+        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+        np.add.at(out, (rows, self.indices), self.data)
+        return out
+
+    def __repr__(self) -> str:
+        return (f"SparseData(shape={self.shape}, dtype={self.dtype.name}, nnz={self.nnz})")
+
+
+def matmul_into(out, A: SparseData, X):
+    """``out[...] = A @ X`` for sparse A (m, n), X (n, k) and out (m, k), both
+    C-contiguous in A's dtype (parallel over row blocks of equal nonzero
+    counts; serial when small). O(nnz k). Returns out."""
+    nt = get_num_threads()
+    if nt == 1 or A.nnz * X.shape[1] < _SERIAL_BELOW:
+        SK.csr_matmul_serial(A._all_rows, A.indptr, A.indices, A.data, X, out)
+    else:
+        SK.csr_matmul_parallel(A.row_bounds(nt), A.indptr, A.indices, A.data, X, out)
+    return out
+
+
+def _index_dtype(A) -> type:
+    return np.int32 if max(A.nnz, *A.shape) < np.iinfo(np.int32).max else np.int64
+
+
+def _csr_arrays(csr, idx):
+    return (np.ascontiguousarray(csr.indptr, dtype=idx),
+            np.ascontiguousarray(csr.indices, dtype=idx),
+            np.ascontiguousarray(csr.data))
+
+
+def check_sparse(A, name: str, *, nonnegative: bool = False, dtype=None) -> SparseData:
+    """Validate a scipy.sparse matrix or array and return it as :class:`SparseData`.
+
+    The same rules as :func:`fastnmf._validation.check_matrix`: 2-D, not
+    empty, real numeric (float32 and float64 kept, float16 becomes float32,
+    integers and bools float64, unless ``dtype`` forces one), finite
+    stored values (NaN/Inf: ValueError), nonnegative if asked, largest
+    magnitude within :func:`fastnmf.magnitude_range`. Duplicate entries
+    are summed. O(nnz) plus scipy's CSR and transpose conversions.
+    """
+    if isinstance(A, SparseData):
+        return A
+    shape = tuple(A.shape)
+    if len(shape) != 2:
+        raise ValueError(f"{name} must be a 2-D array, got {len(shape)}-D with shape {shape}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {shape})")
+    kind = np.dtype(A.dtype).kind
+    if kind == "c":
+        raise TypeError(f"{name} has complex dtype {A.dtype}; only real data is supported")
+    if kind not in "fiub":
+        raise TypeError(f"{name} has non-numeric dtype {A.dtype}")
+    if dtype is None:
+        dt = np.dtype(A.dtype)
+        dtype = (dt if dt in (np.float32, np.float64)
+                 else np.float32 if dt == np.float16 else np.float64)
+    dtype = check_dtype(dtype)
+    csr = A.tocsr()
+    if csr.dtype != dtype:
+        csr = csr.astype(dtype)
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()
+    if not _TRUSTED.get() and csr.nnz:
+        finite, negative, amax = scan_values(np.ascontiguousarray(csr.data))
+        if not finite:
+            raise ValueError(f"{name} contains NaN or Inf")
+        if nonnegative and negative:
+            raise ValueError(f"{name} must be nonnegative, but its minimum is "
+                             f"{csr.data.min()!r}")
+        check_magnitude(_Shape(shape, dtype), name, amax=amax)
+    idx = _index_dtype(csr)
+    return SparseData(_csr_arrays(csr, idx), _csr_arrays(csr.T.tocsr(), idx))
+
+
+class _Shape:
+    """What :func:`check_magnitude` reads of an array: shape and dtype."""
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = shape, np.dtype(dtype)
