@@ -58,3 +58,39 @@ def problem(m, n, k, dtype, seed=0):
     U = rng.random((m, k), dtype=np.float64).astype(dtype)
     V = rng.random((k, n), dtype=np.float64).astype(dtype)
     return A, U, V
+
+
+def topic_documents(n_docs: int, n_words: int, n_topics: int = 20, doc_len: float = 120.0,
+                    seed: int = 0):
+    """A synthetic bag-of-words corpus as a tf-idf matrix (scipy CSR, float32,
+    rows = documents, l2-normalised as scikit-learn's TfidfVectorizer does).
+
+    Drawn from a topic model (no download, and the sizes are free): each of
+    ``n_topics`` topics is a Dirichlet(0.05) distribution over the
+    ``n_words`` words (a few hundred words carry most of a topic); each
+    document mixes topics with Dirichlet(0.1) weights (mostly one to three
+    topics) and draws Poisson(``doc_len``) words. About ``doc_len``
+    distinct words per document, i.e. density ~ doc_len / n_words: the
+    shape of text data that NMF topic extraction runs on.
+    """
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    rng = np.random.default_rng(seed)
+    phi = rng.dirichlet(np.full(n_words, 0.05), size=n_topics)       # (topics, words)
+    theta = rng.dirichlet(np.full(n_topics, 0.1), size=n_docs)       # (docs, topics)
+    lengths = np.maximum(rng.poisson(doc_len, n_docs), 1)
+    doc = np.repeat(np.arange(n_docs), lengths)
+    # topic of every token, then its word, by inverse-CDF draws
+    tcdf = np.cumsum(theta, axis=1)
+    tcdf[:, -1] = 1.0
+    topic = (rng.random(doc.size)[:, None] > tcdf[doc]).sum(axis=1)
+    wcdf = np.cumsum(phi, axis=1)
+    wcdf[:, -1] = 1.0
+    wcdf += np.arange(n_topics)[:, None]                 # topic t's CDF lies in [t, t + 1]
+    word = np.searchsorted(wcdf.ravel(), topic + rng.random(doc.size), side="right")
+    word = np.minimum(word - topic * n_words, n_words - 1)
+    counts = sp.coo_matrix((np.ones(doc.size, np.float32), (doc, word)),
+                           shape=(n_docs, n_words)).tocsr()
+    counts.sum_duplicates()
+    return TfidfTransformer(sublinear_tf=True).fit_transform(counts).astype(np.float32).tocsr()

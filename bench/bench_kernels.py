@@ -138,3 +138,46 @@ def test_validation_scan(benchmark, n_threads, impl, dtype, size):
     assert fn(x) == scan_numpy(x)
     benchmark.pedantic(fn, args=(x,), rounds=_rounds(fn, x), warmup_rounds=1)
     _info(benchmark, "validation_scan", impl, size, dtype, n_threads)
+
+
+def _tfidf_like(m, n, density, dtype):
+    import scipy.sparse as sp
+    A = sp.random(m, n, density=density, format="csr", dtype=np.float64,
+                  random_state=np.random.default_rng(0))
+    return A.astype(dtype)
+
+
+@pytest.mark.parametrize("size", [pytest.param((20000, 10000, 0.01, 20), id="20000x10000-1%-k20"),
+                                  pytest.param((50000, 30000, 0.004, 50),
+                                               id="50000x30000-0.4%-k50",
+                                               marks=pytest.mark.large)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("impl", ["numba-csr", "scipy"])
+@pytest.mark.parametrize("side", ["A@X", "A.T@U"])
+def test_sparse_product(benchmark, n_threads, impl, dtype, size, side):
+    """The two products of a sparse nmf iteration: fastnmf's CSR kernel
+    (both from CSR arrays, the transpose's its own) vs scipy's ``A @ X``
+    (one thread; A.T runs as CSC)."""
+    from fastnmf import _sparse as S
+    m, n, density, k = size
+    A = _tfidf_like(m, n, density, dtype)
+    D = S.check_sparse(A, "A")
+    rng = np.random.default_rng(1)
+    rows = n if side == "A@X" else m
+    X = rng.random((rows, k)).astype(dtype)
+    out = np.empty((m if side == "A@X" else n, k), dtype)
+    if impl == "numba-csr":
+        op = D if side == "A@X" else D.T
+
+        def fn():
+            return S.matmul_into(out, op, X)
+    else:
+        op = A if side == "A@X" else A.T
+
+        def fn():
+            return op @ X
+    ref = (A @ X) if side == "A@X" else (A.T @ X)
+    np.testing.assert_allclose(fn(), ref, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-4)
+    benchmark.pedantic(fn, rounds=_rounds(fn), warmup_rounds=1)
+    _info(benchmark, f"sparse_product {side}", impl, (m, n, k), dtype, n_threads)

@@ -1,6 +1,7 @@
 """Head-to-head comparisons that print Markdown tables (README "Performance").
 
     python bench/compare.py nmf        # fastnmf.nmf vs scikit-learn cd / mu
+    python bench/compare.py sparse     # the same on sparse (tf-idf) data
     python bench/compare.py init       # the nndsvda start vs scikit-learn's
     python bench/compare.py floor      # per-iteration time vs the GEMM floor
     python bench/compare.py numpy      # semi-NMF / nonlinear vs plain NumPy
@@ -44,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy_reference as ref  # noqa: E402
-from _data import digits, fashion_mnist  # noqa: E402
+from _data import digits, fashion_mnist, topic_documents  # noqa: E402
 
 RESULTS = []
 OUT = None
@@ -125,6 +126,19 @@ def rel_err(A, W, H):
     return float(np.linalg.norm(R) / np.linalg.norm(A64))
 
 
+def sparse_rel_err(A, W, H):
+    """``||A - W H||_F / ||A||_F`` for sparse A (CSR) without forming W H:
+    ``||A||^2 - 2 <A, W H> + ||W H||^2``, the inner product as
+    ``sum((A @ H^T) * W)``, the last term from the two k x k Gram matrices;
+    float64."""
+    A64 = A.astype(np.float64)
+    W, H = np.asarray(W, np.float64), np.asarray(H, np.float64)
+    nA2 = float(A64.multiply(A64).sum())
+    cross = float(np.sum(np.asarray(A64 @ H.T) * W))
+    quad = float(np.sum((W.T @ W) * (H @ H.T)))
+    return float(np.sqrt(max(nA2 - 2 * cross + quad, 0.0) / nA2))
+
+
 def table(title, header, rows, note=""):
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |",
              "|" + "|".join("---" for _ in header) + "|"]
@@ -158,6 +172,11 @@ def warm_up():
         fastnmf.semi_nmf(a - a.mean(), 3, solver="hals", max_iter=2)
         fastnmf.nonlinear_semi_nmf(a, 3, max_iter=2)
         fastnmf.nonlinear_semi_nmf(np.asfortranarray(a), 3, max_iter=2)
+    import scipy.sparse as sp      # sparse products: the serial and the parallel build
+    for size in (30, 400):
+        S = sp.random(size, size, density=0.5, format="csr", dtype=np.float32, random_state=0)
+        fastnmf.nmf(S, 3, solver="hals", max_iter=2)
+        fastnmf.nmf(S, 3, solver="mu", max_iter=2)
 
 
 def iters_to_reach(run, target, start=50, cap=800):
@@ -230,6 +249,89 @@ def bench_nmf(args):
           "Rank: digits 10, Fashion 50. The peer's final error lies on a plateau it reached "
           "by max_iter, so the iterations fastnmf needs to get there depend on the start "
           "(hence several seeds)." + note)
+
+
+# --------------------------------------------------------------------------- sparse
+def sparse_datasets(quick):
+    """(name, CSR matrix, rank): synthetic tf-idf corpora (``_data.topic_documents``)."""
+    if quick:
+        return [("tf-idf 5000x3000 (synthetic topics)", topic_documents(5000, 3000), 20)]
+    return [("tf-idf 20000x10000 (synthetic topics)", topic_documents(20000, 10000), 20),
+            ("tf-idf 50000x30000 (synthetic topics)", topic_documents(50000, 30000, 50), 50)]
+
+
+def bench_sparse(args):
+    """fastnmf.nmf on scipy.sparse data vs scikit-learn NMF on the same CSR
+    matrix: time to scikit-learn's final error, as ``bench_nmf``; plus
+    fastnmf on the densified array (when it fits in 4 GB), to show what
+    the sparse path saves."""
+    from sklearn.decomposition import NMF
+    from sklearn.decomposition._nmf import _initialize_nmf
+    rows = []
+    ratios = {}
+    seeds = [int(s) for s in str(args.seeds).split(",")]
+    for name, X, k in sparse_datasets(args.quick):
+        density = X.nnz / (X.shape[0] * X.shape[1])
+        dense = X.toarray() if X.shape[0] * X.shape[1] * 4 <= 4 * 2**30 else None
+        for seed in seeds:
+            W0, H0 = _initialize_nmf(X, k, init="nndsvda", random_state=seed)
+            W0, H0 = W0.astype(np.float32), H0.astype(np.float32)
+            label = (f"{name}, {density:.2%} nonzero" if len(seeds) == 1
+                     else f"{name}, seed {seed}")
+            for sk_solver in ("cd", "mu"):
+                def sk_fit():
+                    est = NMF(k, solver=sk_solver, init="custom", tol=1e-4, max_iter=400,
+                              random_state=0)
+                    return est, est.fit_transform(X, W=W0.copy(), H=H0.copy())
+                t = time.perf_counter()
+                est, W = sk_fit()
+                sk_t = time.perf_counter() - t
+                target = sparse_rel_err(X, W, est.components_)
+                if sk_solver == "cd":
+                    sides = [("hals", X, "sparse", {}),
+                             ("hals", X, "sparse", {"extrapolate": False})]
+                    if dense is not None:
+                        sides.append(("hals", dense, "dense array", {}))
+                else:
+                    sides = [("hals", X, "sparse", {}), ("mu", X, "sparse", {})]
+                for solver, data, form, kw in sides:
+                    def run(n, solver=solver, data=data, kw=kw):
+                        return fastnmf.nmf(data, k, solver=solver, init=(W0, H0), max_iter=n,
+                                           tol=0, **kw)
+                    n_hit, r = iters_to_reach(run, target)
+                    opts = "".join(f", {a}={b}" for a, b in kw.items())
+                    who = f"fastnmf {solver} ({form}{opts})"
+                    if n_hit is None:
+                        rows.append([label, f"sklearn {sk_solver}", est.n_iter_,
+                                     f"{target:.5f}", f"{sk_t:.2f}", who, "not reached",
+                                     f"{r.errors[-1]:.5f}", "-", "-"])
+                        continue
+                    if sk_t < 5.0:       # short fits: both sides many times, in turns
+                        (sk_t, _), (ft, r) = interleaved_medians(
+                            [sk_fit, lambda: run(n_hit)], max(args.repeat, 5))
+                    else:
+                        ft, r = median_time(lambda: run(n_hit), args.repeat)
+                    ratios.setdefault((name, sk_solver, who), []).append(sk_t / ft)
+                    rows.append([label, f"sklearn {sk_solver}", est.n_iter_, f"{target:.5f}",
+                                 f"{sk_t:.2f}", who, n_hit, f"{r.errors[n_hit]:.5f}",
+                                 f"{ft:.3f}", f"**{sk_t / ft:.1f}x**"])
+    note = ""
+    if len(seeds) > 1:
+        note = (" Over the seeds (median, min-max): " + "; ".join(
+            f"{d} sklearn {p} vs {s} **{np.median(v):.1f}x** ({min(v):.1f}-{max(v):.1f}x)"
+            for (d, p, s), v in ratios.items()) + ".")
+    table("fastnmf.nmf on sparse data vs scikit-learn NMF: time to scikit-learn's final error",
+          ["data (rank)", "peer", "peer iters", "peer rel. error", "peer s", "fastnmf",
+           "iters", "rel. error", "fastnmf s", "speed-up"], rows,
+          "Both sides get the same scipy CSR matrix (float32; scikit-learn's own nndsvda "
+          f"start, seeds {args.seeds}); `fastnmf ... (dense array)` is fastnmf on "
+          "`X.toarray()`, the route before sparse input was accepted. Peer: tol=1e-4, "
+          f"max_iter=400, one timed run when it takes over 5 s (fastnmf then: median of "
+          f"{args.repeat}), else both sides timed in turns, medians of at least "
+          f"{max(args.repeat, 5)} ({args.repeat} under {SHORT_S} s: 21 or more). "
+          f"{args.threads} threads. Data: `bench/_data.py` "
+          "`topic_documents` (a topic model's documents as sublinear tf-idf, l2-normalised "
+          "rows)." + note)
 
 
 # --------------------------------------------------------------------------- init
@@ -534,8 +636,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", nargs="*", default=["all"],
-                    choices=["nmf", "init", "floor", "numpy", "threads", "compile", "all"])
-    ap.add_argument("--quick", action="store_true", help="digits only")
+                    choices=["nmf", "sparse", "init", "floor", "numpy", "threads", "compile",
+                             "all"])
+    ap.add_argument("--quick", action="store_true",
+                    help="digits only (sparse: one small corpus)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--thread-counts", default=None, metavar="1,2,4,...",
                     help="thread counts of the `threads` table (default: 1 and --threads)")
@@ -544,7 +648,7 @@ def main():
                     help="nmf table: seeds of the nndsvda start (one set of rows each)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    what = (["compile", "init", "floor", "numpy", "threads", "nmf"] if "all" in args.what
+    what = (["compile", "init", "floor", "numpy", "threads", "nmf", "sparse"] if "all" in args.what
             else args.what)
     header = (f"Machine: {machine()}. Command: `python bench/compare.py {' '.join(sys.argv[1:])}`"
               f", {time.strftime('%Y-%m-%d')}.\n")
@@ -559,7 +663,7 @@ def main():
     warm_up()
     with fastnmf.threads(args.threads):
         for w in what:
-            {"nmf": bench_nmf, "init": bench_init, "floor": bench_floor, "numpy": bench_numpy,
+            {"nmf": bench_nmf, "sparse": bench_sparse, "init": bench_init, "floor": bench_floor, "numpy": bench_numpy,
              "threads": bench_threads, "compile": bench_compile}[w](args)
     if args.out:
         args.out.with_suffix(".json").write_text(json.dumps(RESULTS, indent=1))

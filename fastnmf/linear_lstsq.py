@@ -11,6 +11,7 @@ from ._comm import as_comm, collective
 from ._linalg import ridge_inverse
 from ._threads import columns_of_second, rows_of_second, sized_by
 from ._result import FactorizationResult
+from ._sparse import check_sparse, is_sparse
 from ._validation import check_choice, check_distributed, check_float, check_int, check_matrix
 from ._workspace import scratch
 from .relu_lstsq import check_ones_row
@@ -18,10 +19,14 @@ from .relu_lstsq import check_ones_row
 __all__ = ["ridge_lstsq", "nnls"]
 
 
-def _check_pair(A, F, name, dtype, rows: bool, split: bool = False):
+def _check_pair(A, F, name, dtype, rows: bool, split: bool = False, sparse_ok: bool = False):
     """A (m, n) and its factor (``rows``: V (k, n), else U (m, k)); with
-    ``split`` the n columns (samples) of this process may be none."""
-    A = check_matrix(A, "A", dtype=dtype, allow_empty_columns=split)
+    ``split`` the n columns (samples) of this process may be none; with
+    ``sparse_ok`` A may be a scipy.sparse matrix (kept sparse)."""
+    if sparse_ok and is_sparse(A):
+        A = check_sparse(A, "A", dtype=dtype)
+    else:
+        A = check_matrix(A, "A", dtype=dtype, allow_empty_columns=split)
     F = check_matrix(F, name, dtype=A.dtype, allow_empty_columns=split and rows)
     m, n = A.shape
     if rows and F.shape[1] != n:
@@ -103,8 +108,11 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
 
     Parameters
     ----------
-    A : array_like, shape (m, n)
-        Any sign (semi-NMF); for NMF pass nonnegative A and U.
+    A : array_like or scipy.sparse matrix, shape (m, n)
+        Any sign (semi-NMF); for NMF pass nonnegative A and U. Sparse A
+        (solvers "hals" and "mu") is never densified: its one product
+        ``A^T U`` costs O(nnz k) (e.g. new documents against the topics
+        an :func:`fastnmf.nmf` of sparse data found).
     U : array_like, shape (m, k)
         Fixed factor, any sign.
     V0 : array_like, shape (k, n), >= 0, optional
@@ -179,8 +187,11 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     comm = as_comm(comm)
     split = comm.size > 1
     with collective(comm):
-        A, U = _check_pair(A, U, "U", dtype, rows=False, split=split)
+        A, U = _check_pair(A, U, "U", dtype, rows=False, split=split, sparse_ok=True)
         check_choice(solver, "solver", ("hals", "mu", "pgn"))
+        if solver == "pgn" and is_sparse(A):
+            raise ValueError("solver='pgn' needs a dense A (its steps form the residual "
+                             "A - U V); use 'hals' or 'mu' for sparse A")
         max_iter = check_int(max_iter, "max_iter", minimum=0)
         tol = check_float(tol, "tol")
         prox = check_float(prox, "prox")
@@ -220,7 +231,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     normA = np.sqrt(normA2) if normA2 > 0 else 1.0
     # Work arrays come from the active fastnmf.Workspace, if any (scratch):
     # slots 0 CV, 1 C, 2 DM, 3 T or DP.
-    CV = np.matmul(A.T, U, out=scratch(0, (n, k), dt))   # the only GEMM with A
+    CV = B.data_matmul_(A.T, U, scratch(0, (n, k), dt))   # the only product with A
     GU = B.gram(U)
     # Free part of the problem: X = Vt[:, :kf], C = A^T W - 1 (b^T W) - l1
     # (+ prox X0), G = W^T W (+ prox I).

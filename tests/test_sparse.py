@@ -300,3 +300,58 @@ def test_sparse_degenerate_stays_finite(dtype, case):
                 assert (r.U >= 0).all() and (r.V >= 0).all()
                 if case == "all_zero":
                     assert r.errors[-1] == 0.0
+
+
+# --------------------------------------------------------------------------
+# nnls on sparse data (the V-step alone: new samples against fixed factors)
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", ["hals", "mu"])
+@pytest.mark.parametrize("ones", [False, True])
+@pytest.mark.parametrize("start", [False, True])
+def test_sparse_nnls_equals_dense(dtype, solver, ones, start):
+    A = _sparse(40, 70, 0.2, dtype, low_rank=4)
+    A.data -= dtype(0.3)           # any sign: the semi-NMF V-step
+    rng = np.random.default_rng(2)
+    U = rng.standard_normal((40, 5)).astype(dtype)
+    V0 = None
+    if start:
+        V0 = rng.random((5, 70)).astype(dtype)
+        if ones:
+            V0[-1] = 1
+    kw = dict(solver=solver, max_iter=12, fixed_ones_row=ones, V0=V0)
+    r = fastnmf.nnls(A, U, **kw)
+    d = fastnmf.nnls(A.toarray(), U, **kw)
+    tol = 2e-3 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(r.V, d.V, atol=tol * np.abs(d.V).max(), rtol=tol)
+    np.testing.assert_allclose(r.errors, d.errors, rtol=tol)
+    assert r.V.dtype == dtype and (r.V >= 0).all()
+    if ones:
+        np.testing.assert_array_equal(r.V[-1], 1)
+
+
+def test_sparse_nnls_transforms_new_samples():
+    """The topics of an nmf of sparse documents, then new documents' weights
+    by nnls on their sparse transpose: the same as on the dense array."""
+    A = _sparse(300, 80, 0.1, np.float64, low_rank=4)
+    fit = fastnmf.nmf(A, 4, random_state=0, max_iter=50)
+    new = _sparse(30, 80, 0.1, np.float64, seed=9, low_rank=4)
+    w = fastnmf.nnls(new.T.tocsc(), fit.V.T, max_iter=200).V.T        # (30, 4)
+    wd = fastnmf.nnls(new.toarray().T, fit.V.T, max_iter=200).V.T
+    np.testing.assert_allclose(w, wd, rtol=1e-8, atol=1e-10)
+    assert w.shape == (30, 4) and (w >= 0).all()
+
+
+def test_sparse_nnls_pgn_is_refused():
+    A = _sparse(10, 8, 0.4, np.float64)
+    with pytest.raises(ValueError, match=r"^solver='pgn' needs a dense A"):
+        fastnmf.nnls(A, np.ones((10, 2)), solver="pgn")
+
+
+def test_sparse_nnls_bad_sparse_input():
+    A = _sparse(10, 8, 0.4, np.float64)
+    A.data[1] = np.nan
+    with pytest.raises(ValueError, match=r"^A contains NaN or Inf"):
+        fastnmf.nnls(A, np.ones((10, 2)))
+    with pytest.raises(ValueError, match=r"^U must have 10 rows"):
+        fastnmf.nnls(_sparse(10, 8, 0.4, np.float64), np.ones((9, 2)))

@@ -195,6 +195,30 @@ def test_sized_by_counts_the_gram_sized_product():
         assert seen == {"kernels": 2, "blas": 2}
 
 
+@needs_two
+def test_sized_by_weighs_sparse_products():
+    """A sparse product's multiply-adds count SPARSE_WEIGHT times: a sparse
+    matrix whose dense GEMM would be large runs on one thread when its
+    nonzeros are few, and on every thread once nnz k is large enough."""
+    import scipy.sparse as sp
+    seen = {}
+
+    @T.sized_by(T.rank_arg)
+    def probe(A, rank):
+        seen["kernels"] = fastnmf.get_num_threads()
+
+    k = 10
+    with fastnmf.threads(2):
+        few = sp.random(20000, 10000, density=2e-5, format="csr", random_state=0)
+        assert 20000 * 10000 * k > T.SMALL_WORK > T.SPARSE_WEIGHT * few.nnz * k
+        probe(few, k)
+        assert seen == {"kernels": 1}
+        many = sp.random(20000, 10000, density=0.01, format="csr", random_state=0)
+        assert T.SPARSE_WEIGHT * many.nnz * k > T.SMALL_WORK
+        probe(many, k)
+        assert seen == {"kernels": 2}
+
+
 # --------------------------------------------------------------------------
 # Same answer for 1 and 2 threads; bitwise determinism for a fixed count
 # --------------------------------------------------------------------------

@@ -146,12 +146,14 @@ def test_complex_A(name, dtype):
         SOLVERS[name](_A.astype(dtype))
 
 
-@pytest.mark.parametrize("name", [n for n in SOLVERS if n != "nmf"])
+@pytest.mark.parametrize("name", [n for n in SOLVERS if n not in ("nmf", "nnls")])
 @pytest.mark.parametrize("kind", ["csr_matrix", "csc_matrix", "coo_matrix", "csr_array"])
 def test_sparse_A(name, kind):
-    """Only nmf takes sparse data (tests/test_sparse.py); the others say so."""
+    """Only nmf and nnls take sparse data (tests/test_sparse.py); the others
+    say so."""
     S = getattr(scipy.sparse, kind)(_A)
-    with pytest.raises(TypeError, match=r"^A is a sparse matrix; .*only fastnmf.nmf"):
+    with pytest.raises(TypeError, match=r"^A is a sparse matrix; .*only fastnmf.nmf and "
+                                        r"fastnmf.nnls"):
         SOLVERS[name](S)
 
 
