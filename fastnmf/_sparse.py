@@ -112,7 +112,8 @@ def _csr_arrays(csr, idx):
             np.ascontiguousarray(csr.data))
 
 
-def check_sparse(A, name: str, *, nonnegative: bool = False, dtype=None) -> SparseData:
+def check_sparse(A, name: str, *, nonnegative: bool = False, dtype=None,
+                 allow_empty_columns: bool = False) -> SparseData:
     """Validate a scipy.sparse matrix or array and return it as :class:`SparseData`.
 
     The same rules as :func:`fastnmf._validation.check_matrix`: 2-D, not
@@ -121,13 +122,15 @@ def check_sparse(A, name: str, *, nonnegative: bool = False, dtype=None) -> Spar
     stored values (NaN/Inf: ValueError), nonnegative if asked, largest
     magnitude within :func:`fastnmf.magnitude_range`. Duplicate entries
     are summed. O(nnz) plus scipy's CSR and transpose conversions.
+    ``allow_empty_columns``: zero columns are valid (a process's share of
+    the samples in a data-parallel run may be none).
     """
     if isinstance(A, SparseData):
         return A
     shape = tuple(A.shape)
     if len(shape) != 2:
         raise ValueError(f"{name} must be a 2-D array, got {len(shape)}-D with shape {shape}")
-    if shape[0] == 0 or shape[1] == 0:
+    if shape[0] == 0 or (shape[1] == 0 and not allow_empty_columns):
         raise ValueError(f"{name} is empty (shape {shape})")
     kind = np.dtype(A.dtype).kind
     if kind == "c":

@@ -24,7 +24,7 @@ def _check_pair(A, F, name, dtype, rows: bool, split: bool = False, sparse_ok: b
     ``split`` the n columns (samples) of this process may be none; with
     ``sparse_ok`` A may be a scipy.sparse matrix (kept sparse)."""
     if sparse_ok and is_sparse(A):
-        A = check_sparse(A, "A", dtype=dtype)
+        A = check_sparse(A, "A", dtype=dtype, allow_empty_columns=split)
     else:
         A = check_matrix(A, "A", dtype=dtype, allow_empty_columns=split)
     F = check_matrix(F, name, dtype=A.dtype, allow_empty_columns=split and rows)

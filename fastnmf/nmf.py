@@ -147,7 +147,8 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
     comm = as_comm(comm)
     with collective(comm):
         if is_sparse(A):
-            A = check_sparse(A, "A", nonnegative=True, dtype=dtype)
+            A = check_sparse(A, "A", nonnegative=True, dtype=dtype,
+                             allow_empty_columns=comm.size > 1)
         else:
             A = check_matrix(A, "A", nonnegative=True, dtype=dtype,
                              allow_empty_columns=comm.size > 1)

@@ -11,6 +11,7 @@ import sys
 
 import fastnmf  # noqa: F401  (before numpy: short BLAS spin)
 import numpy as np
+import scipy.sparse
 from mpi4py import MPI
 
 from fastnmf_dnn import NMFAutoencoder, NMFNetClassifier, NMFNetRegressor
@@ -55,10 +56,17 @@ def case_solvers():
                 ("semi_nmf hals", fastnmf.semi_nmf, S, {}),
                 ("semi_nmf mu", fastnmf.semi_nmf, S, {"solver": "mu"}),
                 ("nonlinear_semi_nmf", fastnmf.nonlinear_semi_nmf, A, {})]
+        # sparse data: the same sums over samples from each process's CSR block
+        Asp = np.where(rng.random(A.shape) < 0.3, A, 0).astype(dt)
+        runs += [("nmf hals sparse", fastnmf.nmf, Asp, {"sparse": True}),
+                 ("nmf mu sparse", fastnmf.nmf, Asp, {"solver": "mu", "sparse": True})]
         for name, f, data, kw in runs:
+            kw = dict(kw)
+            mine = np.ascontiguousarray(data[:, b])
+            if kw.pop("sparse", False):
+                data, mine = scipy.sparse.csr_matrix(data), scipy.sparse.csc_matrix(mine)
             ref = f(data, 4, max_iter=25, random_state=3, **kw)
-            got = f(np.ascontiguousarray(data[:, b]), 4, max_iter=25, random_state=3,
-                    comm=COMM, **kw)
+            got = f(mine, 4, max_iter=25, random_state=3, comm=COMM, **kw)
             assert got.n_iter == ref.n_iter, (name, got.n_iter, ref.n_iter)
             check(name + " U", rel(ref.U, got.U), dt)
             check(name + " V", rel(ref.V[:, b], got.V) if got.V.size else 0.0, dt)
@@ -80,11 +88,17 @@ def case_solvers():
         check("ridge_lstsq", rel(ref, fastnmf.ridge_lstsq(
             np.ascontiguousarray(S[:, b]), np.ascontiguousarray(V0[:, b]), alpha=0.3,
             comm=COMM)), dt)
-        for solver in ("hals", "mu", "pgn"):
+        Ssp = np.where(rng.random(S.shape) < 0.3, S, 0).astype(dt)
+        for solver in ("hals", "mu", "pgn", "hals sparse", "mu sparse"):
             kw = {"step_at_zero": 0.3} if solver == "pgn" else {}
-            ref = fastnmf.nnls(S, U0, solver=solver, max_iter=30, tol=1e-3, fixed_ones_row=True,
-                               **kw)
-            got = fastnmf.nnls(np.ascontiguousarray(S[:, b]), U0, solver=solver, max_iter=30,
+            data, mine = S, np.ascontiguousarray(S[:, b])
+            if solver.endswith(" sparse"):
+                solver = solver.split()[0]
+                data = scipy.sparse.csr_matrix(Ssp)
+                mine = scipy.sparse.csr_matrix(np.ascontiguousarray(Ssp[:, b]))
+            ref = fastnmf.nnls(data, U0, solver=solver, max_iter=30, tol=1e-3,
+                               fixed_ones_row=True, **kw)
+            got = fastnmf.nnls(mine, U0, solver=solver, max_iter=30,
                                tol=1e-3, fixed_ones_row=True, comm=COMM, **kw)
             assert got.n_iter == ref.n_iter, ("nnls", solver, got.n_iter, ref.n_iter)
             check(f"nnls {solver} V", rel(ref.V[:, b], got.V) if got.V.size else 0.0, dt)
