@@ -194,17 +194,28 @@ def iters_to_reach(run, target, start=50, cap=800):
 
 
 # --------------------------------------------------------------------------- nmf vs sklearn
-def bench_nmf(args):
+def race_sklearn(cases, args, sides, error, label):
+    """Time to scikit-learn NMF's final error (the nmf and sparse tables).
+
+    For each case ``(name, X, k)`` and seed in ``--seeds``: scikit-learn's
+    nndsvda start, its NMF ``cd`` and ``mu`` fits from it (tol=1e-4,
+    max_iter=400), their final relative error (``error(X, W, H)``), then
+    every fastnmf side ``(who, data, nmf keywords)`` of ``sides(peer
+    solver, X)`` timed for exactly the iterations at which it first
+    reaches that error (found from an untimed run). Fits under 5 s are
+    timed in turns with the side (``interleaved_medians``). Returns the
+    table rows and the note summarising the ratios over the seeds.
+    """
     from sklearn.decomposition import NMF
     from sklearn.decomposition._nmf import _initialize_nmf
     rows = []
-    ratios = {}   # (data, peer, solver) -> speed-ups over the seeds
+    ratios = {}   # (data, peer, side) -> speed-ups over the seeds
     seeds = [int(s) for s in str(args.seeds).split(",")]
-    for name, X, k in datasets(args.quick):
+    for name, X, k in cases:
         for seed in seeds:
             W0, H0 = _initialize_nmf(X, k, init="nndsvda", random_state=seed)
             W0, H0 = W0.astype(np.float32), H0.astype(np.float32)
-            label = name if len(seeds) == 1 else f"{name}, seed {seed}"
+            row_label = label(name, X) if len(seeds) == 1 else f"{name}, seed {seed}"
             for sk_solver in ("cd", "mu"):
                 def sk_fit():
                     est = NMF(k, solver=sk_solver, init="custom", tol=1e-4, max_iter=400,
@@ -213,15 +224,15 @@ def bench_nmf(args):
                 t = time.perf_counter()
                 est, W = sk_fit()
                 sk_t = time.perf_counter() - t
-                target = rel_err(X, W, est.components_)
-                for solver in ("hals", "mu"):
-                    def run(n, solver=solver):
-                        return fastnmf.nmf(X, k, solver=solver, init=(W0, H0), max_iter=n, tol=0)
+                target = error(X, W, est.components_)
+                for who, data, kw in sides(sk_solver, X):
+                    def run(n, data=data, kw=kw):
+                        return fastnmf.nmf(data, k, init=(W0, H0), max_iter=n, tol=0, **kw)
                     n_hit, r = iters_to_reach(run, target)
+                    head = [row_label, f"sklearn {sk_solver}", est.n_iter_, f"{target:.5f}"]
                     if n_hit is None:
-                        rows.append([label, f"sklearn {sk_solver}", est.n_iter_, f"{target:.5f}",
-                                     f"{sk_t:.2f}", f"fastnmf {solver}", "not reached",
-                                     f"{r.errors[-1]:.5f}", "-", "-"])
+                        rows.append(head + [f"{sk_t:.2f}", who, "not reached",
+                                            f"{r.errors[-1]:.5f}", "-", "-"])
                         continue
                     if sk_t < 5.0:
                         # Short fits are noisy: both sides timed many times, in turns.
@@ -229,16 +240,23 @@ def bench_nmf(args):
                             [sk_fit, lambda: run(n_hit)], max(args.repeat, 5))
                     else:
                         ft, r = median_time(lambda: run(n_hit), args.repeat)
-                    ratios.setdefault((name, sk_solver, solver), []).append(sk_t / ft)
-                    rows.append([label, f"sklearn {sk_solver}", est.n_iter_, f"{target:.5f}",
-                                 f"{sk_t:.2f}", f"fastnmf {solver}", n_hit,
-                                 f"{r.errors[n_hit]:.5f}", f"{ft:.3f}", f"**{sk_t / ft:.1f}x**"])
+                    ratios.setdefault((name, sk_solver, who), []).append(sk_t / ft)
+                    rows.append(head + [f"{sk_t:.2f}", who, n_hit, f"{r.errors[n_hit]:.5f}",
+                                        f"{ft:.3f}", f"**{sk_t / ft:.1f}x**"])
     note = ""
     if len(seeds) > 1:
         note = (" Over the seeds (median, min-max): " + "; ".join(
-            f"{d} sklearn {p} vs fastnmf {s} **{np.median(v):.1f}x** "
+            f"{d} sklearn {p} vs {s} **{np.median(v):.1f}x** "
             f"({min(v):.1f}-{max(v):.1f}x, {len(v)} of {len(seeds)} reached)"
             for (d, p, s), v in ratios.items()) + ".")
+    return rows, note
+
+
+def bench_nmf(args):
+    def sides(peer, X):
+        return [(f"fastnmf {s}", X, {"solver": s}) for s in ("hals", "mu")]
+    rows, note = race_sklearn(datasets(args.quick), args, sides, rel_err,
+                              lambda name, X: name)
     table("fastnmf.nmf vs scikit-learn NMF: time to scikit-learn's final error",
           ["data (rank)", "peer", "peer iters", "peer rel. error", "peer s", "fastnmf",
            "iters", "rel. error", "fastnmf s", "speed-up"], rows,
@@ -266,61 +284,21 @@ def bench_sparse(args):
     matrix: time to scikit-learn's final error, as ``bench_nmf``; plus
     fastnmf on the densified array (when it fits in 4 GB), to show what
     the sparse path saves."""
-    from sklearn.decomposition import NMF
-    from sklearn.decomposition._nmf import _initialize_nmf
-    rows = []
-    ratios = {}
-    seeds = [int(s) for s in str(args.seeds).split(",")]
-    for name, X, k in sparse_datasets(args.quick):
-        density = X.nnz / (X.shape[0] * X.shape[1])
-        dense = X.toarray() if X.shape[0] * X.shape[1] * 4 <= 4 * 2**30 else None
-        for seed in seeds:
-            W0, H0 = _initialize_nmf(X, k, init="nndsvda", random_state=seed)
-            W0, H0 = W0.astype(np.float32), H0.astype(np.float32)
-            label = (f"{name}, {density:.2%} nonzero" if len(seeds) == 1
-                     else f"{name}, seed {seed}")
-            for sk_solver in ("cd", "mu"):
-                def sk_fit():
-                    est = NMF(k, solver=sk_solver, init="custom", tol=1e-4, max_iter=400,
-                              random_state=0)
-                    return est, est.fit_transform(X, W=W0.copy(), H=H0.copy())
-                t = time.perf_counter()
-                est, W = sk_fit()
-                sk_t = time.perf_counter() - t
-                target = sparse_rel_err(X, W, est.components_)
-                if sk_solver == "cd":
-                    sides = [("hals", X, "sparse", {}),
-                             ("hals", X, "sparse", {"extrapolate": False})]
-                    if dense is not None:
-                        sides.append(("hals", dense, "dense array", {}))
-                else:
-                    sides = [("hals", X, "sparse", {}), ("mu", X, "sparse", {})]
-                for solver, data, form, kw in sides:
-                    def run(n, solver=solver, data=data, kw=kw):
-                        return fastnmf.nmf(data, k, solver=solver, init=(W0, H0), max_iter=n,
-                                           tol=0, **kw)
-                    n_hit, r = iters_to_reach(run, target)
-                    opts = "".join(f", {a}={b}" for a, b in kw.items())
-                    who = f"fastnmf {solver} ({form}{opts})"
-                    if n_hit is None:
-                        rows.append([label, f"sklearn {sk_solver}", est.n_iter_,
-                                     f"{target:.5f}", f"{sk_t:.2f}", who, "not reached",
-                                     f"{r.errors[-1]:.5f}", "-", "-"])
-                        continue
-                    if sk_t < 5.0:       # short fits: both sides many times, in turns
-                        (sk_t, _), (ft, r) = interleaved_medians(
-                            [sk_fit, lambda: run(n_hit)], max(args.repeat, 5))
-                    else:
-                        ft, r = median_time(lambda: run(n_hit), args.repeat)
-                    ratios.setdefault((name, sk_solver, who), []).append(sk_t / ft)
-                    rows.append([label, f"sklearn {sk_solver}", est.n_iter_, f"{target:.5f}",
-                                 f"{sk_t:.2f}", who, n_hit, f"{r.errors[n_hit]:.5f}",
-                                 f"{ft:.3f}", f"**{sk_t / ft:.1f}x**"])
-    note = ""
-    if len(seeds) > 1:
-        note = (" Over the seeds (median, min-max): " + "; ".join(
-            f"{d} sklearn {p} vs {s} **{np.median(v):.1f}x** ({min(v):.1f}-{max(v):.1f}x)"
-            for (d, p, s), v in ratios.items()) + ".")
+    def sides(peer, X):
+        if peer == "mu":
+            return [("fastnmf hals (sparse)", X, {"solver": "hals"}),
+                    ("fastnmf mu (sparse)", X, {"solver": "mu"})]
+        out = [("fastnmf hals (sparse)", X, {"solver": "hals"}),
+               ("fastnmf hals (sparse, extrapolate=False)", X,
+                {"solver": "hals", "extrapolate": False})]
+        if X.shape[0] * X.shape[1] * 4 <= 4 * 2**30:       # the densified route, if it fits
+            out.append(("fastnmf hals (dense array)", X.toarray(), {"solver": "hals"}))
+        return out
+
+    def label(name, X):
+        return f"{name}, {X.nnz / (X.shape[0] * X.shape[1]):.2%} nonzero"
+
+    rows, note = race_sklearn(sparse_datasets(args.quick), args, sides, sparse_rel_err, label)
     table("fastnmf.nmf on sparse data vs scikit-learn NMF: time to scikit-learn's final error",
           ["data (rank)", "peer", "peer iters", "peer rel. error", "peer s", "fastnmf",
            "iters", "rel. error", "fastnmf s", "speed-up"], rows,
