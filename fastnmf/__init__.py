@@ -15,6 +15,9 @@ trusted_data
 Workspace
     Scratch buffers the single-block solves reuse across calls (``with ws:``
     around a loop of same-shaped solves).
+NMF
+    :func:`nmf` as a scikit-learn transformer (``fit_transform``,
+    ``transform``, ``inverse_transform``; imports scikit-learn on first use).
 """
 import os as _os
 import sys as _sys
@@ -51,9 +54,19 @@ from .semi_nmf import semi_nmf  # noqa: E402
 from ._validation import magnitude_range, trusted_data  # noqa: E402
 from ._workspace import Workspace  # noqa: E402
 
+
+
+def __getattr__(name):
+    # fastnmf.NMF (the scikit-learn transformer) imports scikit-learn: only on first use.
+    if name == "NMF":
+        from .estimator import NMF
+        return NMF
+    raise AttributeError(f"module 'fastnmf' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"
 __all__ = [
-    "FactorizationResult", "FixedGram", "get_num_threads", "magnitude_range", "nmf", "nnls",
+    "FactorizationResult", "FixedGram", "NMF", "get_num_threads", "magnitude_range", "nmf", "nnls",
     "nonlinear_semi_nmf",
     "relu_lstsq", "ridge_lstsq", "semi_nmf", "set_num_threads", "threads", "trusted_data",
     "Workspace",

@@ -1,0 +1,201 @@
+"""``fastnmf.NMF``: :func:`fastnmf.nmf` as a scikit-learn transformer.
+
+A drop-in for ``sklearn.decomposition.NMF`` with the Frobenius loss
+(``X ~ W H``, rows of X are samples): ``fit_transform`` returns W,
+``components_`` is H, ``transform`` solves for W with H fixed
+(:func:`fastnmf.nnls`), dense or scipy.sparse X. Imported on first use of
+``fastnmf.NMF`` (scikit-learn is not loaded by ``import fastnmf``).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import (check_array, check_is_fitted, check_non_negative,
+                                      validate_data)
+
+from ._threads import threads as _threads
+from .linear_lstsq import nnls
+from .nmf import nmf
+
+__all__ = ["NMF"]
+
+_SOLVERS = ("hals", "mu")
+_INITS = ("nndsvda", "nndsvd", "random")
+
+
+class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Nonnegative matrix factorization ``X ~ W H`` (scikit-learn API).
+
+    Parameters
+    ----------
+    n_components : int >= 1 or None, default None
+        Rank k; None: the number of features.
+    init : {"nndsvda", "nndsvd", "random"}, default "nndsvda"
+        Start of the fit (:func:`fastnmf.nmf`).
+    solver : {"hals", "mu"}, default "hals"
+        Accelerated HALS (extrapolated, Gillis-Glineur inner sweeps) or
+        Lee-Seung multiplicative updates.
+    tol : float >= 0, default 1e-4
+        Stop when an iteration improves the relative error by less than
+        ``tol`` times its value.
+    max_iter : int >= 1, default 200
+        Iterations of the fit; also the coordinate sweeps of ``transform``,
+        which runs exactly that many (no stopping test, so that a sample's
+        code does not depend on the other samples it is transformed with).
+    random_state : None, int or numpy Generator
+    extrapolate : bool or None, default None
+        HALS extrapolation (None: on for HALS); see :func:`fastnmf.nmf`.
+    n_threads : int or None, default None
+        Threads for BLAS, OpenMP and Numba together; None: fastnmf's
+        current setting.
+
+    Attributes
+    ----------
+    components_ : ndarray, shape (n_components, n_features)
+        H, nonnegative.
+    n_components_ : int
+    reconstruction_err_ : float
+        ``||X - W H||_F`` of the training data, W that of ``fit_transform``
+        (absolute, as scikit-learn's).
+    errors_ : ndarray
+        Relative error ``||X - W H|| / ||X||`` per iteration of the fit (its
+        last entry before W is solved for with H fixed, which lowers it).
+    n_iter_ : int
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str (when X has feature names)
+
+    Notes
+    -----
+    X may be dense (float32 and float64 are kept, other types become
+    float64) or any scipy.sparse matrix or array, which is never densified
+    (README "Sparse data"). Unlike scikit-learn's NMF there is no
+    Kullback-Leibler loss and no ``alpha_W`` / ``alpha_H`` penalty.
+    """
+
+    def __init__(self, n_components=None, *, init="nndsvda", solver="hals", tol=1e-4,
+                 max_iter=200, random_state=None, extrapolate=None, n_threads=None):
+        self.n_components = n_components
+        self.init = init
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.extrapolate = extrapolate
+        self.n_threads = n_threads
+
+    # -- scikit-learn plumbing ---------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def _check_params(self, n_features):
+        k = self.n_components
+        if k is None:
+            k = n_features
+        elif (isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral)
+              or k < 1):
+            raise ValueError(f"n_components must be a positive integer or None, got {k!r}")
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
+        if not (isinstance(self.init, str) and self.init in _INITS):
+            raise ValueError(f"init must be one of {_INITS}, got {self.init!r}")
+        mi = self.max_iter
+        if isinstance(mi, (bool, np.bool_)) or not isinstance(mi, numbers.Integral) or mi < 1:
+            raise ValueError(f"max_iter must be a positive integer, got {mi!r}")
+        if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real) \
+                or not np.isfinite(self.tol) or self.tol < 0:
+            raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
+        if self.n_threads is not None and (
+                isinstance(self.n_threads, (bool, np.bool_))
+                or not isinstance(self.n_threads, numbers.Integral) or self.n_threads < 1):
+            raise ValueError(f"n_threads must be a positive integer or None, "
+                             f"got {self.n_threads!r}")
+        return int(k)
+
+    def _threads(self):
+        if self.n_threads is None:
+            import contextlib
+            return contextlib.nullcontext()
+        return _threads(int(self.n_threads))
+
+    def _validate(self, X, reset):
+        X = validate_data(self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32],
+                          reset=reset)
+        check_non_negative(X, f"{type(self).__name__} (input X)")
+        return X
+
+    # -- fit / transform ----------------------------------------------------
+    def fit_transform(self, X, y=None):
+        """Fit on nonnegative X (n_samples, n_features); return W
+        (n_samples, n_components). y is ignored.
+
+        H (``components_``) is the factor :func:`fastnmf.nmf` found; W is
+        then solved for with H fixed, as :meth:`transform` does, so that
+        ``fit_transform(X)`` equals ``fit(X).transform(X)`` and W is optimal
+        for H (the fit stops by ``tol`` before its own W is)."""
+        X = self._validate(X, reset=True)
+        k = self._check_params(X.shape[1])
+        with self._threads():
+            r = nmf(X, k, solver=self.solver, init=self.init, max_iter=self.max_iter,
+                    tol=self.tol, random_state=self.random_state, extrapolate=self.extrapolate)
+            self.components_ = np.ascontiguousarray(r.V)
+            W = self._solve_w(X)
+        self.n_components_ = k
+        self.n_iter_ = int(r.n_iter)
+        self.errors_ = r.errors
+        self.reconstruction_err_ = _frobenius_error(X, W, self.components_)
+        return W
+
+    def _solve_w(self, X):
+        H = self.components_.astype(X.dtype, copy=False)
+        r = nnls(X.T, H.T, solver="hals", max_iter=self.max_iter, tol=0.0, track_error=False)
+        return np.ascontiguousarray(r.V.T)
+
+    def fit(self, X, y=None):
+        """Fit on nonnegative X (n_samples, n_features); y is ignored."""
+        self.fit_transform(X)
+        return self
+
+    def transform(self, X):
+        """W (n_samples, n_components) >= 0 minimising ``||X - W H||_F`` for
+        the fitted H: ``max_iter`` coordinate-descent sweeps from the clipped
+        least-squares solution (:func:`fastnmf.nnls` on ``X.T``)."""
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        with self._threads():
+            return self._solve_w(X)
+
+    def inverse_transform(self, X):
+        """``X @ components_``: the data a code W (n_samples, n_components)
+        stands for."""
+        check_is_fitted(self)
+        W = check_array(X, dtype=[np.float64, np.float32])
+        if W.shape[1] != self.components_.shape[0]:
+            raise ValueError(f"X has {W.shape[1]} columns, but this NMF has "
+                             f"{self.components_.shape[0]} components")
+        return W @ self.components_.astype(W.dtype, copy=False)
+
+
+def _frobenius_error(X, W, H) -> float:
+    """``||X - W H||_F`` in float64 without forming the residual (dense or
+    sparse X): ``||X||^2 - 2 <W, X H^T> + <W^T W, H H^T>``."""
+    W64, H64 = W.astype(np.float64), H.astype(np.float64)
+    if hasattr(X, "multiply"):
+        X64 = X.astype(np.float64)
+        nx2 = float(X64.multiply(X64).sum())
+        cross = float(np.sum(W64 * np.asarray(X64 @ H64.T)))
+    else:
+        X64 = np.asarray(X, dtype=np.float64)
+        nx2 = float(np.vdot(X64, X64))
+        cross = float(np.sum(W64 * (X64 @ H64.T)))
+    quad = float(np.sum((W64.T @ W64) * (H64 @ H64.T)))
+    return float(np.sqrt(max(nx2 - 2.0 * cross + quad, 0.0)))

@@ -1,0 +1,119 @@
+"""fastnmf.NMF, the scikit-learn transformer over fastnmf.nmf / nnls."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import fastnmf
+from fastnmf import NMF
+from conftest import DTYPES
+
+
+@parametrize_with_checks([NMF(n_components=3, max_iter=100, random_state=0)])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def _data(dtype=np.float64, shape=(80, 12), seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.random((shape[0], 4)) @ rng.random((4, shape[1]))).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", ["hals", "mu"])
+def test_fit_is_fastnmf_nmf(dtype, solver):
+    X = _data(dtype)
+    est = NMF(4, solver=solver, random_state=2, max_iter=60)
+    W = est.fit_transform(X)
+    r = fastnmf.nmf(X, 4, solver=solver, random_state=2, max_iter=60)
+    np.testing.assert_array_equal(est.components_, r.V)
+    # W: solved for with H fixed (as transform does), no worse than the fit's own
+    np.testing.assert_array_equal(W, fastnmf.nnls(X.T, r.V.T, max_iter=60, tol=0).V.T)
+    fit_err = np.linalg.norm(X.astype(np.float64) - r.U.astype(np.float64) @ r.V)
+    assert est.reconstruction_err_ <= fit_err * (1 + 1e-5)
+    assert W.dtype == dtype and est.components_.dtype == dtype
+    assert est.n_iter_ == r.n_iter and est.n_components_ == 4
+    np.testing.assert_array_equal(est.errors_, r.errors)
+    true = np.linalg.norm(X.astype(np.float64) - W.astype(np.float64) @ est.components_)
+    assert abs(est.reconstruction_err_ - true) <= (1e-3 if dtype == np.float32 else 1e-8) * true
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transform_solves_for_w_with_h_fixed(dtype):
+    X = _data(dtype)
+    est = NMF(4, random_state=0, max_iter=150).fit(X)
+    W = est.transform(X)
+    expected = fastnmf.nnls(X.T, est.components_.T, max_iter=150, tol=0).V.T
+    np.testing.assert_array_equal(W, expected)
+    assert W.dtype == dtype and (W >= 0).all()
+    np.testing.assert_array_equal(W, NMF(4, random_state=0, max_iter=150).fit_transform(X))
+    # a sample's code does not depend on the samples it comes with
+    np.testing.assert_allclose(est.transform(X[:7]), W[:7], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(est.inverse_transform(W), W @ est.components_, rtol=1e-6)
+
+
+def test_sparse_fit_equals_dense_fit():
+    X = _data(shape=(120, 30))
+    X[X < np.quantile(X, 0.6)] = 0
+    S = sp.csr_matrix(X)
+    a = NMF(4, random_state=1, max_iter=40, tol=0, extrapolate=False).fit(S)
+    b = NMF(4, random_state=1, max_iter=40, tol=0, extrapolate=False).fit(X)
+    # The same start; the inner-sweep rule prices a sparse product by its
+    # nonzeros, so the iterates differ a little, not the fit's quality.
+    np.testing.assert_allclose(a.errors_[0], b.errors_[0], rtol=1e-10)
+    assert abs(a.reconstruction_err_ - b.reconstruction_err_) < 0.01 * b.reconstruction_err_
+    np.testing.assert_allclose(a.transform(S), a.transform(X), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(a.reconstruction_err_, np.linalg.norm(
+        X - a.fit_transform(S) @ a.components_), rtol=1e-8)
+
+
+@pytest.mark.parametrize("params,pattern", [
+    ({"n_components": 0}, "n_components must be a positive integer"),
+    ({"n_components": 2.5}, "n_components must be a positive integer"),
+    ({"n_components": True}, "n_components must be a positive integer"),
+    ({"solver": "cd"}, "solver must be one of"),
+    ({"init": "custom"}, "init must be one of"),
+    ({"max_iter": 0}, "max_iter must be a positive integer"),
+    ({"tol": -1.0}, "tol must be a finite number"),
+    ({"tol": float("nan")}, "tol must be a finite number"),
+    ({"n_threads": 0}, "n_threads must be a positive integer"),
+])
+def test_bad_parameters_are_named(params, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        NMF(**params).fit(_data())
+
+
+def test_bad_data():
+    X = _data()
+    X[3, 2] = -1
+    with pytest.raises(ValueError, match="Negative values in data passed to NMF"):
+        NMF(2).fit(X)
+    X[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        NMF(2).fit(X)
+    est = NMF(2, random_state=0).fit(_data())
+    with pytest.raises(ValueError, match="X has 5 columns, but this NMF has 2 components"):
+        est.inverse_transform(np.ones((3, 5)))
+    with pytest.raises(ValueError, match="features"):
+        est.transform(np.ones((3, 5)))
+
+
+def test_n_threads_gives_the_same_model_and_restores_the_setting():
+    X = _data(shape=(300, 40))
+    before = fastnmf.get_num_threads()
+    a = NMF(4, random_state=0, n_threads=1).fit(X)
+    assert fastnmf.get_num_threads() == before
+    b = NMF(4, random_state=0).fit(X)
+    np.testing.assert_allclose(a.components_, b.components_, rtol=1e-6, atol=1e-8)
+
+
+def test_import_fastnmf_does_not_load_sklearn():
+    import subprocess
+    import sys
+    code = "import sys, fastnmf; print('sklearn' in sys.modules); fastnmf.NMF; " \
+           "print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd="/").stdout.split()
+    assert out == ["False", "True"]
