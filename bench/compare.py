@@ -651,8 +651,9 @@ def main():
     warm_up()
     with fastnmf.threads(args.threads):
         for w in what:
-            {"nmf": bench_nmf, "sparse": bench_sparse, "init": bench_init, "floor": bench_floor, "numpy": bench_numpy,
-             "threads": bench_threads, "compile": bench_compile}[w](args)
+            {"nmf": bench_nmf, "sparse": bench_sparse, "init": bench_init,
+             "floor": bench_floor, "numpy": bench_numpy, "threads": bench_threads,
+             "compile": bench_compile}[w](args)
     if args.out:
         args.out.with_suffix(".json").write_text(json.dumps(RESULTS, indent=1))
 
