@@ -32,6 +32,9 @@ def main(argv=None) -> int:
     fastnmf.nmf(tiny, 2, solver="mu", max_iter=2)
     fastnmf.semi_nmf(tiny - tiny.mean(), 2, max_iter=2)
     fastnmf.nonlinear_semi_nmf(tiny, 2, max_iter=2)
+    import scipy.sparse as sp
+    Xs = sp.csr_matrix(X)           # digits is half zeros: the sparse path on the same data
+    fastnmf.nmf(sp.csr_matrix(tiny), 2, solver="hals", max_iter=2)
     compile_s = time.perf_counter() - t
     print(f"fastnmf {fastnmf.__version__}: digits {X.shape} {X.dtype}, rank {args.rank}, "
           f"{fastnmf.get_num_threads()} threads")
@@ -50,6 +53,9 @@ def main(argv=None) -> int:
         ("nonlinear_semi_nmf", lambda: fastnmf.nonlinear_semi_nmf(X, args.rank,
                                                                   max_iter=min(args.max_iter, 50),
                                                                   random_state=0)),
+        ("nmf hals (scipy CSR input)", lambda: fastnmf.nmf(Xs, args.rank, solver="hals",
+                                                           max_iter=args.max_iter,
+                                                           random_state=0)),
     ]
     for name, run in runs:
         t = time.perf_counter()

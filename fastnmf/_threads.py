@@ -50,14 +50,15 @@ _state = {"n": None, "limiter": None, "controller": None, "nesting_done": False}
 SMALL_WORK = float(os.environ.get("FASTNMF_SMALL_WORK", 2e8))
 #: ... and below which its BLAS calls run on one thread too.
 BLAS_SMALL_WORK = float(os.environ.get("FASTNMF_BLAS_SMALL_WORK", 4e6))
-#: A sparse product's multiply-add counted as this many of a GEMM's in the
-#: work estimate: it is a gather from memory, not a register-blocked FMA,
-#: and the solve's heavy work is then in fastnmf's own kernel, not in BLAS.
-#: Measured (tf-idf data, rank 10-20, 2 threads, one run each): the kernels
-#: on two threads took nmf iterations from 5.5 to 3.1 ms at nnz k = 1e7 and
-#: from 28.6 to 15.9 ms at 4.6e7, and left 0.9 ms at 1e6 unchanged; with
-#: this weight they use every thread from nnz k = 4e6.
-SPARSE_WEIGHT = 50.0
+#: Sparse data: ``nnz k`` (a sparse product's multiply-adds) at and above
+#: which a solve's kernels use every thread. The product is a compiled
+#: gather that fastnmf runs itself, between small k x k BLAS calls, and
+#: it gains from a second thread far below the dense GEMM break-even.
+#: Measured (nmf iterations, 2 threads, tf-idf data and digits as CSR,
+#: kernels on 2 threads against 1, two runs each): nnz k = 5.8e4 0.14 ms
+#: either way; 3.3e5 0.25 against 0.36 ms; digits (5.9e5) 0.33 against
+#: 0.51; 3.2e6 0.97 against 1.55; 2.8e7 6.5 against 10.3 ms.
+SPARSE_SMALL_WORK = float(os.environ.get("FASTNMF_SPARSE_SMALL_WORK", 2e5))
 
 
 def _controller(refresh: bool = False) -> ThreadpoolController:
@@ -269,8 +270,9 @@ def sized_by(rank_of):
     """Decorator for public solvers: run small problems on fewer threads
     (:func:`for_work`).
 
-    The work estimate is the larger of a cross-product GEMM, ``m n k``
-    (``SPARSE_WEIGHT nnz k`` for sparse data), and
+    The estimate is the larger of a cross-product GEMM, ``m n k`` (for
+    sparse data ``nnz k``, scaled so that ``SPARSE_SMALL_WORK`` maps to
+    ``SMALL_WORK``), and
     a Gram-sized product, ``max(m, n) k k`` (an n x k times k x k update),
     with ``A`` (m, n) the first argument and ``k = rank_of(*args, **kwargs)``.
     Anything odd (bad input that validation will reject) skips the limit.
@@ -281,9 +283,12 @@ def sized_by(rank_of):
             try:
                 m, n = (float(d) for d in np.shape(args[0]))
                 k = float(rank_of(*args, **kwargs))
-                nnz = getattr(args[0], "nnz", None)     # sparse data: its products
-                cross = m * n if nnz is None else SPARSE_WEIGHT * float(nnz)
-                work = k * max(cross, max(m, n) * k)
+                nnz = getattr(args[0], "nnz", None)
+                if nnz is None:
+                    work = k * max(m * n, max(m, n) * k)
+                else:   # sparse data: nnz k on the scale of SMALL_WORK
+                    work = k * max(float(nnz) * (SMALL_WORK / SPARSE_SMALL_WORK),
+                                   max(m, n) * k)
                 if not math.isfinite(work):
                     work = math.inf
             except Exception:

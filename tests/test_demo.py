@@ -13,7 +13,8 @@ import fastnmf
 from fastnmf.datasets import load_digits
 
 ROW = re.compile(r"^(?P<name>\S.*?)\s+(?P<iters>\d+)\s+(?P<err>\d+\.\d+)\s+(?P<sec>\d+\.\d+)\s*$")
-SOLVER_ROWS = ["nmf hals", "nmf mu", "semi_nmf hals (centred X)", "nonlinear_semi_nmf"]
+SOLVER_ROWS = ["nmf hals", "nmf mu", "semi_nmf hals (centred X)", "nonlinear_semi_nmf",
+               "nmf hals (scipy CSR input)"]
 
 
 # Run ``-m fastnmf`` from the directory holding the package this process

@@ -196,10 +196,9 @@ def test_sized_by_counts_the_gram_sized_product():
 
 
 @needs_two
-def test_sized_by_weighs_sparse_products():
-    """A sparse product's multiply-adds count SPARSE_WEIGHT times: a sparse
-    matrix whose dense GEMM would be large runs on one thread when its
-    nonzeros are few, and on every thread once nnz k is large enough."""
+def test_sized_by_sizes_sparse_data_by_its_nonzeros():
+    """Sparse data: the kernels use every thread from nnz k =
+    SPARSE_SMALL_WORK on, whatever the dense GEMM m n k would be."""
     import scipy.sparse as sp
     seen = {}
 
@@ -209,12 +208,13 @@ def test_sized_by_weighs_sparse_products():
 
     k = 10
     with fastnmf.threads(2):
-        few = sp.random(20000, 10000, density=2e-5, format="csr", random_state=0)
-        assert 20000 * 10000 * k > T.SMALL_WORK > T.SPARSE_WEIGHT * few.nnz * k
+        few = sp.random(20000, 10000, density=5e-7, format="csr", random_state=0)
+        assert 20000 * 10000 * k > T.SMALL_WORK and few.nnz * k < T.SPARSE_SMALL_WORK
+        assert 20000 * k * k < T.SMALL_WORK
         probe(few, k)
         assert seen == {"kernels": 1}
-        many = sp.random(20000, 10000, density=0.01, format="csr", random_state=0)
-        assert T.SPARSE_WEIGHT * many.nnz * k > T.SMALL_WORK
+        many = sp.random(2000, 1000, density=0.02, format="csr", random_state=0)
+        assert 2000 * 1000 * k < T.SMALL_WORK < T.SMALL_WORK * many.nnz * k / T.SPARSE_SMALL_WORK
         probe(many, k)
         assert seen == {"kernels": 2}
 
