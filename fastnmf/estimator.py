@@ -41,15 +41,20 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Stop when an iteration improves the relative error by less than
         ``tol`` times its value.
     max_iter : int >= 1, default 200
-        Iterations of the fit; also the coordinate sweeps of ``transform``,
-        which runs exactly that many (no stopping test, so that a sample's
-        code does not depend on the other samples it is transformed with).
+        Iterations of the fit.
     random_state : None, int or numpy Generator
     extrapolate : bool or None, default None
         HALS extrapolation (None: on for HALS); see :func:`fastnmf.nmf`.
     n_threads : int or None, default None
         Threads for BLAS, OpenMP and Numba together; None: fastnmf's
         current setting.
+    transform_sweeps : int >= 1, default 50
+        Coordinate-descent sweeps that solve for W with H fixed
+        (``transform``, and the W of ``fit_transform``): exactly that many,
+        with no stopping test, so that a sample's code does not depend on
+        the other samples it is transformed with. On Fashion-MNIST (60000
+        x 784, rank 50) 50 sweeps reached the error of 200 to six digits
+        in 0.39 s against 1.42 s (the fit: 5.4 s; research script).
 
     Attributes
     ----------
@@ -75,7 +80,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, n_components=None, *, init="nndsvda", solver="hals", tol=1e-4,
-                 max_iter=200, random_state=None, extrapolate=None, n_threads=None):
+                 max_iter=200, random_state=None, extrapolate=None, n_threads=None,
+                 transform_sweeps=50):
         self.n_components = n_components
         self.init = init
         self.solver = solver
@@ -84,6 +90,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.extrapolate = extrapolate
         self.n_threads = n_threads
+        self.transform_sweeps = transform_sweeps
 
     # -- scikit-learn plumbing ---------------------------------------------
     def __sklearn_tags__(self):
@@ -108,9 +115,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
         if not (isinstance(self.init, str) and self.init in _INITS):
             raise ValueError(f"init must be one of {_INITS}, got {self.init!r}")
-        mi = self.max_iter
-        if isinstance(mi, (bool, np.bool_)) or not isinstance(mi, numbers.Integral) or mi < 1:
-            raise ValueError(f"max_iter must be a positive integer, got {mi!r}")
+        for name in ("max_iter", "transform_sweeps"):
+            v = getattr(self, name)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real) \
                 or not np.isfinite(self.tol) or self.tol < 0:
             raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
@@ -157,7 +165,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _solve_w(self, X):
         H = self.components_.astype(X.dtype, copy=False)
-        r = nnls(X.T, H.T, solver="hals", max_iter=self.max_iter, tol=0.0, track_error=False)
+        r = nnls(X.T, H.T, solver="hals", max_iter=self.transform_sweeps, tol=0.0,
+                 track_error=False)
         return np.ascontiguousarray(r.V.T)
 
     def fit(self, X, y=None):
@@ -167,8 +176,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         """W (n_samples, n_components) >= 0 minimising ``||X - W H||_F`` for
-        the fitted H: ``max_iter`` coordinate-descent sweeps from the clipped
-        least-squares solution (:func:`fastnmf.nnls` on ``X.T``)."""
+        the fitted H: ``transform_sweeps`` coordinate-descent sweeps from the
+        clipped least-squares solution (:func:`fastnmf.nnls` on ``X.T``)."""
         check_is_fitted(self)
         X = self._validate(X, reset=False)
         with self._threads():
