@@ -109,3 +109,17 @@ def _no_thread_leak(request):
     assert (after[:2], {f: after[2][f] for f in common}) == \
         (before[:2], {f: before[2][f] for f in common}), \
         f"thread configuration leaked: {before} -> {after}"
+
+
+def assert_nothing_saved_after(stdout: str, marker: str) -> None:
+    """For a subprocess run with ``NUMBA_DEBUG_CACHE=1`` and an empty
+    ``NUMBA_CACHE_DIR``: Numba saved kernels to the cache before the first
+    output line starting with ``marker`` (else the check would be vacuous)
+    and none after it, i.e. the warm-up compiled everything the timed part
+    ran."""
+    lines = stdout.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(marker))
+    saved_before = [ln for ln in lines[:start] if "data saved" in ln]
+    saved_after = [ln for ln in lines[start:] if "data saved" in ln]
+    assert saved_before, "NUMBA_DEBUG_CACHE printed nothing: the check would be vacuous"
+    assert saved_after == [], saved_after

@@ -17,6 +17,7 @@ import pytest
 
 from fastnmf_dnn import datasets, load_model
 from fastnmf_dnn.cli import main
+from conftest import assert_nothing_saved_after
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FINAL = re.compile(r"^final test accuracy: (\d\.\d{4})$", re.M)
@@ -448,9 +449,4 @@ def test_nothing_compiles_after_the_warm_up(tmp_path):
                         "--quiet"], env=env, capture_output=True, text=True, timeout=600,
                        cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    lines = r.stdout.splitlines()
-    warm = next(i for i, ln in enumerate(lines) if ln.startswith("warm-up"))
-    saved_before = [ln for ln in lines[:warm] if "data saved" in ln]
-    saved_after = [ln for ln in lines[warm:] if "data saved" in ln]
-    assert saved_before, "NUMBA_DEBUG_CACHE printed nothing: the check would be vacuous"
-    assert saved_after == [], saved_after
+    assert_nothing_saved_after(r.stdout, "warm-up")

@@ -11,6 +11,7 @@ import pytest
 
 import fastnmf
 from fastnmf.datasets import load_digits
+from conftest import assert_nothing_saved_after
 
 ROW = re.compile(r"^(?P<name>\S.*?)\s+(?P<iters>\d+)\s+(?P<err>\d+\.\d+)\s+(?P<sec>\d+\.\d+)\s*$")
 SOLVER_ROWS = ["nmf hals", "nmf mu", "semi_nmf hals (centred X)", "nonlinear_semi_nmf",
@@ -116,9 +117,4 @@ def test_nothing_compiles_in_the_timed_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fastnmf", "--max-iter", "20"], env=env,
                        capture_output=True, text=True, timeout=600, cwd=PKG_PARENT)
     assert r.returncode == 0, r.stderr[-2000:]
-    lines = r.stdout.splitlines()
-    start = next(i for i, ln in enumerate(lines) if ln.startswith("one-off Numba"))
-    saved_before = [ln for ln in lines[:start] if "data saved" in ln]
-    saved_after = [ln for ln in lines[start:] if "data saved" in ln]
-    assert saved_before, "NUMBA_DEBUG_CACHE printed nothing: the check would be vacuous"
-    assert saved_after == [], saved_after
+    assert_nothing_saved_after(r.stdout, "one-off Numba")
