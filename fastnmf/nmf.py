@@ -77,9 +77,12 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
 
     Parameters
     ----------
-    A : array_like, shape (m, n), nonnegative
+    A : array_like or scipy.sparse matrix, shape (m, n), nonnegative
         Data. float32 and float64 are preserved; other real types become
-        float64. C or F order (no copy either way).
+        float64. C or F order (no copy either way). A scipy.sparse matrix
+        or array (any format) is never densified: it is kept as CSR
+        arrays of A and of A^T, and each product costs O(nnz k) instead of
+        O(m n k) (Gillis-Glineur's inner-sweep cap counts that cost).
     rank : int >= 1
         Number of components k. May exceed ``min(m, n)``.
     solver : {"hals", "mu"}, default "hals"
@@ -141,7 +144,7 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
     Notes
     -----
     Per iteration the GEMM work is ``A @ V^T``, ``A^T @ U`` (2 m n k flops
-    each) and two Gram matrices; the sweeps cost O((m + n) k^2) each. The
+    each; 2 nnz k for sparse A, in a compiled gather) and two Gram matrices; the sweeps cost O((m + n) k^2) each. The
     error is computed from those products at O((m + n) k) extra cost.
     """
     comm = as_comm(comm)
