@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _sparse_kernels as SK
-from ._kernels import scan_values
+from ._kernels import abs_sum64, dot64, scan_values
 from ._threads import get_num_threads
 from ._validation import _TRUSTED, check_dtype, check_magnitude
 
@@ -71,13 +71,13 @@ class SparseData:
         return matmul_into(np.empty((self.shape[0], X.shape[1]), self.dtype), self, X)
 
     def sq_norm(self) -> float:
-        """``||A||_F^2`` in float64."""
-        d = self.data
-        return float(np.dot(d.astype(np.float64, copy=False), d.astype(np.float64, copy=False)))
+        """``||A||_F^2`` in float64 (one read of the stored values, no copy)."""
+        d = self.data.reshape(1, -1)
+        return float(dot64(d, d))
 
     def abs_sum(self) -> float:
-        """Sum of |entries| in float64."""
-        return float(np.abs(self.data).sum(dtype=np.float64))
+        """Sum of |entries| in float64 (one read, no copy)."""
+        return float(abs_sum64(self.data.reshape(1, -1)))
 
     def toarray(self) -> np.ndarray:
         """The dense matrix (tests and small problems only)."""
