@@ -119,7 +119,7 @@ def check_matrix(A, name: str, *, nonnegative: bool = False, dtype=None,
     """
     if hasattr(A, "toarray") or hasattr(A, "tocsr"):
         raise TypeError(f"{name} is a sparse matrix; pass a dense numpy array (only "
-                        "fastnmf.nmf and fastnmf.nnls take sparse data, as A)")
+                        "fastnmf.nmf, semi_nmf, nnls and ridge_lstsq take sparse data, as A)")
     try:
         arr = np.asarray(A)
     except Exception as exc:  # ragged lists and other non-arrays

@@ -43,7 +43,9 @@ def ridge_lstsq(A, V, *, alpha=0.0, alpha_trace=0.0, U0=None, prox=0.0, dtype=No
 
     Parameters
     ----------
-    A : array_like, shape (m, n)
+    A : array_like or scipy.sparse matrix, shape (m, n)
+        Sparse A is never densified: its one product ``A V^T`` costs
+        O(nnz k).
     V : array_like, shape (k, n)
     alpha : float >= 0, default 0
         Ridge penalty; 0 gives the least-squares solution (a rank-deficient V
@@ -80,7 +82,7 @@ def ridge_lstsq(A, V, *, alpha=0.0, alpha_trace=0.0, U0=None, prox=0.0, dtype=No
     """
     comm = as_comm(comm)
     with collective(comm):
-        A, V = _check_pair(A, V, "V", dtype, rows=True, split=comm.size > 1)
+        A, V = _check_pair(A, V, "V", dtype, rows=True, split=comm.size > 1, sparse_ok=True)
         alpha = check_float(alpha, "alpha")
         alpha_trace = check_float(alpha_trace, "alpha_trace")
         prox = check_float(prox, "prox")

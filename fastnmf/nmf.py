@@ -33,6 +33,18 @@ def _inner_cap(n_inner, other_dim: int, k: int, inner_alpha: float) -> int:
     return max(1, int(1 + inner_alpha * rho))
 
 
+def _cross_dims(A, N: int, comm):
+    """``(N, m)``: the ``other_dim`` of :func:`_inner_cap` for the U- and
+    the V-step of A (m, N columns over all processes). Gillis-Glineur's rho
+    is the cross product's cost over a sweep's; for sparse A the product
+    costs nnz k, not m N k, so the sides count nnz / m and nnz / N."""
+    m = A.shape[0]
+    if not isinstance(A, SparseData):
+        return N, m
+    nnz = comm.sum(A.nnz)
+    return nnz / m, nnz / N
+
+
 def _check_iteration_options(dtype, max_iter, tol, n_inner, inner_alpha, inner_tol, eps):
     """Validate the iteration options nmf and semi_nmf share; eps defaults to
     the dtype's machine epsilon."""
@@ -213,12 +225,7 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
         def update_v(X):
             B.nnls_mu_nmf_(X, CV, GU, DV, cap_v, B.mu_guard(eps, CV, comm))
     else:
-        # Gillis-Glineur's rho is the cross product's cost over a sweep's:
-        # for sparse A the product costs nnz k, not m n k.
-        cols, rows = N, m
-        if isinstance(A, SparseData):
-            nnz = comm.sum(A.nnz)
-            cols, rows = nnz / m, nnz / N
+        cols, rows = _cross_dims(A, N, comm)
         cap_u = _inner_cap(n_inner, cols, k, inner_alpha)
         cap_v = _inner_cap(n_inner, rows, k, inner_alpha)
 

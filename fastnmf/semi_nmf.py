@@ -7,9 +7,10 @@ import numpy as np
 
 from . import _blocks as B
 from ._comm import as_comm, collective
-from .nmf import _check_init, _check_iteration_options, _inner_cap, _start
+from .nmf import _check_init, _check_iteration_options, _cross_dims, _inner_cap, _start
 from ._threads import sized_by, rank_arg
 from ._result import FactorizationResult
+from ._sparse import check_sparse, is_sparse
 from ._validation import (check_choice, check_distributed, check_float, check_matrix,
                           check_random_state, check_rank)
 
@@ -31,8 +32,10 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
 
     Parameters
     ----------
-    A : array_like, shape (m, n)
-        Data of any sign. float32/float64 preserved; C or F order.
+    A : array_like or scipy.sparse matrix, shape (m, n)
+        Data of any sign. float32/float64 preserved; C or F order. Sparse
+        A is never densified (its products cost O(nnz k); see
+        :func:`fastnmf.nmf`).
     rank : int >= 1
         Number of components k.
     solver : {"hals", "mu"}, default "hals"
@@ -66,13 +69,17 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
 
     Notes
     -----
-    GEMMs per iteration: ``A @ V^T`` and ``A^T @ U`` (2 m n k flops each),
+    GEMMs per iteration: ``A @ V^T`` and ``A^T @ U`` (2 m n k flops each;
+    2 nnz k for sparse A),
     two Gram matrices (that of V serves both the error and the next
     U-step); everything else is O((m + n) k^2).
     """
     comm = as_comm(comm)
     with collective(comm):
-        A = check_matrix(A, "A", dtype=dtype, allow_empty_columns=comm.size > 1)
+        if is_sparse(A):
+            A = check_sparse(A, "A", dtype=dtype, allow_empty_columns=comm.size > 1)
+        else:
+            A = check_matrix(A, "A", dtype=dtype, allow_empty_columns=comm.size > 1)
         k = check_rank(rank)
         check_choice(solver, "solver", SOLVERS)
         max_iter, tol, n_inner, inner_alpha, inner_tol, eps = _check_iteration_options(
@@ -80,7 +87,7 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
         alpha = check_float(alpha, "alpha")
         check_random_state(random_state, build=False)
         init = _check_init(A, k, init, False, comm)
-    check_distributed(comm, A)
+    N = check_distributed(comm, A)
     U, Vt = _start(A, k, init, random_state, comm)
 
     m, n = A.shape
@@ -94,12 +101,12 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
         DP, DM = np.empty((n, k), dt), np.empty((n, k), dt)
         cap_v = 1 if n_inner is None else n_inner
     else:
-        cap_v = _inner_cap(n_inner, m, k, inner_alpha)
+        cap_v = _inner_cap(n_inner, _cross_dims(A, N, comm)[1], k, inner_alpha)
 
     t0 = time.perf_counter()
     normA2 = comm.sum(B.sq_norm(A))
     normA = np.sqrt(normA2) if normA2 > 0 else 1.0
-    np.matmul(A.T, U, out=CV)
+    B.data_matmul_(A.T, U, CV)
     B.gram(U, out=GU)
     errors = [np.sqrt(B.reduced_sq_error_(normA2, Vt, CV, GU, GV, ebuf, comm)) / normA]
     times = [time.perf_counter() - t0]
@@ -107,7 +114,7 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
     for _ in range(max_iter):
         # GV: the reduced Gram of the error step, the same Vt
         B.ridge_update_left_(A, Vt, U, EG, alpha, comm=comm, gram_V=GV)
-        np.matmul(A.T, U, out=CV)
+        B.data_matmul_(A.T, U, CV)
         B.gram(U, out=GU)
         if solver == "hals":
             B.nnls_hals_(Vt, CV, GU, cap_v, inner_tol, comm)

@@ -58,8 +58,10 @@ def case_solvers():
                 ("nonlinear_semi_nmf", fastnmf.nonlinear_semi_nmf, A, {})]
         # sparse data: the same sums over samples from each process's CSR block
         Asp = np.where(rng.random(A.shape) < 0.3, A, 0).astype(dt)
+        Ssp0 = np.where(rng.random(S.shape) < 0.3, S, 0).astype(dt)
         runs += [("nmf hals sparse", fastnmf.nmf, Asp, {"sparse": True}),
-                 ("nmf mu sparse", fastnmf.nmf, Asp, {"solver": "mu", "sparse": True})]
+                 ("nmf mu sparse", fastnmf.nmf, Asp, {"solver": "mu", "sparse": True}),
+                 ("semi_nmf hals sparse", fastnmf.semi_nmf, Ssp0, {"sparse": True})]
         for name, f, data, kw in runs:
             kw = dict(kw)
             mine = np.ascontiguousarray(data[:, b])

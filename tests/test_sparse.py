@@ -355,3 +355,41 @@ def test_sparse_nnls_bad_sparse_input():
         fastnmf.nnls(A, np.ones((10, 2)))
     with pytest.raises(ValueError, match=r"^U must have 10 rows"):
         fastnmf.nnls(_sparse(10, 8, 0.4, np.float64), np.ones((9, 2)))
+
+
+# --------------------------------------------------------------------------
+# semi_nmf and ridge_lstsq on sparse data of any sign
+# --------------------------------------------------------------------------
+def _signed(m, n, density, dtype, seed=0):
+    A = _sparse(m, n, density, dtype, seed=seed, low_rank=4)
+    A.data -= dtype(0.4) * A.data.max()
+    return A
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", ["hals", "mu"])
+def test_sparse_semi_nmf_equals_dense(dtype, solver):
+    A = _signed(70, 40, 0.25, dtype)
+    rng = np.random.default_rng(3)
+    init = (rng.standard_normal((70, 4)).astype(dtype), rng.random((4, 40)).astype(dtype))
+    kw = dict(solver=solver, init=init, max_iter=12, tol=0, n_inner=2, alpha=0.1)
+    r = fastnmf.semi_nmf(A, 4, **kw)
+    d = fastnmf.semi_nmf(A.toarray(), 4, **kw)
+    tol = 3e-3 if dtype == np.float32 else 1e-8
+    np.testing.assert_allclose(r.errors, d.errors, rtol=tol)
+    np.testing.assert_allclose(r.U @ r.V, d.U @ d.V, atol=tol * np.abs(A).max(), rtol=tol)
+    assert r.U.dtype == dtype and (r.V >= 0).all()
+    s = fastnmf.semi_nmf(A, 4, max_iter=5, random_state=0)        # a named start too
+    t = fastnmf.semi_nmf(A.toarray(), 4, max_iter=5, random_state=0, n_inner=None)
+    assert abs(s.errors[0] - t.errors[0]) < (1e-3 if dtype == np.float32 else 1e-9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sparse_ridge_lstsq_equals_dense(dtype):
+    A = _signed(30, 50, 0.3, dtype)
+    V = np.random.default_rng(1).random((6, 50)).astype(dtype)
+    U = fastnmf.ridge_lstsq(A, V, alpha=0.2, alpha_trace=1e-3)
+    Ud = fastnmf.ridge_lstsq(A.toarray(), V, alpha=0.2, alpha_trace=1e-3)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(U, Ud, rtol=tol, atol=tol * np.abs(Ud).max())
+    assert U.dtype == dtype

@@ -146,14 +146,15 @@ def test_complex_A(name, dtype):
         SOLVERS[name](_A.astype(dtype))
 
 
-@pytest.mark.parametrize("name", [n for n in SOLVERS if n not in ("nmf", "nnls")])
+@pytest.mark.parametrize("name", [n for n in SOLVERS
+                                  if n not in ("nmf", "nnls", "semi_nmf", "ridge_lstsq")])
 @pytest.mark.parametrize("kind", ["csr_matrix", "csc_matrix", "coo_matrix", "csr_array"])
 def test_sparse_A(name, kind):
-    """Only nmf and nnls take sparse data (tests/test_sparse.py); the others
-    say so."""
+    """Only nmf, semi_nmf, nnls and ridge_lstsq take sparse data
+    (tests/test_sparse.py); the others say so."""
     S = getattr(scipy.sparse, kind)(_A)
-    with pytest.raises(TypeError, match=r"^A is a sparse matrix; .*only fastnmf.nmf and "
-                                        r"fastnmf.nnls"):
+    with pytest.raises(TypeError, match=r"^A is a sparse matrix; .*only fastnmf.nmf, semi_nmf, "
+                                        r"nnls and ridge_lstsq"):
         SOLVERS[name](S)
 
 
