@@ -12,15 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import _sparse_kernels as SK
-from ._kernels import abs_sum64, dot64, scan_values
+from ._kernels import _SERIAL_BELOW, abs_sum64, dot64, scan_values
 from ._threads import get_num_threads
 from ._validation import _TRUSTED, check_dtype, check_magnitude
 
 __all__ = ["SparseData", "is_sparse", "check_sparse", "matmul_into"]
-
-#: Below this many multiply-adds (nnz k) a product runs the serial build
-#: (a parallel launch costs more than it saves).
-_SERIAL_BELOW = 1 << 16
 
 
 def is_sparse(A) -> bool:
@@ -95,6 +91,7 @@ def matmul_into(out, A: SparseData, X):
     C-contiguous in A's dtype (parallel over row blocks of equal nonzero
     counts; serial when small). O(nnz k). Returns out."""
     nt = get_num_threads()
+    # below _kernels' serial cut (nnz k multiply-adds) a parallel launch costs more than it saves
     if nt == 1 or A.nnz * X.shape[1] < _SERIAL_BELOW:
         SK.csr_matmul_serial(A._all_rows, A.indptr, A.indices, A.data, X, out)
     else:

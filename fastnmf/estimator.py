@@ -15,7 +15,9 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import (check_array, check_is_fitted, check_non_negative,
                                       validate_data)
 
+from ._sparse import check_sparse, is_sparse
 from ._threads import threads as _threads
+from ._validation import trusted_data
 from .linear_lstsq import nnls
 from .nmf import nmf
 
@@ -152,11 +154,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         for H (the fit stops by ``tol`` before its own W is)."""
         X = self._validate(X, reset=True)
         k = self._check_params(X.shape[1])
+        data = _as_data(X)   # sparse X converted once for the fit and the W-solve
         with self._threads():
-            r = nmf(X, k, solver=self.solver, init=self.init, max_iter=self.max_iter,
+            r = nmf(data, k, solver=self.solver, init=self.init, max_iter=self.max_iter,
                     tol=self.tol, random_state=self.random_state, extrapolate=self.extrapolate)
             self.components_ = np.ascontiguousarray(r.V)
-            W = self._solve_w(X)
+            W = self._solve_w(data)
         self.n_components_ = k
         self.n_iter_ = int(r.n_iter)
         self.errors_ = r.errors
@@ -192,6 +195,16 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"X has {W.shape[1]} columns, but this NMF has "
                              f"{self.components_.shape[0]} components")
         return W @ self.components_.astype(W.dtype, copy=False)
+
+
+def _as_data(X):
+    """X as the solvers take it: a sparse X (already validated here) as
+    :class:`fastnmf._sparse.SparseData`, so that ``nmf`` and the W-solve's
+    ``nnls`` share one CSR conversion of X and of its transpose."""
+    if not is_sparse(X):
+        return X
+    with trusted_data():
+        return check_sparse(X, "X")
 
 
 def _frobenius_error(X, W, H) -> float:
