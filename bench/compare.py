@@ -174,7 +174,7 @@ def warm_up():
         fastnmf.nonlinear_semi_nmf(a, 3, max_iter=2)
         fastnmf.nonlinear_semi_nmf(np.asfortranarray(a), 3, max_iter=2)
     import scipy.sparse as sp      # sparse products: the serial and the parallel build
-    for size, density in ((30, 0.5), (2000, 0.4)):   # 50 nnz k > SMALL_WORK: all threads
+    for size, density in ((30, 0.5), (2000, 0.4)):   # nnz k below / above SPARSE_SMALL_WORK
         S = sp.random(size, size, density=density, format="csr", dtype=np.float32,
                       random_state=0)
         fastnmf.nmf(S, 3, solver="hals", max_iter=2)
