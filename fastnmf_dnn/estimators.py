@@ -75,8 +75,13 @@ _ATTRS_DOC = """
     n_iter_ : int
         Sweeps run (including those of a resumed checkpoint).
     loss_curve_ : list of float
-        Training loss after each sweep: half the mean squared error of the
-        real network's output (a forward pass, not a factorization residual).
+        Training loss after each sweep, the one the sweeps minimise, of the
+        real network's output (a forward pass, not a factorization
+        residual): half the mean squared error against the targets, with
+        ``margin_targets`` (the classifier's default) the squared hinge,
+        i.e. not counting an output beyond its one-hot target (above 1 for
+        the true class, below 0 for the others). The ``tol`` /
+        ``n_iter_no_change`` rule reads it.
     best_validation_score_ : float or None
         Best validation score (``early_stopping`` only).
     history_ : dict of lists
