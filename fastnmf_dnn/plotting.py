@@ -100,7 +100,7 @@ def plot_history(history, path, *, score_name="accuracy", title=None, dpi=100):
         ax.plot(x, loss, marker=marker, markersize=3, color="C3", label="train loss")
         if positive:
             ax.set_yscale("log")
-        ax.set_ylabel("loss (half mean squared error)")
+        ax.set_ylabel("loss (half mean squared error or hinge)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="upper right")
         ax = axes[1, col]
