@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backprop import run_backprop  # noqa: E402
-from compare_dnn import load, warm_up  # noqa: E402
+from compare_dnn import _override, load, warm_up  # noqa: E402
 
 import fastnmf_dnn  # noqa: E402
 
@@ -96,6 +96,13 @@ CASES = {
 }
 
 
+def variant_overrides(name):
+    """The overrides of a named variant, or of ``KEY=VALUE[+KEY=VALUE...]``."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    return dict(_override(part) for part in name.split("+"))
+
+
 def run_variant(Xtr, ytr, Xte, yte, hidden, overrides, sweeps, threads, holdout=0.0):
     """Rows ``(sweep, test accuracy, seconds, training accuracy, validation
     accuracy or None)``, and the wall time."""
@@ -124,7 +131,8 @@ def selected_by_validation(rows):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", default="digits,fashion5k,fashion")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="comma-separated names of VARIANTS or KEY=VALUE[+KEY=VALUE] overrides")
     ap.add_argument("--sweeps", type=int, help="default: digits 50, fashion 15, fashion5k 30")
     ap.add_argument("--epochs", type=int, help="Adam epochs (default: digits 200, fashion 20, "
                     "fashion5k 100)")
@@ -162,7 +170,7 @@ def main(argv=None):
                      " | best (sweep) | last - best | vs Adam best" + val_cols + " | s/sweep |")
         lines.append("|---|" + "---:|" * (len(marks) + 4 + (2 if args.holdout else 0)))
         for name in args.variants.split(","):
-            rows, wall = run_variant(Xtr, ytr, Xte, yte, hidden, VARIANTS[name], sweeps,
+            rows, wall = run_variant(Xtr, ytr, Xte, yte, hidden, variant_overrides(name), sweeps,
                                      args.threads, args.holdout)
             acc = [r[1] for r in rows]
             best = max(acc)

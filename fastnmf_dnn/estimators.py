@@ -225,6 +225,11 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
 class NMFNetRegressor(RegressorMixin, BaseNMFNet):
     __doc__ = """Fully-connected ReLU network for (multi-output) least-squares
     regression, trained without backpropagation (see NMFNetClassifier).
+
+    With the default preset it differs from the classifier in two options:
+    ``margin_targets=False`` (real-valued targets) and ``extrapolate=4``
+    (the classifier's 8 overfitted sooner on regression, README
+    "Regression").
     """ + _PARAMS_DOC + _ATTRS_DOC
 
     def fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None,

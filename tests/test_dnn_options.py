@@ -586,7 +586,16 @@ def test_extrapolate_off_is_the_plain_sweep():
     b = Trainer(X, Y, net, DAMPED)
     for _ in range(2):
         np.testing.assert_array_equal(a.sweep(), b.sweep())
-    assert PRESETS["paper"].extrapolate == 1.0 and PRESETS["default"].extrapolate == 4.0
+    assert PRESETS["paper"].extrapolate == 1.0 and PRESETS["default"].extrapolate == 8.0
+
+
+def test_regressor_keeps_the_smaller_extrapolation_cap():
+    """The classifier takes the preset's cap (8); the regressor 4 with the
+    default preset (8 overfitted sooner on regression), and any value given."""
+    assert NMFNetClassifier().training_options().extrapolate == 8.0
+    assert NMFNetRegressor().training_options().extrapolate == 4.0
+    assert NMFNetRegressor(extrapolate=8).training_options().extrapolate == 8.0
+    assert NMFNetRegressor(preset="paper").training_options().extrapolate == 1.0
 
 
 @pytest.mark.parametrize("value, exc", [(0.5, ValueError), (float("nan"), ValueError),
