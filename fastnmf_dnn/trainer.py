@@ -141,7 +141,8 @@ class TrainOptions:
         forward pass (and output refit) runs. If the training loss (squared
         hinge with ``margin_targets``, else least squares) came out higher
         than after the previous sweep, the plain step (``beta = 1``) is taken
-        instead and beta is halved; otherwise beta grows by 1.2, up to this
+        instead and beta is halved (once halved to 1, the rest of the run
+        takes plain sweeps); otherwise beta grows by 1.2, up to this
         cap. It starts at the cap. 1 turns it off (the published sweep).
         A rejected step costs one more forward pass and output refit. The
         default was 3 until ``inactive_step``, whose slower start 4 made
@@ -437,7 +438,10 @@ class Trainer:
         o = self.options
         L = len(self.W)
         self.last_sweep_rejected = False
-        extrapolating = o.extrapolate > 1 and len(self.blocks) == 1 and L > 1
+        # beta == 1: rejections brought it down to the plain step, and it
+        # stays there (below); the sweep is then the plain one.
+        extrapolating = (o.extrapolate > 1 and len(self.blocks) == 1 and L > 1
+                         and self.beta > 1)
         if extrapolating:
             W_old = [W.copy() for W in self.W[: L - 1]]
         if len(self.blocks) == 1:
@@ -465,6 +469,11 @@ class Trainer:
             self._output_fresh = False
             self._forward_and_refit()
             loss = self.fit_loss()
+            # Halved; at 1 it stays there for the rest of the run: it takes
+            # consecutive rejections from the cap to get there, and on
+            # Fashion-MNIST every later attempt (beta 1.2) alternated with
+            # a plain step and was rejected, each costing one more forward
+            # pass and output refit for the same plain iterate.
             self.beta = max(1.0, self.beta / 2)
             self.last_sweep_rejected = True
         else:

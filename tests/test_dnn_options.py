@@ -589,6 +589,25 @@ def test_extrapolate_off_is_the_plain_sweep():
     assert PRESETS["paper"].extrapolate == 1.0 and PRESETS["default"].extrapolate == 8.0
 
 
+def test_extrapolation_stays_off_once_rejections_reach_the_plain_step():
+    """A rejection halves beta; once that reaches 1 the run stays on plain
+    sweeps (no more tries at 1.2, each of which cost a second forward pass
+    and refit for the same plain iterate), and a plain sweep is what an
+    extrapolate=1 trainer does from the same state."""
+    X, Y, net = make_problem([10, 6, 3], np.float64, seed=2)
+    opts = DAMPED.replace(extrapolate=8.0)
+    tr = Trainer(X, Y, net, opts)
+    tr.sweep()
+    tr.beta, tr.prev_loss = 1.5, 0.0          # the next step must be rejected
+    tr.sweep()
+    assert tr.last_sweep_rejected and tr.beta == 1.0
+    plain = Trainer(X, Y, tr.network(), opts.replace(extrapolate=1.0))
+    plain.resume_at(tr.n_sweeps)
+    for _ in range(3):
+        np.testing.assert_allclose(tr.sweep(), plain.sweep(), rtol=1e-12, atol=1e-12)
+        assert not tr.last_sweep_rejected and tr.beta == 1.0
+
+
 def test_regressor_keeps_the_smaller_extrapolation_cap():
     """The classifier takes the preset's cap (8); the regressor 4 with the
     default preset (8 overfitted sooner on regression), and any value given."""
