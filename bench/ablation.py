@@ -53,6 +53,7 @@ VARIANTS = {
     "no-extrapolate": {"extrapolate": 1.0},
     "extrapolate=2": {"extrapolate": 2.0},
     "extrapolate=3": {"extrapolate": 3.0},
+    "extrapolate=4": {"extrapolate": 4.0},    # the default of sessions 12-21
     "inactive_step=1": {"inactive_step": 1.0},
     "inactive_step=0.5": {"inactive_step": 0.5},
     "inactive_step=1+extrapolate=3": {"inactive_step": 1.0, "extrapolate": 3.0},
