@@ -14,9 +14,9 @@ import numpy as np
 from . import _sparse_kernels as SK
 from ._kernels import _SERIAL_BELOW, abs_sum64, dot64, scan_values
 from ._threads import get_num_threads
-from ._validation import _TRUSTED, check_dtype, check_magnitude
+from ._validation import _TRUSTED, check_dtype, check_magnitude, check_matrix
 
-__all__ = ["SparseData", "is_sparse", "check_sparse", "matmul_into"]
+__all__ = ["SparseData", "is_sparse", "check_sparse", "check_data", "matmul_into"]
 
 
 def is_sparse(A) -> bool:
@@ -107,6 +107,16 @@ def _csr_arrays(csr, idx):
     return (np.ascontiguousarray(csr.indptr, dtype=idx),
             np.ascontiguousarray(csr.indices, dtype=idx),
             np.ascontiguousarray(csr.data))
+
+
+def check_data(A, name: str, *, nonnegative: bool = False, dtype=None,
+               allow_empty_columns: bool = False):
+    """The data of a solver that takes dense or sparse input: a
+    scipy.sparse A through :func:`check_sparse`, anything else through
+    :func:`fastnmf._validation.check_matrix`, with the same options."""
+    check = check_sparse if is_sparse(A) else check_matrix
+    return check(A, name, nonnegative=nonnegative, dtype=dtype,
+                 allow_empty_columns=allow_empty_columns)
 
 
 def check_sparse(A, name: str, *, nonnegative: bool = False, dtype=None,

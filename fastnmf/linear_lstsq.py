@@ -11,7 +11,7 @@ from ._comm import as_comm, collective
 from ._linalg import ridge_inverse
 from ._threads import columns_of_second, rows_of_second, sized_by
 from ._result import FactorizationResult
-from ._sparse import check_sparse, is_sparse
+from ._sparse import check_data, is_sparse
 from ._validation import check_choice, check_distributed, check_float, check_int, check_matrix
 from ._workspace import scratch
 from .relu_lstsq import check_ones_row
@@ -23,10 +23,8 @@ def _check_pair(A, F, name, dtype, rows: bool, split: bool = False, sparse_ok: b
     """A (m, n) and its factor (``rows``: V (k, n), else U (m, k)); with
     ``split`` the n columns (samples) of this process may be none; with
     ``sparse_ok`` A may be a scipy.sparse matrix (kept sparse)."""
-    if sparse_ok and is_sparse(A):
-        A = check_sparse(A, "A", dtype=dtype, allow_empty_columns=split)
-    else:
-        A = check_matrix(A, "A", dtype=dtype, allow_empty_columns=split)
+    check = check_data if sparse_ok else check_matrix
+    A = check(A, "A", dtype=dtype, allow_empty_columns=split)
     F = check_matrix(F, name, dtype=A.dtype, allow_empty_columns=split and rows)
     m, n = A.shape
     if rows and F.shape[1] != n:

@@ -11,9 +11,9 @@ from ._comm import SERIAL, as_comm, collective
 from ._init import INITS, initialize
 from ._threads import sized_by, rank_arg
 from ._result import FactorizationResult
-from ._sparse import SparseData, check_sparse, is_sparse
+from ._sparse import SparseData, check_data
 from ._validation import (check_choice, check_distributed, check_factor, check_float, check_int,
-                          check_matrix, check_random_state, check_rank)
+                          check_random_state, check_rank)
 
 __all__ = ["nmf"]
 
@@ -156,17 +156,14 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
     Notes
     -----
     Per iteration the GEMM work is ``A @ V^T``, ``A^T @ U`` (2 m n k flops
-    each; 2 nnz k for sparse A, in a compiled gather) and two Gram matrices; the sweeps cost O((m + n) k^2) each. The
-    error is computed from those products at O((m + n) k) extra cost.
+    each; 2 nnz k for sparse A, in a compiled gather) and two Gram
+    matrices; the sweeps cost O((m + n) k^2) each. The error is computed
+    from those products at O((m + n) k) extra cost.
     """
     comm = as_comm(comm)
     with collective(comm):
-        if is_sparse(A):
-            A = check_sparse(A, "A", nonnegative=True, dtype=dtype,
-                             allow_empty_columns=comm.size > 1)
-        else:
-            A = check_matrix(A, "A", nonnegative=True, dtype=dtype,
-                             allow_empty_columns=comm.size > 1)
+        A = check_data(A, "A", nonnegative=True, dtype=dtype,
+                       allow_empty_columns=comm.size > 1)
         k = check_rank(rank)
         check_choice(solver, "solver", SOLVERS)
         max_iter, tol, n_inner, inner_alpha, inner_tol, eps = _check_iteration_options(

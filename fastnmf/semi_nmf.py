@@ -10,8 +10,8 @@ from ._comm import as_comm, collective
 from .nmf import _check_init, _check_iteration_options, _cross_dims, _inner_cap, _start
 from ._threads import sized_by, rank_arg
 from ._result import FactorizationResult
-from ._sparse import check_sparse, is_sparse
-from ._validation import (check_choice, check_distributed, check_float, check_matrix,
+from ._sparse import check_data
+from ._validation import (check_choice, check_distributed, check_float,
                           check_random_state, check_rank)
 
 __all__ = ["semi_nmf"]
@@ -76,10 +76,7 @@ def semi_nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, 
     """
     comm = as_comm(comm)
     with collective(comm):
-        if is_sparse(A):
-            A = check_sparse(A, "A", dtype=dtype, allow_empty_columns=comm.size > 1)
-        else:
-            A = check_matrix(A, "A", dtype=dtype, allow_empty_columns=comm.size > 1)
+        A = check_data(A, "A", dtype=dtype, allow_empty_columns=comm.size > 1)
         k = check_rank(rank)
         check_choice(solver, "solver", SOLVERS)
         max_iter, tol, n_inner, inner_alpha, inner_tol, eps = _check_iteration_options(
