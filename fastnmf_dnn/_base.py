@@ -233,7 +233,8 @@ class BaseNMFNet(BaseEstimator):
             return X[tr], Y[tr], y[tr], X[va], y[va], va
         from sklearn.model_selection import train_test_split
         idx = np.arange(X.shape[0])
-        strat = y if (self._target_is_label and self._can_stratify(y)) else None
+        # (a multilabel indicator y is not stratified: its rows are label sets)
+        strat = y if (self._target_is_label and y.ndim == 1 and self._can_stratify(y)) else None
         tr, va = train_test_split(idx, test_size=self.validation_fraction,
                                   random_state=self._split_seed, stratify=strat)
         tr.sort()

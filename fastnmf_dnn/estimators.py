@@ -105,7 +105,8 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
     (nonlinear) semi-NMF solves (Sakurai et al. 2016, with the biases and
     regularization of Arai et al. 2018); there is no learning rate. Classes
     are coded one-hot and fitted by least squares; ``predict_proba``
-    normalises the clipped outputs.
+    normalises the clipped outputs. A label indicator matrix y fits a
+    multilabel classifier (one output per label).
     """ + _PARAMS_DOC + _ATTRS_DOC + """
     classes_ : ndarray of shape (n_classes,)
     """
@@ -114,13 +115,20 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
 
     def fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None,
             comm=None):
-        """Train on X (n_samples, n_features) and labels y (n_samples,).
+        """Train on X (n_samples, n_features) and labels y (n_samples,), or
+        a label indicator matrix y (n_samples, n_labels) (multilabel).
 
         Parameters
         ----------
         X : array_like, shape (n_samples, n_features)
-        y : array_like, shape (n_samples,)
-            Class labels (at least two classes).
+        y : array_like, shape (n_samples,) or (n_samples, n_labels)
+            Class labels (at least two classes), or for multilabel
+            classification a matrix of 0 and 1 (array, list of lists or
+            sparse; at least two columns), as MLPClassifier takes: each
+            label is an output fitted to its 0/1 column (with the margin
+            targets, a squared hinge per label), ``classes_`` is
+            ``arange(n_labels)``, and :meth:`predict` returns the outputs
+            above 0.5 as such a matrix. Scores are subset accuracy.
         eval_set : (X_eval, y_eval), optional
             Scored after every sweep into ``history_["eval_score"]`` (for
             monitoring only; never used to choose weights).
@@ -150,33 +158,63 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
             if y is None:
                 raise ValueError("NMFNetClassifier requires y to be passed, "
                                  "but the target y is None")
-            y = column_or_1d(y, warn=True)
-            if y.dtype.kind == "f" and not np.isfinite(y).all():
-                raise ValueError("Input y contains NaN or infinity.")
+            indicator = _label_indicator(y)
+            if indicator is None:
+                y = column_or_1d(y, warn=True)
+                if y.dtype.kind == "f" and not np.isfinite(y).all():
+                    raise ValueError("Input y contains NaN or infinity.")
+            else:
+                y = indicator
             if y.shape[0] != n_samples:
                 raise ValueError(f"y has {y.shape[0]} samples but X has {n_samples}")
-            if y.size:
+            if y.size and indicator is None:
                 check_classification_targets(y)
+        multilabel = indicator is not None
+        if comm.size > 1 and len(set(comm.allgather(multilabel))) > 1:
+            raise ValueError("y is a label indicator matrix on some processes and not on others")
         if first_fit:
-            classes = np.unique(y)
-            if comm.size > 1:  # the classes seen by any process (empty blocks have none)
-                classes = np.unique(np.concatenate(
-                    [c for c in comm.allgather(classes) if c.size] or [classes]))
+            self._multilabel = y.dtype.name if multilabel else None
+            if multilabel:
+                classes = np.arange(y.shape[1])
+            else:
+                classes = np.unique(y)
+                if comm.size > 1:  # the classes seen by any process (empty blocks have none)
+                    classes = np.unique(np.concatenate(
+                        [c for c in comm.allgather(classes) if c.size] or [classes]))
             if classes.size < 2:
                 raise ValueError("y has only one class "
                                  f"({classes[0]!r}); a classifier needs at least 2 classes")
             self.classes_ = classes
         else:
             with collective(comm):
-                unseen = np.setdiff1d(np.unique(y), self.classes_) if y.size else y
+                if multilabel != self._is_multilabel():
+                    raise ValueError("y is " + ("" if multilabel else "not ") + "a label "
+                                     "indicator matrix, but the first fit's was" +
+                                     ("n't" if multilabel else ""))
+                if multilabel and y.shape[1] != self.classes_.size:
+                    raise ValueError(f"y has {y.shape[1]} labels, the first fit "
+                                     f"{self.classes_.size}")
+                unseen = (np.setdiff1d(np.unique(y), self.classes_) if y.size and not multilabel
+                          else y[:0])
                 if unseen.size:
                     raise ValueError(f"y contains classes not seen in the first fit: {unseen}")
+        if multilabel:
+            return y, y.astype(np.float64)
         codes = np.searchsorted(self.classes_, y)
         Y = np.zeros((y.shape[0], self.classes_.size))
         Y[np.arange(y.shape[0]), codes] = 1.0
         return codes, Y
 
+    def _is_multilabel(self):
+        return getattr(self, "_multilabel", None) is not None
+
     def _encode_eval(self, y):
+        if self._is_multilabel():
+            Y = _label_indicator(y)
+            if Y is None or Y.shape[1] != self.classes_.size:
+                raise ValueError(f"eval_set's y must be a label indicator matrix with "
+                                 f"{self.classes_.size} columns")
+            return Y
         y = column_or_1d(y)
         codes = np.searchsorted(self.classes_, y)
         codes[codes >= self.classes_.size] = 0
@@ -184,8 +222,12 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
         return np.where(ok, codes, -1)
 
     def _score_outputs(self, out, codes, comm=SERIAL):
-        """Accuracy over all processes."""
-        hits = comm.sum(np.count_nonzero(out.argmax(axis=1) == codes))
+        """Accuracy over all processes (multilabel: of the whole label set of
+        a sample, as scikit-learn's ``accuracy_score``)."""
+        if codes.ndim == 2:
+            hits = comm.sum(np.count_nonzero(((out > 0.5) == (codes != 0)).all(axis=1)))
+        else:
+            hits = comm.sum(np.count_nonzero(out.argmax(axis=1) == codes))
         n = comm.sum(codes.shape[0])
         return float(hits / n) if n else float("nan")
 
@@ -193,15 +235,23 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
         return {"classes": self.classes_}
 
     def predict(self, X):
-        """Class labels (n_samples,): the largest network output."""
-        codes = self._forward(X).argmax(axis=1)  # checks fitted before classes_ is read
-        return self.classes_[codes]
+        """Class labels (n_samples,): the largest network output. Multilabel
+        (fitted on a label indicator matrix): the indicator matrix
+        (n_samples, n_labels) of the outputs above 0.5, in the dtype of the
+        fitted y."""
+        out = self._forward(X)  # checks fitted before classes_ is read
+        if self._is_multilabel():
+            return (out > 0.5).astype(self._multilabel)
+        return self.classes_[out.argmax(axis=1)]
 
     def predict_proba(self, X):
         """Outputs clipped at 0 and normalised per row (n_samples, n_classes);
         a row with no positive output falls back to a softmax of the outputs.
-        The argmax equals :meth:`predict`."""
+        The argmax equals :meth:`predict`. Multilabel: each output clipped to
+        [0, 1] (n_samples, n_labels), above 0.5 where :meth:`predict` is 1."""
         out = self._forward(X).astype(np.float64)
+        if self._is_multilabel():
+            return np.clip(out, 0.0, 1.0)
         P = np.maximum(out, 0)
         s = P.sum(axis=1, keepdims=True)
         dead = s[:, 0] <= 0
@@ -218,8 +268,31 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = False
+        tags.classifier_tags.multi_label = True   # y as a label indicator matrix
         return tags
+
+
+def _label_indicator(y):
+    """y as a label indicator matrix (n_samples, n_labels >= 2) of 0 and 1
+    (a list of lists, an array or a sparse matrix), or None for anything
+    that is not two-dimensional with two or more columns. Raises ValueError
+    for such a y with other values than 0 and 1."""
+    import scipy.sparse as sp
+    if sp.issparse(y):
+        y = y.toarray()
+    elif not hasattr(y, "shape"):
+        if not isinstance(y, (list, tuple)) or not y or not isinstance(y[0], (list, tuple,
+                                                                             np.ndarray)):
+            return None
+        y = np.asarray(y)
+    if np.ndim(y) != 2 or y.shape[1] < 2:
+        return None
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
+        raise ValueError("a two-dimensional y must be a label indicator matrix of 0 and 1 "
+                         f"(multilabel classification); got {y.shape} of dtype {y.dtype} "
+                         "with other values")
+    return y
 
 
 class NMFNetRegressor(RegressorMixin, BaseNMFNet):

@@ -57,6 +57,8 @@ def save_model(estimator, path):
             scalars[key] = {"value": _jsonable(value)}
     if hasattr(estimator, "_y_ndim"):
         scalars["_y_ndim"] = {"value": int(estimator._y_ndim)}
+    if getattr(estimator, "_multilabel", None) is not None:   # the fitted y's dtype name
+        scalars["_multilabel"] = {"value": str(estimator._multilabel)}
     if getattr(estimator, "_extrapolation_state", None) is not None:
         # so that a loaded model warm-starts exactly where fit left off
         scalars["_extrapolation_state"] = {"value": _jsonable(list(estimator._extrapolation_state))}

@@ -132,6 +132,15 @@ def case_estimators():
         check("NMFNetClassifier loss curve", rel(ref.loss_curve_, got.loss_curve_), dt)
         assert ref.history_["train_score"] == got.history_["train_score"]
         assert list(got.classes_) == list(ref.classes_)
+    # multilabel (a label indicator y): subset accuracy over all processes
+    L = np.c_[y % 2, y < 5, y % 3 == 0].astype(np.int64)
+    params = dict(hidden_layer_sizes=(16,), max_iter=3, random_state=0, dtype=np.float64)
+    ref = NMFNetClassifier(**params).fit(X, L)
+    got = NMFNetClassifier(**params).fit(X[b], L[b], comm=COMM)
+    for u, v in zip(_weights(ref), _weights(got)):
+        check("NMFNetClassifier multilabel weights", rel(u, v), np.float64)
+    assert ref.history_["train_score"] == got.history_["train_score"]
+    np.testing.assert_array_equal(ref.predict(X), got.predict(X))
     Y = np.c_[X[:, :3].sum(axis=1), X[:, 5] - X[:, 9]]
     ref = NMFNetRegressor((16,), max_iter=3, random_state=0, dtype=np.float64).fit(X, Y)
     got = NMFNetRegressor((16,), max_iter=3, random_state=0, dtype=np.float64).fit(

@@ -572,3 +572,112 @@ def test_digits_accuracy_with_defaults(digits):
     assert clf.n_iter_ <= 30
     acc = clf.score(Xte, yte)
     assert acc >= 0.95, acc
+
+
+# ---------------------------------------------------------------------------
+# Multilabel classification (y as a label indicator matrix, as MLPClassifier).
+# ---------------------------------------------------------------------------
+def multilabel_data(seed, n=400, n_labels=3):
+    """Gaussian x (n, 6); label j is on where x_j + x_{j+3} / 2 > 0.3 (each
+    label a half-space, any number of labels per sample)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((2 * n, 6))
+    Y = (X[:, :n_labels] + X[:, 3:3 + n_labels] / 2 > 0.3).astype(np.int64)
+    return X[:n], Y[:n], X[n:], Y[n:]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_multilabel_fit_predict(dtype):
+    from sklearn.metrics import accuracy_score
+    X, Y, Xt, Yt = multilabel_data(0)
+    clf = NMFNetClassifier((32,), max_iter=30, random_state=0, dtype=dtype).fit(X, Y)
+    assert clf.classes_.tolist() == [0, 1, 2]
+    pred = clf.predict(Xt)
+    assert pred.shape == Yt.shape and pred.dtype == Yt.dtype
+    proba = clf.predict_proba(Xt)
+    assert proba.shape == Yt.shape and proba.dtype == np.float64
+    assert proba.min() >= 0 and proba.max() <= 1
+    np.testing.assert_array_equal(proba > 0.5, pred == 1)
+    # subset accuracy (every label of a sample right), scikit-learn's score
+    assert clf.score(Xt, Yt) == accuracy_score(Yt, pred)
+    assert clf.score(Xt, Yt) >= 0.85            # measured 0.91 (float32 and float64)
+    assert (pred == Yt).mean() >= 0.95          # per label: measured 0.97
+    assert clf.history_["train_score"][-1] == accuracy_score(Y, clf.predict(X))
+
+
+def test_multilabel_is_the_least_squares_fit_of_the_indicators():
+    """A multilabel fit runs the trainer on the indicator matrix as its
+    targets (the one-hot matrix's place), with the classifier's options."""
+    from fastnmf_dnn.network import init_random
+    from fastnmf_dnn.trainer import Trainer
+    X, Y, _, _ = multilabel_data(1, n=150)
+    clf = NMFNetClassifier((16,), max_iter=5, random_state=3, n_iter_no_change=50).fit(X, Y)
+    assert clf.training_options_ == PRESETS["default"]
+    rng = np.random.default_rng(3)
+    seed = int(rng.integers(2**31 - 1))
+    tr = Trainer(X.astype(np.float32), Y.astype(np.float32),
+                 init_random([6, 16, 3], rng, np.float32), clf.training_options_, seed=seed)
+    losses = []
+    for _ in range(5):
+        tr.sweep()
+        losses.append(tr.fit_loss())
+    assert losses == clf.loss_curve_
+    net = tr.network()
+    for u, v in zip(net.coefs + net.intercepts, clf.coefs_ + clf.intercepts_):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_multilabel_input_forms_and_dtypes():
+    import scipy.sparse as sp
+    X, Y, Xt, _ = multilabel_data(2, n=120)
+    ref = NMFNetClassifier((8,), max_iter=3, random_state=0).fit(X, Y).predict(Xt)
+    for form in (Y.tolist(), list(Y), sp.csr_matrix(Y)):
+        got = NMFNetClassifier((8,), max_iter=3, random_state=0).fit(X, form).predict(Xt)
+        np.testing.assert_array_equal(got, ref)
+        assert got.dtype == ref.dtype
+    as_bool = NMFNetClassifier((8,), max_iter=3, random_state=0).fit(X, Y.astype(bool))
+    assert as_bool.predict(Xt).dtype == bool
+    np.testing.assert_array_equal(as_bool.predict(Xt), ref.astype(bool))
+
+
+def test_multilabel_early_stopping_eval_set_and_files(tmp_path):
+    X, Y, Xt, Yt = multilabel_data(3, n=300)
+    kw = dict(max_iter=8, random_state=0, early_stopping=True, n_iter_no_change=8)
+    clf = NMFNetClassifier((16,), **kw).fit(X, Y, eval_set=(Xt, Yt))
+    assert clf.best_validation_score_ == max(clf.validation_scores_) > 0.5
+    best = int(np.argmax(clf.validation_scores_))   # the weights kept are that sweep's
+    assert clf.history_["eval_score"][best] == clf.score(Xt, Yt)
+    path = tmp_path / "multilabel.npz"
+    clf.save(path)
+    back = NMFNetClassifier.load(path)
+    np.testing.assert_array_equal(back.predict(Xt), clf.predict(Xt))
+    assert back.predict(Xt).dtype == Yt.dtype
+    np.testing.assert_array_equal(back.predict_proba(Xt), clf.predict_proba(Xt))
+    # checkpoint and resume equal an uninterrupted run
+    ck = tmp_path / "ck.npz"
+    NMFNetClassifier((16,), max_iter=3, random_state=0).fit(X, Y, checkpoint=ck)
+    resumed = NMFNetClassifier((16,), max_iter=6, random_state=0).fit(X, Y, checkpoint=ck,
+                                                                         resume=True)
+    assert same_weights(resumed, NMFNetClassifier((16,), max_iter=6, random_state=0).fit(X, Y))
+
+
+def test_multilabel_bad_targets():
+    X, Y, _, _ = multilabel_data(4, n=60)
+    with pytest.raises(ValueError, match="indicator matrix of 0 and 1"):
+        NMFNetClassifier((4,), max_iter=1).fit(X, Y * 2)
+    with pytest.raises(ValueError, match="indicator matrix of 0 and 1"):
+        NMFNetClassifier((4,), max_iter=1).fit(X, np.where(Y == 1, np.nan, 0.0))
+    with pytest.raises(ValueError, match="y has 59 samples"):
+        NMFNetClassifier((4,), max_iter=1).fit(X, Y[:59])
+    with pytest.raises(ValueError, match="only one class"):
+        NMFNetClassifier((4,), max_iter=1).fit(X, np.zeros((60, 1), int).repeat(1, axis=1)[:, 0])
+    clf = NMFNetClassifier((4,), max_iter=1, warm_start=True).fit(X, Y)
+    with pytest.raises(ValueError, match="3 labels|2 labels"):
+        clf.fit(X, Y[:, :2])
+    with pytest.raises(ValueError, match="indicator matrix"):
+        clf.fit(X, Y[:, 0])
+    labels = NMFNetClassifier((4,), max_iter=1, warm_start=True).fit(X, Y[:, 0])
+    with pytest.raises(ValueError, match="indicator matrix"):
+        labels.fit(X, Y)
+    with pytest.raises(ValueError, match="eval_set"):
+        NMFNetClassifier((4,), max_iter=1).fit(X, Y, eval_set=(X, Y[:, :2]))
