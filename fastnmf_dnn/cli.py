@@ -630,6 +630,10 @@ def _progress(total, quiet):
 def _cmd_evaluate(args):
     prog = f"{PROG} evaluate"
     est = load_model(args.model)
+    if getattr(est, "_multilabel", None) is not None:
+        raise UsageError(f"{args.model} is a multilabel classifier (fitted on a label "
+                         "indicator matrix); the datasets here have one label per sample: "
+                         "score it in Python (est.score(X, Y))")
     dtype = np.dtype(getattr(est, "dtype", np.float32))
     _, _, Xte, yte, where = _load_data(args, need_train=False, dtype=dtype.type)
     kind = type(est).__name__

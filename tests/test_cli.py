@@ -173,6 +173,17 @@ def test_evaluate_autoencoder_model(capsys, tmp_path):
     assert "reconstruction error" in out
 
 
+def test_evaluate_refuses_a_multilabel_model(capsys, tmp_path):
+    from fastnmf_dnn import NMFNetClassifier
+    d = datasets.load_digits()
+    y = d.y_train
+    path = tmp_path / "multilabel.npz"
+    NMFNetClassifier((8,), max_iter=1).fit(d.X_train, np.c_[y % 2, y < 5]).save(path)
+    rc, out, err = run(capsys, "evaluate", str(path))
+    assert rc == 2
+    assert "multilabel classifier" in err and "Traceback" not in err
+
+
 # -- checkpoint / resume ----------------------------------------------------------
 
 def test_checkpoint_then_resume_adds_up(capsys, tmp_path):
