@@ -23,9 +23,15 @@ the BLAS pool and the OpenMP/Numba pool, not either pool alone:
   parallel there is no hand-over (its workers spin briefly, then sleep,
   on the core the one-thread kernel leaves free). Measured: a digits
   network sweep (1438 samples, 64-100-10; GEMMs up to 1438 x 101 x 101)
-  4.5-5.0 ms all on 1 thread, 3.6 ms with BLAS on 2; nmf on digits
-  (1797 x 64 x 10) went 6.2 -> 7.1 ms with BLAS on 2, hence the lower
-  threshold.
+  4.5-5.0 ms all on 1 thread, 3.6 ms with BLAS on 2. The threshold was
+  4e6 until session 23, set when nmf on digits (1797 x 64 x 10) went 6.2
+  -> 7.1 ms with BLAS on 2 on that session's host; ``bench/small_work.py``
+  on the AVX2 EPYC of session 23 (alternating rounds, 20 iterations per
+  call): BLAS on 2 threads 1.13-1.16x faster for nmf (HALS, MU) and
+  semi_nmf on digits at ranks 5-20 (work 5.8e5-2.3e6), 1.04-1.40x on
+  random 1000 x 100 x 5 to 2000 x 300 x 6, 0.99-1.02x (no difference) at
+  6e3-1.9e5, hence 5e5. Hosts differ in what a hand-over costs: the
+  environment variable overrides it.
 """
 from __future__ import annotations
 
@@ -49,7 +55,7 @@ _state = {"n": None, "limiter": None, "controller": None, "nesting_done": False}
 #: Cython/OpenMP kernels run on one thread.
 SMALL_WORK = float(os.environ.get("FASTNMF_SMALL_WORK", 2e8))
 #: ... and below which its BLAS calls run on one thread too.
-BLAS_SMALL_WORK = float(os.environ.get("FASTNMF_BLAS_SMALL_WORK", 4e6))
+BLAS_SMALL_WORK = float(os.environ.get("FASTNMF_BLAS_SMALL_WORK", 5e5))
 #: Sparse data: ``nnz k`` (a sparse product's multiply-adds) at and above
 #: which a solve's kernels use every thread. The product is a compiled
 #: gather that fastnmf runs itself, between small k x k BLAS calls, and

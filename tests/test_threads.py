@@ -175,9 +175,9 @@ def test_for_work_restores_kernel_threads_after_error():
 
 @needs_two
 def test_sized_by_counts_the_gram_sized_product():
-    """nnls(A (10, 1438), U (10, 101)): the cross product is 10 x 1438 x 101
-    = 1.5e6 multiply-adds, but each MU update is 1438 x 101 x 101 = 1.5e7:
-    the estimate is the larger, so BLAS keeps its threads there."""
+    """nnls(A (2, 1000), U (2, 40)): the cross product is 2 x 1000 x 40 =
+    8e4 multiply-adds, but each MU update is 1000 x 40 x 40 = 1.6e6: the
+    estimate is the larger, so BLAS keeps its threads there."""
     seen = {}
 
     @T.sized_by(T.columns_of_second)
@@ -185,9 +185,9 @@ def test_sized_by_counts_the_gram_sized_product():
         seen["kernels"], seen["blas"] = fastnmf.get_num_threads(), _numpy_blas_limit()
 
     lo, hi = T.BLAS_SMALL_WORK, T.SMALL_WORK
-    assert 101 * 10 * 1438 < lo < 101 * 101 * 1438 < hi
+    assert 2 * 1000 * 40 < lo < 1000 * 40 * 40 < hi
     with fastnmf.threads(2):
-        probe(np.zeros((10, 1438)), np.zeros((10, 101)))
+        probe(np.zeros((2, 1000)), np.zeros((2, 40)))
         assert seen == {"kernels": 1, "blas": 2}
         probe(np.zeros((10, 143)), np.zeros((10, 10)))
         assert seen == {"kernels": 1, "blas": 1}
