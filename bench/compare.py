@@ -1,6 +1,7 @@
 """Head-to-head comparisons that print Markdown tables (README "Performance").
 
     python bench/compare.py nmf        # fastnmf.nmf vs scikit-learn cd / mu
+    python bench/compare.py penalized  # the same with l1 / l2 penalties (alpha_W, l1_ratio)
     python bench/compare.py sparse     # the same on sparse (tf-idf) data
     python bench/compare.py estimator  # fastnmf.NMF vs sklearn's NMF, each with its defaults
     python bench/compare.py init       # the nndsvda start vs scikit-learn's
@@ -181,12 +182,13 @@ def warm_up():
         fastnmf.nmf(S, 3, solver="mu", max_iter=2)
 
 
-def iters_to_reach(run, target, start=50, cap=800):
-    """Smallest iteration count whose error <= target (deterministic reruns)."""
+def iters_to_reach(run, target, start=50, cap=800, series=None):
+    """Smallest iteration count whose error (``series(result)``, default its
+    errors) <= target (deterministic reruns)."""
     n = start
     while True:
         r = run(n)
-        hit = np.nonzero(r.errors <= target)[0]
+        hit = np.nonzero((r.errors if series is None else series(r)) <= target)[0]
         if hit.size:
             return int(hit[0]), r
         if n >= cap:
@@ -195,7 +197,7 @@ def iters_to_reach(run, target, start=50, cap=800):
 
 
 # --------------------------------------------------------------------------- nmf vs sklearn
-def race_sklearn(cases, args, sides, error, label):
+def race_sklearn(cases, args, sides, error, label, sk_params=None, series=None):
     """Time to scikit-learn NMF's final error (the nmf and sparse tables).
 
     For each case ``(name, X, k)`` and seed in ``--seeds``: scikit-learn's
@@ -206,7 +208,11 @@ def race_sklearn(cases, args, sides, error, label):
     reaches that error (found from an untimed run). Fits under 5 s are
     timed in turns with the side (``interleaved_medians``). Returns the
     table rows and the note summarising the ratios over the seeds.
+    ``sk_params``: more keywords of scikit-learn's NMF (the penalties);
+    ``series(result)``: the per-iteration values of a fastnmf result that
+    ``error`` is compared with (default: its relative errors).
     """
+    series = series or (lambda r: r.errors)
     from sklearn.decomposition import NMF
     from sklearn.decomposition._nmf import _initialize_nmf
     rows = []
@@ -220,7 +226,7 @@ def race_sklearn(cases, args, sides, error, label):
             for sk_solver in ("cd", "mu"):
                 def sk_fit():
                     est = NMF(k, solver=sk_solver, init="custom", tol=1e-4, max_iter=400,
-                              random_state=0)
+                              random_state=0, **(sk_params or {}))
                     return est, est.fit_transform(X, W=W0.copy(), H=H0.copy())
                 t = time.perf_counter()
                 est, W = sk_fit()
@@ -229,11 +235,11 @@ def race_sklearn(cases, args, sides, error, label):
                 for who, data, kw in sides(sk_solver, X):
                     def run(n, data=data, kw=kw):
                         return fastnmf.nmf(data, k, init=(W0, H0), max_iter=n, tol=0, **kw)
-                    n_hit, r = iters_to_reach(run, target)
+                    n_hit, r = iters_to_reach(run, target, series=series)
                     head = [row_label, f"sklearn {sk_solver}", est.n_iter_, f"{target:.5f}"]
                     if n_hit is None:
                         rows.append(head + [f"{sk_t:.2f}", who, "not reached",
-                                            f"{r.errors[-1]:.5f}", "-", "-"])
+                                            f"{series(r)[-1]:.5f}", "-", "-"])
                         continue
                     if sk_t < 5.0:
                         # Short fits are noisy: both sides timed many times, in turns.
@@ -242,7 +248,7 @@ def race_sklearn(cases, args, sides, error, label):
                     else:
                         ft, r = median_time(lambda: run(n_hit), args.repeat)
                     ratios.setdefault((name, sk_solver, who), []).append(sk_t / ft)
-                    rows.append(head + [f"{sk_t:.2f}", who, n_hit, f"{r.errors[n_hit]:.5f}",
+                    rows.append(head + [f"{sk_t:.2f}", who, n_hit, f"{series(r)[n_hit]:.5f}",
                                         f"{ft:.3f}", f"**{sk_t / ft:.1f}x**"])
     note = ""
     if len(seeds) > 1:
@@ -269,6 +275,114 @@ def bench_nmf(args):
           "Rank: digits 10, Fashion 50. The peer's final error lies on a plateau it reached "
           "by max_iter, so the iterations fastnmf needs to get there depend on the start "
           "(hence several seeds)." + note)
+
+
+# --------------------------------------------------------------------------- penalized
+PENALTY = {"alpha_W": 0.01, "alpha_H": "same", "l1_ratio": 0.5}
+PENALTY_GRID = [(1e-4, 1.0), (1e-3, 0.5), (1e-2, 0.0), (1e-2, 0.5), (1e-2, 1.0)]
+
+
+def _penalty_tools(params):
+    """(fastnmf's (l1, l2) for X, the penalized objective of (X, W, H) as
+    ``sqrt(2 objective) / ||X||``) for scikit-learn's penalty ``params``."""
+    from fastnmf import NMF as FastNMF
+
+    def penalties(X):
+        return FastNMF(**params)._penalties(*X.shape)
+
+    def objective(X, W, H):
+        (l1w, l1h), (l2w, l2h) = penalties(X)
+        W, H = np.asarray(W, np.float64), np.asarray(H, np.float64)
+        X64 = np.asarray(X, np.float64)
+        val = (0.5 * np.linalg.norm(X64 - W @ H) ** 2 + l1w * W.sum() + l1h * H.sum()
+               + 0.5 * (l2w * (W ** 2).sum() + l2h * (H ** 2).sum()))
+        return float(np.sqrt(2 * val) / np.linalg.norm(X64))
+    return penalties, objective
+
+
+def _penalized_sides(X, penalties):
+    pen = dict(zip(("l1", "l2"), penalties(X)))
+    return [("fastnmf hals (default: no extrapolation with penalties)", X,
+             {"solver": "hals", **pen}),
+            ("fastnmf hals, extrapolate=True", X, {"solver": "hals", "extrapolate": True, **pen}),
+            ("fastnmf hals, n_inner=1 (cd's iterates)", X, {"solver": "hals", "n_inner": 1, **pen}),
+            ("fastnmf mu", X, {"solver": "mu", **pen})]
+
+
+def penalized_cases(quick):
+    cases = [("digits 1797x64", digits(np.float32)[0], 10)]
+    if not quick:
+        cases.append(("Fashion-MNIST 10000x784", fashion_mnist("train", np.float32)[0][:10000],
+                      20))
+    return cases
+
+
+def bench_penalized(args):
+    """Penalized NMF (scikit-learn's ``alpha_W``, ``alpha_H``, ``l1_ratio``;
+    fastnmf's ``l1`` / ``l2`` with scikit-learn's scaling), from
+    scikit-learn's nndsvda start. First table: where each method stops by
+    its own rule (tol=1e-4, max_iter=400) over a grid of penalties, its
+    final objective (as ``sqrt(2 objective) / ||X||``, the relative error's
+    units) and time, and the components it zeroed out: with penalties a
+    component whose factors reach 0 stays there, and the local minimum
+    depends on the method. Second table: time to scikit-learn's final
+    objective, as ``bench_nmf`` races the error, for ``PENALTY``."""
+    from sklearn.decomposition import NMF
+    from sklearn.decomposition._nmf import _initialize_nmf
+    seed = int(str(args.seeds).split(",")[0])
+    rows = []
+    for name, X, k in penalized_cases(args.quick):
+        W0, H0 = _initialize_nmf(X, k, init="nndsvda", random_state=seed)
+        W0, H0 = W0.astype(np.float32), H0.astype(np.float32)
+        for alpha, ratio in PENALTY_GRID:
+            params = {"alpha_W": alpha, "alpha_H": "same", "l1_ratio": ratio}
+            penalties, objective = _penalty_tools(params)
+            runs = []
+            for sk_solver in ("cd", "mu"):
+                def sk_fit(sk_solver=sk_solver):
+                    est = NMF(k, solver=sk_solver, init="custom", tol=1e-4, max_iter=400,
+                              random_state=0, **params)
+                    W = est.fit_transform(X, W=W0.copy(), H=H0.copy())
+                    return W, est.components_, est.n_iter_
+                runs.append((f"sklearn {sk_solver}", sk_fit))
+            for who, data, kw in _penalized_sides(X, penalties):
+                def fit(data=data, kw=kw):
+                    r = fastnmf.nmf(data, k, init=(W0, H0), max_iter=400, tol=1e-4, **kw)
+                    return r.U, r.V, r.n_iter
+                runs.append((who, fit))
+            timed = interleaved_medians([f for _, f in runs], args.repeat)
+            for (who, _), (t, (W, H, it)) in zip(runs, timed):
+                dead = int(np.sum((np.asarray(W).max(axis=0) == 0)
+                                  | (np.asarray(H).max(axis=1) == 0)))
+                rows.append([name, f"{alpha:g} / {ratio:g}", who, it,
+                             f"{objective(X, W, H):.4f}", dead, f"{t:.3f}"])
+    table("Penalized NMF: where each method stops (same start, its own stopping rule)",
+          ["data (rank)", "alpha_W / l1_ratio", "method", "iters", "objective",
+           "zeroed components", "s"], rows,
+          f"alpha_H = alpha_W; scikit-learn's scaling (l1 = alpha l1_ratio n_features for W, "
+          f"n_samples for H; l2 the same with 1 - l1_ratio). scikit-learn's nndsvda start "
+          f"(seed {seed}), float32, {args.threads} threads; every method tol=1e-4 (fastnmf: "
+          "on the penalized objective), max_iter=400; timed in turns (medians). Objective as "
+          "`sqrt(2 objective) / ||X||`.")
+
+    penalties, objective = _penalty_tools(PENALTY)
+    norms = {}
+
+    def series(r):
+        return np.sqrt(2 * r.info["objective"]) / norms["X"]
+
+    def sides(peer, X):
+        norms["X"] = float(np.linalg.norm(np.asarray(X, np.float64)))
+        return _penalized_sides(X, penalties)
+    rows, note = race_sklearn(penalized_cases(args.quick), args, sides, objective,
+                              lambda name, X: name, sk_params=PENALTY, series=series)
+    table("Penalized fastnmf.nmf vs scikit-learn NMF: time to scikit-learn's final objective",
+          ["data (rank)", "peer", "peer iters", "peer objective", "peer s", "fastnmf",
+           "iters", "objective", "fastnmf s", "speed-up"], rows,
+          f"Penalties {PENALTY} (scikit-learn's names and scaling); objective as "
+          "`sqrt(2 objective) / ||X||`. Otherwise as the unpenalized table: the same "
+          f"nndsvda start, float32, {args.threads} threads, peer tol=1e-4 and max_iter=400, "
+          "short runs timed in turns." + note)
 
 
 # --------------------------------------------------------------------------- sparse
@@ -676,8 +790,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", nargs="*", default=["all"],
-                    choices=["nmf", "sparse", "estimator", "init", "floor", "numpy", "threads",
-                             "compile", "all"])
+                    choices=["nmf", "penalized", "sparse", "estimator", "init", "floor", "numpy",
+                             "threads", "compile", "all"])
     ap.add_argument("--quick", action="store_true",
                     help="digits only (sparse: one small corpus)")
     ap.add_argument("--threads", type=int, default=2)
@@ -688,7 +802,8 @@ def main():
                     help="nmf table: seeds of the nndsvda start (one set of rows each)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    what = (["compile", "init", "floor", "numpy", "threads", "nmf", "sparse", "estimator"]
+    what = (["compile", "init", "floor", "numpy", "threads", "nmf", "penalized", "sparse",
+             "estimator"]
             if "all" in args.what
             else args.what)
     header = (f"Machine: {machine()}. Command: `python bench/compare.py {' '.join(sys.argv[1:])}`"
@@ -704,7 +819,8 @@ def main():
     warm_up()
     with fastnmf.threads(args.threads):
         for w in what:
-            {"nmf": bench_nmf, "sparse": bench_sparse, "estimator": bench_estimator,
+            {"nmf": bench_nmf, "penalized": bench_penalized, "sparse": bench_sparse,
+             "estimator": bench_estimator,
              "init": bench_init,
              "floor": bench_floor, "numpy": bench_numpy, "threads": bench_threads,
              "compile": bench_compile}[w](args)

@@ -50,6 +50,16 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     n_threads : int or None, default None
         Threads for BLAS, OpenMP and Numba together; None: fastnmf's
         current setting.
+    alpha_W : float >= 0, default 0
+        Penalty weight on W, as in scikit-learn: ``alpha_W * l1_ratio *
+        n_features`` times ``sum(W)`` plus ``0.5 * alpha_W * (1 - l1_ratio) *
+        n_features`` times ``||W||_F^2`` join ``0.5 ||X - W H||_F^2``
+        (:func:`fastnmf.nmf`'s ``l1`` / ``l2`` for U). ``transform``
+        solves for W under the same penalty.
+    alpha_H : float >= 0 or "same", default "same"
+        The same for H, scaled by ``n_samples`` instead; "same": alpha_W.
+    l1_ratio : float in [0, 1], default 0
+        Share of the penalty that is l1 (sparsity) rather than l2.
     transform_sweeps : int >= 1, default 50
         Coordinate-descent sweeps that solve for W with H fixed
         (``transform``, and the W of ``fit_transform``): exactly that many,
@@ -78,18 +88,22 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     X may be dense (float32 and float64 are kept, other types become
     float64) or any scipy.sparse matrix or array, which is never densified
     (README "Sparse data"). Unlike scikit-learn's NMF there is no
-    Kullback-Leibler loss and no ``alpha_W`` / ``alpha_H`` penalty.
+    Kullback-Leibler loss. With penalties, ``tol`` and ``errors_`` are as in
+    :func:`fastnmf.nmf` (the stopping rule reads the penalized objective).
     """
 
     def __init__(self, n_components=None, *, init="nndsvda", solver="hals", tol=1e-4,
-                 max_iter=200, random_state=None, extrapolate=None, n_threads=None,
-                 transform_sweeps=50):
+                 max_iter=200, random_state=None, alpha_W=0.0, alpha_H="same", l1_ratio=0.0,
+                 extrapolate=None, n_threads=None, transform_sweeps=50):
         self.n_components = n_components
         self.init = init
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
         self.random_state = random_state
+        self.alpha_W = alpha_W
+        self.alpha_H = alpha_H
+        self.l1_ratio = l1_ratio
         self.extrapolate = extrapolate
         self.n_threads = n_threads
         self.transform_sweeps = transform_sweeps
@@ -124,6 +138,15 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real) \
                 or not np.isfinite(self.tol) or self.tol < 0:
             raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
+        for name in ("alpha_W", "alpha_H", "l1_ratio"):
+            v = getattr(self, name)
+            if name == "alpha_H" and isinstance(v, str) and v == "same":
+                continue
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) \
+                    or not np.isfinite(v) or v < 0 or (name == "l1_ratio" and v > 1):
+                bound = "in [0, 1]" if name == "l1_ratio" else "a finite number >= 0" + (
+                    ' or "same"' if name == "alpha_H" else "")
+                raise ValueError(f"{name} must be {bound}, got {v!r}")
         if self.n_threads is not None and (
                 isinstance(self.n_threads, (bool, np.bool_))
                 or not isinstance(self.n_threads, numbers.Integral) or self.n_threads < 1):
@@ -155,9 +178,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = self._validate(X, reset=True)
         k = self._check_params(X.shape[1])
         data = _as_data(X)   # sparse X converted once for the fit and the W-solve
+        l1, l2 = self._penalties(*X.shape)
         with self._threads():
             r = nmf(data, k, solver=self.solver, init=self.init, max_iter=self.max_iter,
-                    tol=self.tol, random_state=self.random_state, extrapolate=self.extrapolate)
+                    tol=self.tol, random_state=self.random_state, extrapolate=self.extrapolate,
+                    l1=l1, l2=l2)
             self.components_ = np.ascontiguousarray(r.V)
             W = self._solve_w(data)
         self.n_components_ = k
@@ -166,10 +191,20 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.reconstruction_err_ = _frobenius_error(X, W, self.components_)
         return W
 
+    def _penalties(self, n_samples, n_features):
+        """``(l1, l2)`` pairs (for W, for H) of :func:`fastnmf.nmf`, scaled
+        as scikit-learn's NMF scales ``alpha_W``, ``alpha_H``, ``l1_ratio``."""
+        a_w = float(self.alpha_W)
+        a_h = a_w if isinstance(self.alpha_H, str) else float(self.alpha_H)
+        r = float(self.l1_ratio)
+        return ((n_features * a_w * r, n_samples * a_h * r),
+                (n_features * a_w * (1.0 - r), n_samples * a_h * (1.0 - r)))
+
     def _solve_w(self, X):
         H = self.components_.astype(X.dtype, copy=False)
+        (l1_w, _), (l2_w, _) = self._penalties(*X.shape)
         r = nnls(X.T, H.T, solver="hals", max_iter=self.transform_sweeps, tol=0.0,
-                 track_error=False)
+                 track_error=False, l1=l1_w, l2=l2_w)
         return np.ascontiguousarray(r.V.T)
 
     def fit(self, X, y=None):

@@ -102,8 +102,8 @@ def ridge_lstsq(A, V, *, alpha=0.0, alpha_trace=0.0, U0=None, prox=0.0, dtype=No
 
 @sized_by(columns_of_second)
 def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row=False,
-         prox=0.0, l1=0.0, step_at_zero=1.0, overwrite=False, track_error=True, eps=None,
-         dtype=None, comm=None):
+         prox=0.0, l1=0.0, l2=0.0, step_at_zero=1.0, overwrite=False, track_error=True,
+         eps=None, dtype=None, comm=None):
     """``argmin_{V >= 0} ||A - U V||_F^2`` (the semi-NMF / NMF V-step).
 
     Parameters
@@ -151,7 +151,12 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     l1 : float >= 0, default 0
         Sparsity penalty ``l1 * sum(V)`` on the free rows (V >= 0, so this
         is the l1 norm); subtracted from the cross product. Not with
-        ``solver="pgn"``.
+        ``solver="pgn"``. In the units of ``0.5 ||A - U V||_F^2``, as
+        :func:`fastnmf.nmf`'s ``l1``.
+    l2 : float >= 0, default 0
+        Ridge penalty ``0.5 * l2 * ||V||_F^2`` on the free rows (in the same
+        units); added to the Gram matrix's diagonal. Not with
+        ``solver="pgn"`` (whose ``prox`` damps its steps instead).
     step_at_zero : float in [0, 1], default 1
         ``solver="pgn"`` only: the step of the entries of V that are 0 at
         the start of a step is scaled by this (0 keeps them at 0, as the
@@ -196,6 +201,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         tol = check_float(tol, "tol")
         prox = check_float(prox, "prox")
         l1 = check_float(l1, "l1")
+        l2 = check_float(l2, "l2")
         step_at_zero = check_float(step_at_zero, "step_at_zero")
         if step_at_zero > 1:
             raise ValueError(f"step_at_zero must be <= 1, got {step_at_zero}")
@@ -203,6 +209,8 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
             raise ValueError("step_at_zero is only used with solver='pgn'")
         if l1 > 0 and solver == "pgn":
             raise ValueError("l1 is not supported with solver='pgn'")
+        if l2 > 0 and solver == "pgn":
+            raise ValueError("l2 is not supported with solver='pgn' (its prox damps the steps)")
         if prox > 0 and V0 is None:
             raise ValueError("prox > 0 needs V0 (the point to stay near)")
         dt = A.dtype
@@ -234,7 +242,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     CV = B.data_matmul_(A.T, U, scratch(0, (n, k), dt))   # the only product with A
     GU = B.gram(U)
     # Free part of the problem: X = Vt[:, :kf], C = A^T W - 1 (b^T W) - l1
-    # (+ prox X0), G = W^T W (+ prox I).
+    # (+ prox X0), G = W^T W (+ prox I + l2 I).
     G = np.array(GU[:kf, :kf], order="C", copy=True)
     C = scratch(1, (n, kf), dt)
     b = np.ascontiguousarray(GU[-1, :kf]) if fixed_ones_row else np.zeros(kf, dt)
@@ -242,7 +250,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         K.shifted_cross_(C, CV, b, CV, 0.0, l1)
         Vt = np.empty((n, k), dt)
         X = Vt[:, :kf]
-        np.maximum(C @ ridge_inverse(G, 0.0, dt), 0, out=X)
+        np.maximum(C @ ridge_inverse(G, l2, dt), 0, out=X)
         if solver == "mu":   # lift zeros to 1e-3 of the mean positive entry (over all processes)
             pos = X[X > 0]
             total, count = comm.sum(pos.sum(dtype=np.float64)), comm.sum(pos.size)
@@ -254,8 +262,8 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     if solver == "pgn":   # from the default start
         return _nnls_pgn(A, U, Vt, kf, prox, step_at_zero, max_iter, track_error, comm, t0)
     X = Vt[:, :kf]
-    if prox > 0:  # + gamma ||X - X0||^2: G + gamma I (and C + gamma X0, above)
-        G.flat[:: kf + 1] += dt.type(prox)
+    if prox > 0 or l2 > 0:  # + gamma ||X - X0||^2: G + gamma I (and C + gamma X0, above)
+        G.flat[:: kf + 1] += dt.type(prox + l2)
     GV = np.empty((k, k), dt)
     ebuf = np.empty(k * k + 1)
 
@@ -281,7 +289,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     # call per update), and the per-update loop below runs no iteration.
     in_one_call = solver == "mu" and not track_error and max_iter > 0
     if in_one_call:
-        B.nnls_mu_semi_(X, C, G, DP, DM, max_iter, eps, factor=F, shift=prox)
+        B.nnls_mu_semi_(X, C, G, DP, DM, max_iter, eps, factor=F, shift=prox + l2)
         errors += [np.nan] * max_iter
         times += [np.nan] * (max_iter - 1) + [time.perf_counter() - t0]
     for _ in range(0 if in_one_call else max_iter):
@@ -289,7 +297,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
             delta = comm.sum(B.hals_sweep_(X, C, G))
             first = delta if first is None else first
         else:  # X may be a column slice (fixed ones row): BLAS takes it as is
-            B.nnls_mu_semi_(X, C, G, DP, DM, 1, eps, factor=F, shift=prox)
+            B.nnls_mu_semi_(X, C, G, DP, DM, 1, eps, factor=F, shift=prox + l2)
         errors.append(err())
         times.append(time.perf_counter() - t0)
         if solver == "hals" and delta <= tol * first:

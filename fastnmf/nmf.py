@@ -81,11 +81,12 @@ def _start(A, k, init, random_state, comm):
 
 @sized_by(rank_arg)
 def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, random_state=None,
-        extrapolate=None, n_inner=None, inner_alpha=0.5, inner_tol=0.1, eps=None, dtype=None,
-        comm=None):
+        extrapolate=None, n_inner=None, inner_alpha=0.5, inner_tol=0.1, eps=None, l1=0.0,
+        l2=0.0, dtype=None, comm=None):
     """Nonnegative matrix factorization ``A ~ U V`` with ``U >= 0, V >= 0``.
 
-    Minimises ``||A - U V||_F^2`` by alternating exact block updates.
+    Minimises ``0.5 ||A - U V||_F^2`` (plus the optional penalties ``l1``,
+    ``l2``) by alternating exact block updates.
 
     Parameters
     ----------
@@ -111,14 +112,17 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
         that was not a restart). 0 runs ``max_iter``.
     random_state : None, int or numpy Generator
         Seed for the random init and the randomized SVD of NNDSVD.
-    extrapolate : bool or None, default None (= True for HALS; MU does not support it)
+    extrapolate : bool or None, default None (= True for HALS without penalties)
         Extrapolation with restarts (Ang & Gillis 2019): after each block
         update, step on to ``max(0, U_k + beta (U_k - U_{k-1}))``; beta grows
         while the error decreases and is cut (and the step undone) when it
         increases. On Fashion-MNIST (rank 50) it reached scikit-learn cd's
         400-iteration error in about 150 iterations. The result is the best
         point seen, and ``errors`` is the best-so-far error; set False for
-        the plain method, whose every iteration is monotone.
+        the plain method, whose every iteration is monotone. MU does not
+        support it. With penalties (``l1``, ``l2``) the default is off:
+        the projected step zeroed whole components, which a penalized
+        update does not revive (``python bench/compare.py penalized``).
     n_inner : int >= 1 or None
         Maximum inner HALS sweeps per block (or MU updates per block). None:
         the Gillis-Glineur rule ``1 + inner_alpha * (1 + other_dim / (k + 1))``
@@ -133,6 +137,20 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
         largest |entry| of its cross product (``A V^T`` for U) to the
         denominator, so MU's iterates do not depend on the data's scale;
         default ``finfo(dtype).eps``.
+    l1, l2 : float >= 0 or pair (for U, for V), default 0
+        Penalties: the objective becomes ``0.5 ||A - U V||_F^2 + l1_U sum(U)
+        + l1_V sum(V) + 0.5 l2_U ||U||_F^2 + 0.5 l2_V ||V||_F^2`` (a float
+        weights both factors alike). l1 makes factors sparse, l2 shrinks
+        them. Each block update stays exact: the HALS sweeps see ``l2`` on
+        the Gram matrix's diagonal and ``l1`` subtracted from the cross
+        product (as scikit-learn's coordinate descent does; its
+        ``alpha_W * l1_ratio * n_features`` is ``l1_U`` for ``A = X``), MU
+        adds ``l1 + l2 X`` to its denominator. The stopping rule, the
+        extrapolation's restarts and its best point then follow the
+        penalized objective (``info["objective"]``, one value per entry
+        of ``errors``), while ``errors`` stays the relative reconstruction
+        error of those points. The absolute scale matters: ``sum(U)``
+        grows with m and ``||A - U V||^2`` with the data.
     dtype : {None, numpy.float32, numpy.float64}
         Working dtype; default: that of A (float64 for integer input).
     comm : mpi4py communicator or None, default None
@@ -168,8 +186,11 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
         check_choice(solver, "solver", SOLVERS)
         max_iter, tol, n_inner, inner_alpha, inner_tol, eps = _check_iteration_options(
             A.dtype, max_iter, tol, n_inner, inner_alpha, inner_tol, eps)
+        l1, l2 = check_penalty(l1, "l1"), check_penalty(l2, "l2")
         if extrapolate is None:
-            extrapolate = solver == "hals"
+            # (with penalties the projected extrapolation zeroed whole
+            # components, which then stay at 0: README "Penalized NMF")
+            extrapolate = solver == "hals" and not any(l1 + l2)
         elif not isinstance(extrapolate, (bool, np.bool_)):
             raise TypeError(f"extrapolate must be True, False or None, got {extrapolate!r}")
         elif extrapolate and solver == "mu":
@@ -183,7 +204,61 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
     U, Vt = _start(A, k, init, random_state, comm)
     return _nmf_loop(A, U, Vt, solver=solver, max_iter=max_iter, tol=tol, n_inner=n_inner,
                      inner_alpha=inner_alpha, inner_tol=inner_tol, eps=eps,
-                     extrapolate=bool(extrapolate), comm=comm, n_total=N)
+                     extrapolate=bool(extrapolate), l1=l1, l2=l2, comm=comm, n_total=N)
+
+
+def check_penalty(value, name: str):
+    """``(for U, for V)`` weights of a penalty option: one real number >= 0
+    for both factors, or a pair of them."""
+    if isinstance(value, (tuple, list, np.ndarray)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be a number >= 0 or a pair (for U, for V), got "
+                             f"{len(value)} values")
+        return (check_float(value[0], f"{name}[0] (for U)"),
+                check_float(value[1], f"{name}[1] (for V)"))
+    v = check_float(value, name)
+    return v, v
+
+
+class _Penalty:
+    """The l1 / l2 terms of :func:`nmf`'s objective and what they do to a
+    block update (internal). Inactive (all zero): every method returns its
+    input untouched, so an unpenalized run is the plain method bit for bit."""
+
+    def __init__(self, l1, l2, comm):
+        self.l1u, self.l1v = l1
+        self.l2u, self.l2v = l2
+        self.active = any(l1) or any(l2)
+        self.comm = comm
+
+    @staticmethod
+    def gram(G, l2):
+        """``G + l2 I`` (a k x k copy) or G."""
+        if not l2:
+            return G
+        Gr = G.copy()
+        Gr.flat[:: G.shape[0] + 1] += G.dtype.type(l2)
+        return Gr
+
+    @staticmethod
+    def cross_(C, l1, out=None):
+        """``C - l1`` (into ``out``, else in place) or C."""
+        if not l1:
+            return C
+        return np.subtract(C, C.dtype.type(l1), out=C if out is None else out)
+
+    def value(self, U, GU, Vt, GV) -> float:
+        """``l1_U sum(U) + l1_V sum(V) + 0.5 (l2_U tr(GU) + l2_V tr(GV))``,
+        with GU, GV the Gram matrices of U and of Vt (GV summed over
+        processes, and sum(V) too: one scalar allreduce with l1_V)."""
+        if not self.active:
+            return 0.0
+        val = 0.5 * (self.l2u * B.gram_trace(GU) + self.l2v * B.gram_trace(GV))
+        if self.l1u:
+            val += self.l1u * float(U.sum(dtype=np.float64))
+        if self.l1v:
+            val += self.l1v * self.comm.sum(float(Vt.sum(dtype=np.float64)))
+        return val
 
 
 # Ang & Gillis (2019) defaults: initial beta, its cut on a restart, its
@@ -192,7 +267,7 @@ _BETA0, _ETA, _GAMMA, _GAMMA_BAR = 0.5, 1.5, 1.05, 1.01
 
 
 def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_tol, eps,
-              extrapolate, comm=SERIAL, n_total=None):
+              extrapolate, l1=(0.0, 0.0), l2=(0.0, 0.0), comm=SERIAL, n_total=None):
     """Alternating block updates; the factors passed in are the starting point.
 
     Plain: U <- update(U; V), V <- update(V; U). With extrapolation, the
@@ -201,6 +276,10 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
     Work buffers are allocated here, once; the loop allocates only k x k.
     With ``comm`` the columns of A are split across processes (``n_total``
     in all): U-steps reduce ``[A V^T; V V^T]``, errors ``[V V^T, <V, A^T U>]``.
+
+    Decisions (stopping, restarts, the best point) read ``obj``, the
+    penalized objective as an error, ``sqrt(2 objective) / ||A||``: without
+    penalties that is the relative error itself, bit for bit.
     """
     m, n = A.shape
     N = n if n_total is None else n_total
@@ -212,25 +291,39 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
     GU = np.empty((k, k), dt)
     ebuf = np.empty(k * k + 1)    # error reduction (float64)
     sweeps = [0, 0]               # inner HALS sweeps run on U and on V
+    pen = _Penalty(l1, l2, comm)
+    # V's cross product is read again by the error after its step: its
+    # l1-shifted copy goes to a buffer of its own.
+    CVl1 = np.empty((n, k), dt) if pen.l1v else None
     if solver == "mu":
         DU, DV = np.empty((m, k), dt), np.empty((n, k), dt)
         cap_u = cap_v = 1 if n_inner is None else n_inner
 
         def update_u(X):    # CU is summed over processes already
-            B.nnls_mu_nmf_(X, CU, GV, DU, cap_u, B.mu_guard(eps, CU))
+            guard = B.mu_guard(eps, CU)   # l1 joins it in the denominator
+            B.nnls_mu_nmf_(X, CU, pen.gram(GV, pen.l2u), DU, cap_u, guard + pen.l1u)
 
         def update_v(X):
-            B.nnls_mu_nmf_(X, CV, GU, DV, cap_v, B.mu_guard(eps, CV, comm))
+            guard = B.mu_guard(eps, CV, comm)
+            B.nnls_mu_nmf_(X, CV, pen.gram(GU, pen.l2v), DV, cap_v, guard + pen.l1v)
     else:
         cols, rows = _cross_dims(A, N, comm)
         cap_u = _inner_cap(n_inner, cols, k, inner_alpha)
         cap_v = _inner_cap(n_inner, rows, k, inner_alpha)
 
         def update_u(X):   # U is the same on every process: no communication
-            sweeps[0] += B.nnls_hals_(X, CU, GV, cap_u, inner_tol)
+            # (CU is not read again before the next U-step recomputes it)
+            sweeps[0] += B.nnls_hals_(X, pen.cross_(CU, pen.l1u), pen.gram(GV, pen.l2u),
+                                      cap_u, inner_tol)
 
         def update_v(X):   # rows of Vt are split: the stopping test is global
-            sweeps[1] += B.nnls_hals_(X, CV, GU, cap_v, inner_tol, comm)
+            sweeps[1] += B.nnls_hals_(X, pen.cross_(CV, pen.l1v, CVl1), pen.gram(GU, pen.l2v),
+                                      cap_v, inner_tol, comm)
+
+    def as_error(sq, penalty):
+        """(relative error, objective as an error) of a point."""
+        err = np.sqrt(sq) / normA
+        return err, (err if not pen.active else np.sqrt(sq + 2.0 * penalty) / normA)
 
     t0 = time.perf_counter()
     normA2 = comm.sum(B.sq_norm(A))
@@ -238,7 +331,8 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
     # Initial error, from products the first U-step needs anyway.
     B.cross_and_gram_(A, Vt, CUG, comm)
     B.gram(U, out=GU)
-    errors = [np.sqrt(B.linear_sq_error(normA2, U, CU, GV, GU)) / normA]
+    err, obj = as_error(B.linear_sq_error(normA2, U, CU, GV, GU), pen.value(U, GU, Vt, GV))
+    errors, objs = [err], [obj]
     times = [time.perf_counter() - t0]
     converged = False
 
@@ -250,7 +344,7 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
         Ub, Vb = U.copy(), Vt.copy()          # best point so far
         GVc = np.empty((k, k), dt)
         beta, beta_cap = _BETA0, 1.0
-        ref_err = errors[0]
+        ref_obj = objs[0]
         restarts = 0
     for it in range(1, max_iter + 1):
         if not extrapolate:
@@ -260,8 +354,10 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
             B.data_matmul_(A.T, U, CV)
             B.gram(U, out=GU)
             update_v(Vt)
-            errors.append(np.sqrt(B.reduced_sq_error_(normA2, Vt, CV, GU, GV, ebuf, comm))
-                          / normA)
+            sq = B.reduced_sq_error_(normA2, Vt, CV, GU, GV, ebuf, comm)
+            err, obj = as_error(sq, pen.value(U, GU, Vt, GV))
+            errors.append(err)
+            objs.append(obj)
         else:
             if it > 1:
                 B.cross_and_gram_(A, Vh, CUG, comm)
@@ -274,33 +370,38 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
             K.extrapolate_(Vc, Vh, beta)
             Vh, Vc = Vc, Vh
             # Error of (Uh, Vc): the pair the V-step's products describe.
-            err = np.sqrt(B.reduced_sq_error_(normA2, Vc, CV, GU, GVc, ebuf, comm)) / normA
-            if err > ref_err:                       # restart from the plain iterates
+            sq = B.reduced_sq_error_(normA2, Vc, CV, GU, GVc, ebuf, comm)
+            err, obj = as_error(sq, pen.value(Uh, GU, Vc, GVc))
+            if obj > ref_obj:                       # restart from the plain iterates
                 np.copyto(Uh, Uc)
                 np.copyto(Vh, Vc)
                 beta_cap, beta = beta, beta / _ETA
                 restarts += 1
             else:
                 beta, beta_cap = min(beta_cap, _GAMMA * beta), min(1.0, _GAMMA_BAR * beta_cap)
-                ref_err = err
-            # Accepted errors never increase, so ref_err is the best so far
-            # and a restart is never a new best: Uh is still the point used.
-            if err < errors[-1]:
+                ref_obj = obj
+            # Accepted objectives never increase, so ref_obj is the best so
+            # far and a restart is never a new best: Uh is still the point used.
+            if obj < objs[-1]:
                 np.copyto(Ub, Uh)
                 np.copyto(Vb, Vc)
                 errors.append(err)
+                objs.append(obj)
             else:
                 errors.append(errors[-1])
+                objs.append(objs[-1])
         times.append(time.perf_counter() - t0)
         # A restart shows no progress by design; judge only plain/accepted steps.
-        if tol > 0 and errors[-2] - errors[-1] < tol * errors[-1] and \
-                not (extrapolate and err > ref_err):
+        if tol > 0 and objs[-2] - objs[-1] < tol * objs[-1] and \
+                not (extrapolate and obj > ref_obj):
             converged = True
             break
     info = {"inner_sweeps": tuple(sweeps)} if solver == "hals" else {}
     if extrapolate:
         U, Vt = Ub, Vb
         info.update(restarts=restarts, beta=beta)
+    if pen.active:   # (objective as an error -> the objective itself)
+        info["objective"] = 0.5 * (np.asarray(objs) * normA) ** 2
     return FactorizationResult(
         U=U, V=Vt.T, n_iter=len(errors) - 1, errors=np.asarray(errors), times=np.asarray(times),
         converged=converged, solver=f"nmf-{solver}" + ("-extrapolated" if extrapolate else ""),

@@ -55,7 +55,10 @@ def case_solvers():
                 ("nmf random", fastnmf.nmf, A, {"init": "random", "extrapolate": False}),
                 ("semi_nmf hals", fastnmf.semi_nmf, S, {}),
                 ("semi_nmf mu", fastnmf.semi_nmf, S, {"solver": "mu"}),
-                ("nonlinear_semi_nmf", fastnmf.nonlinear_semi_nmf, A, {})]
+                ("nonlinear_semi_nmf", fastnmf.nonlinear_semi_nmf, A, {}),
+                # penalties: sum(V) of the objective is summed over processes
+                ("nmf hals l1 l2", fastnmf.nmf, A, {"l1": (0.5, 0.2), "l2": (1.0, 0.3)}),
+                ("nmf mu l1 l2", fastnmf.nmf, A, {"solver": "mu", "l1": 0.3, "l2": 0.5})]
         # sparse data: the same sums over samples from each process's CSR block
         Asp = np.where(rng.random(A.shape) < 0.3, A, 0).astype(dt)
         Ssp0 = np.where(rng.random(S.shape) < 0.3, S, 0).astype(dt)
@@ -73,6 +76,8 @@ def case_solvers():
             check(name + " U", rel(ref.U, got.U), dt)
             check(name + " V", rel(ref.V[:, b], got.V) if got.V.size else 0.0, dt)
             check(name + " errors", rel(ref.errors, got.errors), dt)
+            if "objective" in ref.info:
+                check(name + " objective", rel(ref.info["objective"], got.info["objective"]), dt)
         # single-block solves, with the ones row of a bias
         U0 = rng.standard_normal((24, 5)).astype(dt)
         V0 = np.vstack([rng.random((4, 90)), np.ones((1, 90))]).astype(dt)

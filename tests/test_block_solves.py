@@ -445,3 +445,38 @@ def test_ridge_lstsq_rank_deficient_V_fits_like_lstsq(rng, dtype, case):
     # The library damps numerically-null directions by sqrt(eps) of the
     # working dtype instead of dividing by ~0: the fit may lose about that.
     assert fit <= fit_ls + (5e-2 if dtype == np.float32 else 1e-6), (fit, fit_ls)
+
+
+# --------------------------------------------------------------------------
+# nnls: the ridge penalty l2
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver", ["hals", "mu"])
+def test_nnls_l2_is_the_ridge_nnls(rng, dtype, solver):
+    """argmin_{V >= 0} 0.5 ||A - U V||^2 + 0.5 l2 ||V||^2 + l1 sum V equals
+    the plain problem on A stacked over zeros and U over sqrt(l2) I."""
+    m, n, k = 25, 15, 4
+    A = rng.uniform(0, 1, (m, n)).astype(dtype)
+    U = rng.uniform(0, 1, (m, k)).astype(dtype)
+    l2, l1 = 3.0, 0.2
+    got = fastnmf.nnls(A, U, solver=solver, l2=l2, l1=l1, max_iter=3000, tol=0.0)
+    Ab = np.vstack([A, np.zeros((k, n), dtype)])
+    Ub = np.vstack([U, np.sqrt(l2) * np.eye(k, dtype=dtype)])
+    want = fastnmf.nnls(Ab, Ub, solver="hals", l1=l1, max_iter=3000, tol=0.0)
+    tol = 2e-3 if dtype == np.float32 else 1e-6
+    np.testing.assert_allclose(got.V, want.V, atol=tol)
+    assert (got.V >= 0).all()
+    # and the penalty shrinks V against the unpenalized solve
+    plain = fastnmf.nnls(A, U, solver=solver, l1=l1, max_iter=3000, tol=0.0)
+    assert np.linalg.norm(got.V) < np.linalg.norm(plain.V)
+
+
+def test_nnls_l2_validation(rng):
+    A = rng.uniform(0, 1, (6, 5))
+    U = rng.uniform(0, 1, (6, 2))
+    with pytest.raises(ValueError, match="l2"):
+        fastnmf.nnls(A, U, l2=-1.0)
+    with pytest.raises(TypeError, match="l2"):
+        fastnmf.nnls(A, U, l2="1")
+    with pytest.raises(ValueError, match="l2"):
+        fastnmf.nnls(A, U, solver="pgn", l2=1.0)

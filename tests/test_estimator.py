@@ -82,6 +82,11 @@ def test_sparse_fit_equals_dense_fit():
     ({"tol": -1.0}, "tol must be a finite number"),
     ({"tol": float("nan")}, "tol must be a finite number"),
     ({"n_threads": 0}, "n_threads must be a positive integer"),
+    ({"alpha_W": -1.0}, "alpha_W must be a finite number >= 0"),
+    ({"alpha_H": "different"}, "alpha_H must be a finite number >= 0 or \"same\""),
+    ({"alpha_H": float("inf")}, "alpha_H must be a finite number"),
+    ({"l1_ratio": 1.5}, "l1_ratio must be in \\[0, 1\\]"),
+    ({"l1_ratio": True}, "l1_ratio must be in"),
 ])
 def test_bad_parameters_are_named(params, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -120,3 +125,57 @@ def test_import_fastnmf_does_not_load_sklearn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd="/").stdout.split()
     assert out == ["False", "True"]
+
+
+# --------------------------------------------------------------------------
+# Penalties (alpha_W, alpha_H, l1_ratio), as scikit-learn's NMF has them
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("alpha_W,alpha_H,l1_ratio", [(2e-3, 5e-4, 0.3), (1e-2, "same", 1.0),
+                                                      (5e-3, 0.0, 0.0)])
+def test_penalized_hals_is_scikit_learns_coordinate_descent(alpha_W, alpha_H, l1_ratio):
+    """From the same start, one HALS sweep per block of the penalized
+    problem is scikit-learn's cd iteration (its coordinates in the same
+    order, rows independent): fastnmf.nmf with scikit-learn's scaling of
+    the penalties gives its iterates to rounding (float64)."""
+    import warnings
+    from sklearn.decomposition import NMF as SKNMF
+    from sklearn.exceptions import ConvergenceWarning
+    from fastnmf.datasets import load_digits
+    X = load_digits(dtype=np.float64)[0][:300] / 16
+    rng = np.random.default_rng(0)
+    W0, H0 = rng.uniform(0.1, 1, (300, 6)), rng.uniform(0.1, 1, (6, 64))
+    sk = SKNMF(6, init="custom", solver="cd", alpha_W=alpha_W, alpha_H=alpha_H,
+               l1_ratio=l1_ratio, max_iter=5, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        W = sk.fit_transform(X, W=W0.copy(), H=H0.copy())
+    l1, l2 = NMF(alpha_W=alpha_W, alpha_H=alpha_H, l1_ratio=l1_ratio)._penalties(*X.shape)
+    r = fastnmf.nmf(X, 6, init=(W0, H0), n_inner=1, extrapolate=False, max_iter=5, tol=0,
+                    l1=l1, l2=l2)
+    np.testing.assert_allclose(r.U, W, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(r.V, sk.components_, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_penalized_estimator_fit_and_transform(dtype):
+    """The estimator passes its penalties to nmf (fit) and to the W-solve
+    (transform), whose W is then optimal for the penalized problem with H
+    fixed (KKT: zero gradient on the support, >= 0 at zero)."""
+    X = _data(dtype, shape=(90, 20))
+    kw = dict(alpha_W=0.02, alpha_H=0.01, l1_ratio=0.5)
+    est = NMF(4, random_state=0, max_iter=80, transform_sweeps=400, **kw)
+    W = est.fit_transform(X)
+    l1, l2 = est._penalties(*X.shape)
+    assert l1 == pytest.approx((20 * 0.01, 90 * 0.005)) and l2 == pytest.approx(l1)
+    r = fastnmf.nmf(X, 4, random_state=0, max_iter=80, l1=l1, l2=l2)
+    np.testing.assert_array_equal(est.components_, r.V)
+    H = est.components_.astype(np.float64)
+    grad = (W.astype(np.float64) @ H - X) @ H.T + l1[0] + l2[0] * W
+    tol = 1e-3 if dtype == np.float32 else 1e-8
+    scale = np.abs(X @ H.T).max()
+    assert np.abs(grad[W > 0]).max() <= tol * scale
+    assert grad[W == 0].min() >= -tol * scale
+    # the penalty does what it is for: sparser, smaller factors than without
+    plain = NMF(4, random_state=0, max_iter=80).fit(X)
+    assert np.mean(est.components_ == 0) >= np.mean(plain.components_ == 0)
+    assert est.components_.sum() < plain.components_.sum()

@@ -275,3 +275,139 @@ def test_monotone_and_nonnegative(m, n, k, solver, dtype, init, order, seed):
     # (atol: the error of a near-exact fit is at the sqrt(eps) noise floor)
     np.testing.assert_allclose(res.error, ref.rel_error(A, res.U, res.V),
                                rtol=10 * rtol(dtype), atol=np.sqrt(50 * np.finfo(dtype).eps))
+
+
+# --------------------------------------------------------------------------
+# l1 / l2 penalties
+# --------------------------------------------------------------------------
+def penalized_objective(A, U, V, l1, l2):
+    """0.5 ||A - U V||^2 + l1_U sum U + l1_V sum V + 0.5 (l2_U ||U||^2 + l2_V ||V||^2)."""
+    A, U, V = ref.f64(A), ref.f64(U), ref.f64(V)
+    return (0.5 * np.linalg.norm(A - U @ V) ** 2 + l1[0] * U.sum() + l1[1] * V.sum()
+            + 0.5 * (l2[0] * (U ** 2).sum() + l2[1] * (V ** 2).sum()))
+
+
+def penalized_hals_iter(A, U, V, l1, l2):
+    """One sweep per block of the penalized problem: l2 on the Gram's
+    diagonal, l1 off the cross product (scikit-learn's cd does the same)."""
+    A, U, V = ref.f64(A), ref.f64(U), ref.f64(V)
+    k = U.shape[1]
+    U, _ = ref.hals_sweep(U, A @ V.T - l1[0], V @ V.T + l2[0] * np.eye(k))
+    Vt, _ = ref.hals_sweep(V.T, A.T @ U - l1[1], U.T @ U + l2[1] * np.eye(k))
+    return U, Vt.T
+
+
+def penalized_mu_iter(A, U, V, eps, l1, l2):
+    """Lee-Seung with ``l1 + l2 X`` in the denominator."""
+    A, U, V = ref.f64(A), ref.f64(U), ref.f64(V)
+    k = U.shape[1]
+    CU = A @ V.T
+    U = ref.mu_nmf(U, CU, V @ V.T + l2[0] * np.eye(k), ref.mu_guard(eps, CU) + l1[0])
+    CV = A.T @ U
+    Vt = ref.mu_nmf(V.T, CV, U.T @ U + l2[1] * np.eye(k), ref.mu_guard(eps, CV) + l1[1])
+    return U, Vt.T
+
+
+PENALTIES = [((0.3, 0.0), (0.0, 0.0)), ((0.0, 0.5), (2.0, 0.0)), ((0.2, 0.4), (1.0, 3.0))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("l1,l2", PENALTIES)
+def test_penalized_hals_matches_reference(rng, dtype, order, l1, l2):
+    A, U0, V0 = nmf_problem(rng, 30, 20, 4, dtype, order)
+    res = fastnmf.nmf(A, 4, init=(U0, V0), n_inner=1, max_iter=3, tol=0, extrapolate=False,
+                      l1=l1, l2=l2)
+    U, V = U0, V0
+    errs, objs = [ref.rel_error(A, U, V)], [penalized_objective(A, U, V, l1, l2)]
+    for _ in range(3):
+        U, V = penalized_hals_iter(A, U, V, l1, l2)
+        errs.append(ref.rel_error(A, U, V))
+        objs.append(penalized_objective(A, U, V, l1, l2))
+    check_result_layout(res, A, 4)
+    assert_close(res.U, U, dtype)
+    assert_close(res.V, V, dtype)
+    np.testing.assert_allclose(res.errors, errs, rtol=err_rtol(dtype))
+    np.testing.assert_allclose(res.info["objective"], objs, rtol=err_rtol(dtype))
+    assert_non_increasing(res.info["objective"], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("l1,l2", PENALTIES)
+def test_penalized_mu_matches_reference(rng, dtype, l1, l2):
+    A, U0, V0 = nmf_problem(rng, 30, 20, 4, dtype)
+    res = fastnmf.nmf(A, 4, solver="mu", init=(U0, V0), max_iter=3, tol=0, l1=l1, l2=l2)
+    eps = float(np.finfo(dtype).eps)
+    U, V = U0, V0
+    objs = [penalized_objective(A, U, V, l1, l2)]
+    for _ in range(3):
+        U, V = penalized_mu_iter(A, U, V, eps, l1, l2)
+        objs.append(penalized_objective(A, U, V, l1, l2))
+    assert_close(res.U, U, dtype)
+    assert_close(res.V, V, dtype)
+    np.testing.assert_allclose(res.info["objective"], objs, rtol=err_rtol(dtype))
+    assert_non_increasing(res.info["objective"], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_penalized_extrapolated_hals_keeps_the_best_objective(rng, dtype):
+    """With penalties the extrapolation's restarts and best point follow
+    the penalized objective: its history is best-so-far, the returned pair
+    has the last one, and errors are that pair's reconstruction errors."""
+    A, _, _ = nmf_problem(rng, 40, 30, 5, dtype)
+    l1, l2 = (0.5, 0.2), (1.0, 0.0)
+    res = fastnmf.nmf(A, 5, max_iter=40, tol=0, random_state=0, l1=l1, l2=l2)
+    obj = res.info["objective"]
+    assert (np.diff(obj) <= 0).all() and obj.shape == res.errors.shape
+    np.testing.assert_allclose(obj[-1], penalized_objective(A, res.U, res.V, l1, l2),
+                               rtol=err_rtol(dtype))
+    np.testing.assert_allclose(res.error, ref.rel_error(A, res.U, res.V), rtol=err_rtol(dtype))
+    plain = fastnmf.nmf(A, 5, max_iter=40, tol=0, random_state=0)
+    assert penalized_objective(A, res.U, res.V, l1, l2) < \
+        penalized_objective(A, plain.U, plain.V, l1, l2)
+
+
+def test_l1_makes_factors_sparse_and_l2_shrinks_them(rng):
+    A, _, _ = nmf_problem(rng, 60, 40, 6, np.float64)
+    base = fastnmf.nmf(A, 6, max_iter=200, random_state=0)
+    sparse = fastnmf.nmf(A, 6, max_iter=200, random_state=0, l1=(2.0, 2.0))
+    small = fastnmf.nmf(A, 6, max_iter=200, random_state=0, l2=(0.0, 20.0))
+    assert np.mean(sparse.V == 0) > np.mean(base.V == 0) + 0.2
+    assert np.mean(sparse.U == 0) > np.mean(base.U == 0) + 0.2
+    assert np.linalg.norm(small.V) < 0.8 * np.linalg.norm(base.V)
+    assert base.error < sparse.error and base.error < small.error
+
+
+@pytest.mark.parametrize("solver,extrapolate", [("hals", True), ("hals", False), ("mu", False)])
+def test_zero_penalties_are_the_plain_method_bit_for_bit(rng, solver, extrapolate):
+    A, _, _ = nmf_problem(rng, 30, 25, 4, np.float32)
+    kw = dict(solver=solver, max_iter=25, random_state=0, extrapolate=extrapolate)
+    a = fastnmf.nmf(A, 4, **kw)
+    b = fastnmf.nmf(A, 4, l1=0.0, l2=(0.0, 0.0), **kw)
+    np.testing.assert_array_equal(a.U, b.U)
+    np.testing.assert_array_equal(a.V, b.V)
+    np.testing.assert_array_equal(a.errors, b.errors)
+    assert "objective" not in b.info
+
+
+def test_penalized_sparse_data_equals_dense(rng):
+    import scipy.sparse as sp
+    A, U0, V0 = nmf_problem(rng, 40, 30, 4, np.float64)
+    A[A < 1.2] = 0.0
+    kw = dict(init=(U0, V0), max_iter=15, tol=0, n_inner=2, inner_tol=0.0, l1=(0.1, 0.3),
+              l2=0.5)   # (the default inner-sweep cap counts nnz for sparse data)
+    d = fastnmf.nmf(A, 4, **kw)
+    s = fastnmf.nmf(sp.csr_matrix(A), 4, **kw)
+    assert_close(s.U, d.U, np.float64)
+    assert_close(s.V, d.V, np.float64)
+    np.testing.assert_allclose(s.info["objective"], d.info["objective"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["l1", "l2"])
+def test_penalty_validation(rng, name):
+    A, _, _ = nmf_problem(rng, 10, 8, 2, np.float64)
+    for bad, exc in [(-0.1, ValueError), (np.inf, ValueError), ((0.1, -1.0), ValueError),
+                     ((0.1, 0.2, 0.3), ValueError), ("0.1", TypeError), ((0.1, None), TypeError),
+                     (True, TypeError)]:
+        with pytest.raises(exc, match=name):
+            fastnmf.nmf(A, 2, **{name: bad})
