@@ -36,12 +36,17 @@ _ENV_SET_AT_IMPORT = tuple(name for name in ("GOMP_SPINCOUNT", "OPENBLAS_THREAD_
 _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 # The same on the BLAS side: OpenBLAS workers spin for 2**28 cycles (~0.1 s)
 # after every call, sharing the cores with the OpenMP sweep that follows
-# (the HALS sweep then ran no faster on 2 threads than on 1). 2**16 cycles
-# keeps GEMM scaling intact. Read when OpenBLAS loads, i.e. when numpy is
+# (the HALS sweep then ran no faster on 2 threads than on 1). 2**18 cycles
+# (~90 us) keeps GEMM scaling intact; 2**16, the setting until session 23,
+# let the workers fall asleep during a small problem's one-thread sweep
+# (~50 us on digits), and every GEMM then woke them: digits nmf 7% slower
+# (README "Threads"). Read when OpenBLAS loads, i.e. when numpy is
 # first imported: import fastnmf before numpy, or export it yourself.
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+_BLAS_TIMEOUT = "18"
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", _BLAS_TIMEOUT)
 #: True if the short spins above could take effect in this process.
-SHORT_SPIN_ACTIVE = "numpy" not in _sys.modules or _os.environ.get("OPENBLAS_THREAD_TIMEOUT") != "16"
+SHORT_SPIN_ACTIVE = ("numpy" not in _sys.modules
+                     or _os.environ.get("OPENBLAS_THREAD_TIMEOUT") != _BLAS_TIMEOUT)
 
 from ._result import FactorizationResult  # noqa: E402
 from ._threads import get_num_threads, set_num_threads, threads  # noqa: E402
