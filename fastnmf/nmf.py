@@ -10,6 +10,7 @@ from . import _kernels as K
 from ._comm import SERIAL, as_comm, collective
 from ._init import INITS, initialize
 from ._threads import sized_by, rank_arg
+from ._penalty import Penalty, check_penalty
 from ._result import FactorizationResult
 from ._sparse import SparseData, check_data
 from ._validation import (check_choice, check_distributed, check_factor, check_float, check_int,
@@ -207,60 +208,6 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
                      extrapolate=bool(extrapolate), l1=l1, l2=l2, comm=comm, n_total=N)
 
 
-def check_penalty(value, name: str):
-    """``(for U, for V)`` weights of a penalty option: one real number >= 0
-    for both factors, or a pair of them."""
-    if isinstance(value, (tuple, list, np.ndarray)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be a number >= 0 or a pair (for U, for V), got "
-                             f"{len(value)} values")
-        return (check_float(value[0], f"{name}[0] (for U)"),
-                check_float(value[1], f"{name}[1] (for V)"))
-    v = check_float(value, name)
-    return v, v
-
-
-class _Penalty:
-    """The l1 / l2 terms of :func:`nmf`'s objective and what they do to a
-    block update (internal). Inactive (all zero): every method returns its
-    input untouched, so an unpenalized run is the plain method bit for bit."""
-
-    def __init__(self, l1, l2, comm):
-        self.l1u, self.l1v = l1
-        self.l2u, self.l2v = l2
-        self.active = any(l1) or any(l2)
-        self.comm = comm
-
-    @staticmethod
-    def gram(G, l2):
-        """``G + l2 I`` (a k x k copy) or G."""
-        if not l2:
-            return G
-        Gr = G.copy()
-        Gr.flat[:: G.shape[0] + 1] += G.dtype.type(l2)
-        return Gr
-
-    @staticmethod
-    def cross_(C, l1, out=None):
-        """``C - l1`` (into ``out``, else in place) or C."""
-        if not l1:
-            return C
-        return np.subtract(C, C.dtype.type(l1), out=C if out is None else out)
-
-    def value(self, U, GU, Vt, GV) -> float:
-        """``l1_U sum(U) + l1_V sum(V) + 0.5 (l2_U tr(GU) + l2_V tr(GV))``,
-        with GU, GV the Gram matrices of U and of Vt (GV summed over
-        processes, and sum(V) too: one scalar allreduce with l1_V)."""
-        if not self.active:
-            return 0.0
-        val = 0.5 * (self.l2u * B.gram_trace(GU) + self.l2v * B.gram_trace(GV))
-        if self.l1u:
-            val += self.l1u * float(U.sum(dtype=np.float64))
-        if self.l1v:
-            val += self.l1v * self.comm.sum(float(Vt.sum(dtype=np.float64)))
-        return val
-
-
 # Ang & Gillis (2019) defaults: initial beta, its cut on a restart, its
 # growth while the error decreases, and the growth of its cap.
 _BETA0, _ETA, _GAMMA, _GAMMA_BAR = 0.5, 1.5, 1.05, 1.01
@@ -291,7 +238,7 @@ def _nmf_loop(A, U, Vt, *, solver, max_iter, tol, n_inner, inner_alpha, inner_to
     GU = np.empty((k, k), dt)
     ebuf = np.empty(k * k + 1)    # error reduction (float64)
     sweeps = [0, 0]               # inner HALS sweeps run on U and on V
-    pen = _Penalty(l1, l2, comm)
+    pen = Penalty(l1, l2, comm)
     # V's cross product is read again by the error after its step: its
     # l1-shifted copy goes to a buffer of its own.
     CVl1 = np.empty((n, k), dt) if pen.l1v else None
