@@ -600,8 +600,10 @@ def test_multilabel_fit_predict(dtype):
     np.testing.assert_array_equal(proba > 0.5, pred == 1)
     # subset accuracy (every label of a sample right), scikit-learn's score
     assert clf.score(Xt, Yt) == accuracy_score(Yt, pred)
-    assert clf.score(Xt, Yt) >= 0.85            # measured 0.91 (float32 and float64)
-    assert (pred == Yt).mean() >= 0.95          # per label: measured 0.97
+    # measured 0.8825 in both dtypes (0.88-0.93 over data seeds 0-5; an
+    # empty prediction for every sample scores 0.217)
+    assert clf.score(Xt, Yt) >= 0.85
+    assert (pred == Yt).mean() >= 0.95          # per label: measured 0.959
     assert clf.history_["train_score"][-1] == accuracy_score(Y, clf.predict(X))
 
 
