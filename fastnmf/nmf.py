@@ -151,7 +151,9 @@ def nmf(A, rank, *, solver="hals", init="nndsvda", max_iter=200, tol=1e-4, rando
         penalized objective (``info["objective"]``, one value per entry
         of ``errors``), while ``errors`` stays the relative reconstruction
         error of those points. The absolute scale matters: ``sum(U)``
-        grows with m and ``||A - U V||^2`` with the data.
+        grows with m and ``||A - U V||^2`` with the data. A penalty on one
+        factor alone is met mostly by rescaling (``U D``, ``D^-1 V``):
+        penalize both to shape both.
     dtype : {None, numpy.float32, numpy.float64}
         Working dtype; default: that of A (float64 for integer input).
     comm : mpi4py communicator or None, default None

@@ -372,6 +372,8 @@ def test_l1_makes_factors_sparse_and_l2_shrinks_them(rng):
     base = fastnmf.nmf(A, 6, max_iter=200, random_state=0)
     sparse = fastnmf.nmf(A, 6, max_iter=200, random_state=0, l1=(2.0, 2.0))
     small = fastnmf.nmf(A, 6, max_iter=200, random_state=0, l2=(0.0, 20.0))
+    # measured: zeros 3% -> 80% (V) and 78% (U); ||V|| 179 -> 0.80 (an l2
+    # on V alone moves the scale into U: the error hardly changes)
     assert np.mean(sparse.V == 0) > np.mean(base.V == 0) + 0.2
     assert np.mean(sparse.U == 0) > np.mean(base.U == 0) + 0.2
     assert np.linalg.norm(small.V) < 0.8 * np.linalg.norm(base.V)
