@@ -330,8 +330,9 @@ def bench_penalized(args):
     from sklearn.decomposition import NMF
     from sklearn.decomposition._nmf import _initialize_nmf
     seed = int(str(args.seeds).split(",")[0])
+    cases = penalized_cases(args.quick)   # loaded once for both tables
     rows = []
-    for name, X, k in penalized_cases(args.quick):
+    for name, X, k in cases:
         W0, H0 = _initialize_nmf(X, k, init="nndsvda", random_state=seed)
         W0, H0 = W0.astype(np.float32), H0.astype(np.float32)
         for alpha, ratio in PENALTY_GRID:
@@ -374,7 +375,7 @@ def bench_penalized(args):
     def sides(peer, X):
         norms["X"] = float(np.linalg.norm(np.asarray(X, np.float64)))
         return _penalized_sides(X, penalties)
-    rows, note = race_sklearn(penalized_cases(args.quick), args, sides, objective,
+    rows, note = race_sklearn(cases, args, sides, objective,
                               lambda name, X: name, sk_params=PENALTY, series=series)
     table("Penalized fastnmf.nmf vs scikit-learn NMF: time to scikit-learn's final objective",
           ["data (rank)", "peer", "peer iters", "peer objective", "peer s", "fastnmf",
