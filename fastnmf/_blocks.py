@@ -298,7 +298,7 @@ def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: in
 
 
 def relu_update_right_(A, U, Vt, P, S, M, alpha: float, omega: float, n_iter: int, errs: list,
-                       fixed_ones_row: bool, residual_ready: bool = False,
+                       fixed_last_row: bool, residual_ready: bool = False,
                        step_at_zero: float = 1.0, linear: bool = False) -> None:
     """Projected fixed-point iterations ``V <- max(0, V + omega U^+ R)``.
 
@@ -311,16 +311,16 @@ def relu_update_right_(A, U, Vt, P, S, M, alpha: float, omega: float, n_iter: in
     the start of an iteration (:func:`fastnmf.relu_lstsq`).
 
     ``U^+ = (U^T U + alpha I)^{-1} U^T``; ``M`` (m, kf) receives its
-    transpose once per block. With ``fixed_ones_row`` the last row of V
-    (last column of Vt) is a constant ones row that is never touched: the
+    transpose once per block. With ``fixed_last_row`` the last row of V
+    (last column of Vt; ones for a bias input) is never touched: the
     step uses only the first kf = k - 1 columns of U and their Gram matrix;
     S and M then have kf columns.
     GEMMs per iteration: ``P = U @ Vt.T`` (m x k x n), ``S = R.T @ M``
     (n x m x kf); plus one fused residual pass and a fused clip.
     """
     kf = S.shape[1]
-    Uf = U[:, :kf] if fixed_ones_row else U
-    X = Vt[:, :kf] if fixed_ones_row else Vt
+    Uf = U[:, :kf] if fixed_last_row else U
+    X = Vt[:, :kf] if fixed_last_row else Vt
     pinv_factor_into(M, Uf, alpha)
     Xu = K.unit_rows(X)    # the column slice as a contiguous view (vectorised kernel)
     residual_ = linear_residual_ if linear else relu_residual_

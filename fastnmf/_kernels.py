@@ -241,11 +241,12 @@ def clip_add_at_zero_(X, D, omega, zero_step):
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
-def shifted_cross_(C, CV, b, Vt, prox, l1):
-    """``C <- CV[:, :kf] - b + prox * Vt[:, :kf] - l1`` with kf = C.shape[1].
+def shifted_cross_(C, CV, b, Vt, prox, l1, r):
+    """``C <- CV[:, :kf] - r b^T + prox * Vt[:, :kf] - l1`` with kf = C.shape[1].
 
     The right-hand side of the free part of a V-step (``nnls``): the cross
-    product ``A^T U`` (n, k) less the fixed ones row's share ``b`` (kf,),
+    product ``A^T U`` (n, k) less the fixed last row's share ``r b^T``
+    (b (kf,); r (n,) the fixed row, or empty for a row of ones: ``b``),
     plus the proximal pull towards the start ``Vt`` (n, k) and the l1
     shift. Vt is not read when prox is 0. One pass instead of NumPy's three
     serial ones and a temporary. O(n kf).
@@ -253,13 +254,15 @@ def shifted_cross_(C, CV, b, Vt, prox, l1):
     n, kf = C.shape
     g = C.dtype.type(prox)
     s = C.dtype.type(l1)
+    scaled = r.shape[0] > 0
     for i in prange(n):
+        ri = r[i] if scaled else C.dtype.type(1)
         if prox != 0:
             for j in range(kf):
-                C[i, j] = CV[i, j] - b[j] + g * Vt[i, j] - s
+                C[i, j] = CV[i, j] - ri * b[j] + g * Vt[i, j] - s
         else:
             for j in range(kf):
-                C[i, j] = CV[i, j] - b[j] - s
+                C[i, j] = CV[i, j] - ri * b[j] - s
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)

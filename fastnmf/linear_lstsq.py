@@ -102,8 +102,8 @@ def ridge_lstsq(A, V, *, alpha=0.0, alpha_trace=0.0, U0=None, prox=0.0, dtype=No
 
 @sized_by(columns_of_second)
 def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row=False,
-         prox=0.0, l1=0.0, l2=0.0, step_at_zero=1.0, overwrite=False, track_error=True,
-         eps=None, dtype=None, comm=None):
+         fixed_last_row=False, prox=0.0, l1=0.0, l2=0.0, step_at_zero=1.0, overwrite=False,
+         track_error=True, eps=None, dtype=None, comm=None):
     """``argmin_{V >= 0} ||A - U V||_F^2`` (the semi-NMF / NMF V-step).
 
     Parameters
@@ -139,6 +139,11 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         The last row of V is a constant ones row (bias input) kept exactly
         as it is; the last column of U is then the bias. V0's last row must
         be ones; the default start sets it.
+    fixed_last_row : bool, default False
+        As ``fixed_ones_row``, but V0's last row (required) may hold any
+        nonnegative values, kept as they are: with column j of A and V0
+        scaled by ``sqrt(w_j)`` the solve is the one weighted by w_j (see
+        :func:`fastnmf.relu_lstsq`).
     prox : float >= 0, default 0
         Proximal weight gamma: solve ``min_{V>=0} ||A - U V||^2 +
         gamma ||V - V0||^2`` instead (V0 required), i.e. stay near the
@@ -217,9 +222,13 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         eps = float(np.finfo(dt).eps) if eps is None else check_float(eps, "eps", strict=True)
         m, n = A.shape
         k = U.shape[1]
-        kf = k - 1 if fixed_ones_row else k
-        if fixed_ones_row and k < 2:
-            raise ValueError("fixed_ones_row needs U with at least 2 columns (weights + bias)")
+        fixed = bool(fixed_ones_row or fixed_last_row)
+        kf = k - 1 if fixed else k
+        if fixed and k < 2:
+            flag = "fixed_ones_row" if fixed_ones_row else "fixed_last_row"
+            raise ValueError(f"{flag} needs U with at least 2 columns (weights + bias)")
+        if fixed_last_row and V0 is None:
+            raise ValueError("fixed_last_row needs V0 (its last row is the fixed row)")
         if V0 is not None:
             V0 = check_matrix(V0, "V0", nonnegative=True, dtype=dt, allow_empty_columns=split)
             if V0.shape != (k, n):
@@ -245,9 +254,11 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
     # (+ prox X0), G = W^T W (+ prox I + l2 I).
     G = np.array(GU[:kf, :kf], order="C", copy=True)
     C = scratch(1, (n, kf), dt)
-    b = np.ascontiguousarray(GU[-1, :kf]) if fixed_ones_row else np.zeros(kf, dt)
+    # the fixed row r's share r b^T, b = W^T u_last (r = 1: no per-row scale)
+    b = np.ascontiguousarray(GU[-1, :kf]) if fixed else np.zeros(kf, dt)
+    r = Vt[:, -1] if fixed_last_row else np.empty(0, dt)   # (a strided view, not copied)
     if V0 is None:   # (prox is 0 here)
-        K.shifted_cross_(C, CV, b, CV, 0.0, l1)
+        K.shifted_cross_(C, CV, b, CV, 0.0, l1, r)
         Vt = np.empty((n, k), dt)
         X = Vt[:, :kf]
         np.maximum(C @ ridge_inverse(G, l2, dt), 0, out=X)
@@ -258,7 +269,7 @@ def nnls(A, U, *, V0=None, solver="hals", max_iter=100, tol=1e-6, fixed_ones_row
         if fixed_ones_row:
             Vt[:, -1] = 1
     else:
-        K.shifted_cross_(C, CV, b, Vt, prox, l1)
+        K.shifted_cross_(C, CV, b, Vt, prox, l1, r)
     if solver == "pgn":   # from the default start
         return _nnls_pgn(A, U, Vt, kf, prox, step_at_zero, max_iter, track_error, comm, t0)
     X = Vt[:, :kf]
@@ -319,7 +330,7 @@ def _nnls_pgn(A, U, Vt, kf, damping, step_at_zero, n_steps, track_error, comm, t
     sq = [B.sq_norm(A)]
     P = B.model_buffer(A, slot=0)
     B.relu_update_right_(A, U, Vt, P, scratch(1, (n, kf), dt), scratch(2, (m, kf), dt),
-                         damping, 1.0, n_steps, sq, fixed_ones_row=kf < U.shape[1],
+                         damping, 1.0, n_steps, sq, fixed_last_row=kf < U.shape[1],
                          step_at_zero=step_at_zero, linear=True)
     if track_error:
         B.model_into_(P, U, Vt)

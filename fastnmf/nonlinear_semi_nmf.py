@@ -109,7 +109,7 @@ def nonlinear_semi_nmf(A, rank, *, activation="relu", init="nndsvda", max_iter=1
     for _ in range(max_iter):
         B.relu_update_left_(A, U, Vt, P, D, EG, alpha, omega, n_inner, sq, residual_ready=True,
                             comm=comm)
-        B.relu_update_right_(A, U, Vt, P, S, MU, alpha, omega, n_inner, sq, fixed_ones_row=False)
+        B.relu_update_right_(A, U, Vt, P, S, MU, alpha, omega, n_inner, sq, fixed_last_row=False)
         B.model_into_(P, U, Vt)
         errors.append(np.sqrt(comm.sum(B.relu_residual_(P, A))) / normA)
         times.append(time.perf_counter() - t0)

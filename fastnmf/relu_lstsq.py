@@ -24,9 +24,18 @@ def check_ones_row(V, name: str):
         raise ValueError(f"fixed_ones_row=True but the last row of {name} is not all ones")
 
 
+def check_fixed_row(V, name: str):
+    """``fixed_last_row``: V needs a free row besides the fixed one (its
+    values, >= 0, are checked with the rest of V)."""
+    if V.shape[0] < 2:
+        raise ValueError(f"fixed_last_row needs {name} with at least 2 rows (free rows + "
+                         "the fixed row)")
+
+
 @sized_by(columns_of_second)
 def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_ones_row=False,
-               final_error=True, overwrite=False, fixed_gram=None, l2=0.0, l2_trace=0.0,
+               fixed_last_row=False, final_error=True, overwrite=False, fixed_gram=None, l2=0.0,
+               l2_trace=0.0,
                model=None, step_at_zero=1.0, dtype=None, comm=None):
     """Solve one block of ``A ~ relu(U V)`` with the other factor fixed.
 
@@ -71,6 +80,15 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         changed: the step solves for the free rows only, with the Gram matrix
         of the first k - 1 columns of U ("constrained" semi-NMF). V's last
         row must be exactly ones.
+    fixed_last_row : bool, default False
+        As ``fixed_ones_row``, but the fixed last row of V may hold any
+        values (>= 0 with ``update="V"``). Per-sample weights w_j: scale
+        column j of A and of V, fixed row included, by ``sqrt(w_j)``; the
+        solve is then the weighted one, ``min sum_j w_j ||a_j -
+        relu(U v_j)||^2`` (a ReLU is positively homogeneous), and with
+        ``update="V"`` returns the weighted problem's columns times
+        ``sqrt(w_j)``. This is how :class:`fastnmf_dnn.NMFNetClassifier`
+        takes ``sample_weight``.
     final_error : bool, default True
         Also compute the error of the returned point (one more GEMM).
     overwrite : bool, default False
@@ -140,6 +158,8 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         alpha = check_float(alpha, "alpha")
         if fixed_ones_row:
             check_ones_row(V, "V")
+        if fixed_last_row:
+            check_fixed_row(V, "V")
         k = U.shape[1]
         l2 = check_float(l2, "l2")
         if l2 > 0 and update != "U":
@@ -199,10 +219,11 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
                                 alpha, omega, n_iter, sq, residual_ready=True,
                                 gram_V=fixed_gram, l2=l2, l2_trace=l2_trace, comm=comm)
         else:
-            kf = k - 1 if fixed_ones_row else k
+            fixed = bool(fixed_ones_row or fixed_last_row)
+            kf = k - 1 if fixed else k
             B.relu_update_right_(A, U, Vt, P, scratch(1, (n, kf), dt),
                                  scratch(2, (m, kf), dt), alpha, omega, n_iter, sq,
-                                 fixed_ones_row=bool(fixed_ones_row), residual_ready=True,
+                                 fixed_last_row=fixed, residual_ready=True,
                                  step_at_zero=step_at_zero)
     if final_error or n_iter == 0:
         B.model_into_(P, U, Vt)

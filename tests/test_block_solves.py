@@ -480,3 +480,86 @@ def test_nnls_l2_validation(rng):
         fastnmf.nnls(A, U, l2="1")
     with pytest.raises(ValueError, match="l2"):
         fastnmf.nnls(A, U, solver="pgn", l2=1.0)
+
+
+# --------------------------------------------------------------------------
+# fixed_last_row: a fixed row of any values (per-sample weights)
+# --------------------------------------------------------------------------
+def _column_scales(rng, n, dtype):
+    return np.sqrt(rng.integers(1, 5, n)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("step_at_zero", [1.0, 0.3])
+def test_relu_lstsq_fixed_last_row_is_the_scaled_ones_row_solve(rng, dtype, step_at_zero):
+    """Columns scaled by s (the fixed row holding s): every column's V-step
+    is the ones-row solve's column times s (a ReLU is positively
+    homogeneous), and the fixed row stays exactly s."""
+    m, n, k = 9, 40, 5
+    A, U, V0 = relu_problem(rng, m, n, k, dtype, ones_row=True)
+    s = _column_scales(rng, n, dtype)
+    plain = fastnmf.relu_lstsq(A, U, V0, update="V", n_iter=3, omega=1.5, alpha=0.1,
+                               fixed_ones_row=True, step_at_zero=step_at_zero)
+    got = fastnmf.relu_lstsq(A * s, U, V0 * s, update="V", n_iter=3, omega=1.5, alpha=0.1,
+                             fixed_last_row=True, step_at_zero=step_at_zero)
+    np.testing.assert_array_equal(got.V[-1], s)
+    assert_close(got.V, ref.f64(plain.V) * ref.f64(s), dtype)
+    assert (got.V >= 0).all()
+    # the relative errors are the weighted problem's: ||(A - relu(U V)) S|| / ||A S||
+    R = (ref.f64(A) - np.maximum(ref.f64(U) @ ref.f64(plain.V), 0)) * ref.f64(s)
+    assert got.errors[-1] == pytest.approx(np.linalg.norm(R) / np.linalg.norm(ref.f64(A) * s),
+                                           rel=err_rtol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_lstsq_update_U_on_scaled_columns_is_the_repeated_columns_solve(rng, dtype):
+    """Integer weights w: the U-step on columns scaled by sqrt(w) (the bias
+    row too) equals the U-step on the columns repeated w times."""
+    m, n, k = 7, 30, 4
+    A, U0, V = relu_problem(rng, m, n, k, dtype, ones_row=True)
+    w = rng.integers(1, 4, n)
+    s = np.sqrt(w).astype(dtype)
+    got = fastnmf.relu_lstsq(A * s, U0, V * s, update="U", n_iter=4, alpha=0.2, l2=0.1)
+    rep = fastnmf.relu_lstsq(np.repeat(A, w, axis=1), U0, np.repeat(V, w, axis=1), update="U",
+                             n_iter=4, alpha=0.2, l2=0.1)
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(got.U, rep.U, rtol=tol, atol=tol)
+    assert got.errors == pytest.approx(rep.errors, rel=err_rtol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver, prox", [("hals", 0.0), ("hals", 0.3), ("mu", 0.0),
+                                          ("mu", 0.3), ("pgn", 0.1)])
+def test_nnls_fixed_last_row_is_the_scaled_ones_row_solve(rng, dtype, solver, prox):
+    m, n, k = 12, 70, 5
+    A, U, V0 = nnls_problem(rng, m, n, k, dtype, ones_row=True)
+    s = _column_scales(rng, n, dtype)
+    opts = dict(solver=solver, max_iter=4, tol=0.0, prox=prox)
+    if solver == "pgn":
+        opts["step_at_zero"] = 0.0
+    plain = fastnmf.nnls(A, U, V0=V0, fixed_ones_row=True, **opts)
+    got = fastnmf.nnls(A * s, U, V0=V0 * s, fixed_last_row=True, **opts)
+    np.testing.assert_array_equal(got.V[-1], s)
+    # (MU's denominator guard is relative to the largest cross product, not
+    # per column: a difference of order eps)
+    assert_close(got.V, ref.f64(plain.V) * ref.f64(s), dtype)
+    assert (got.V >= 0).all()
+
+
+def test_fixed_last_row_validation(rng):
+    A = rng.uniform(0, 1, (6, 5))
+    U = rng.uniform(0, 1, (6, 1))
+    V = rng.uniform(0, 1, (1, 5))
+    with pytest.raises(ValueError, match="fixed_last_row"):
+        fastnmf.relu_lstsq(A, U, V, update="V", fixed_last_row=True)
+    with pytest.raises(ValueError, match="fixed_last_row"):
+        fastnmf.nnls(A, U, V0=V, fixed_last_row=True)
+    U2 = rng.uniform(0, 1, (6, 2))
+    with pytest.raises(ValueError, match="fixed_last_row needs V0"):
+        fastnmf.nnls(A, U2, fixed_last_row=True)
+    V2 = rng.uniform(0, 1, (2, 5))
+    V2[-1, 0] = -1.0   # a V-step's V is nonnegative, the fixed row too
+    with pytest.raises(ValueError, match="V"):
+        fastnmf.relu_lstsq(A, U2, V2, update="V", fixed_last_row=True)
+    with pytest.raises(ValueError, match="V0"):
+        fastnmf.nnls(A, U2, V0=V2, fixed_last_row=True)

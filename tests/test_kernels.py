@@ -101,18 +101,21 @@ def test_add_scaled(rng, dtype, order, omega):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("prox, l1", [(0.0, 0.0), (0.3, 0.0), (0.0, 0.2), (0.3, 0.2)])
-def test_shifted_cross(rng, dtype, prox, l1):
+@pytest.mark.parametrize("row", ["ones", "given"])
+def test_shifted_cross(rng, dtype, prox, l1, row):
     n, k, kf = 70, 6, 5
     CV = _mixed(rng, (n, k), dtype)
     Vt = _pos(rng, (n, k), dtype)
     b = _mixed(rng, (kf,), dtype)
+    r = _pos(rng, (n,), dtype) if row == "given" else np.empty(0, dtype)
     C = np.full((n, kf), np.nan, dtype)
-    K.shifted_cross_(C, CV, b, Vt, prox, l1)
-    expected = ref.f64(CV)[:, :kf] - ref.f64(b) + prox * ref.f64(Vt)[:, :kf] - l1
+    K.shifted_cross_(C, CV, b, Vt, prox, l1, r)
+    share = np.outer(ref.f64(r), ref.f64(b)) if row == "given" else ref.f64(b)
+    expected = ref.f64(CV)[:, :kf] - share + prox * ref.f64(Vt)[:, :kf] - l1
     assert_close(C, expected, dtype)
     if prox == 0:   # Vt is not read: NaN there changes nothing
         Vt[:] = np.nan
-        K.shifted_cross_(C, CV, b, Vt, prox, l1)
+        K.shifted_cross_(C, CV, b, Vt, prox, l1, r)
         assert_close(C, expected, dtype)
 
 
