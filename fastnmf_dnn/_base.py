@@ -8,11 +8,13 @@ targets are encoded (``_encode_targets``) and how a prediction is scored
 """
 from __future__ import annotations
 
+import numbers
 import time
 import zlib
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 import fastnmf
@@ -97,6 +99,29 @@ def _fingerprint(*arrays, comm=SERIAL):
         crc = zlib.crc32(np.ascontiguousarray(a).view(np.uint8).ravel(), crc)
     mine = f"{[a.shape for a in arrays]}:{crc:08x}"
     return mine if comm.size == 1 else "|".join(comm.allgather(mine))
+
+
+def _check_sample_weight(sample_weight, n_samples):
+    """``sample_weight`` as a float64 array (n_samples,), finite and >= 0 (a
+    number: that weight for every sample). Unlike scikit-learn's check, an
+    all-zero block is allowed here (a process's share of a data-parallel
+    fit may be); the total is checked over all processes by the caller."""
+    if isinstance(sample_weight, numbers.Number):
+        sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
+    w = check_array(sample_weight, ensure_2d=False, dtype=np.float64, ensure_min_samples=0,
+                    input_name="sample_weight")
+    if w.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},) (one weight per "
+                         f"sample of X), got {w.shape}")
+    if (w < 0).any():
+        raise ValueError(f"sample_weight must be >= 0, got minimum {w.min()!r}")
+    return w
+
+
+def _given(sample_weight):
+    """``(sample_weight,)``, or ``()`` for None (checkpoints of unweighted
+    runs keep their fingerprint)."""
+    return () if sample_weight is None else (sample_weight,)
 
 
 class BaseNMFNet(BaseEstimator):
@@ -212,17 +237,22 @@ class BaseNMFNet(BaseEstimator):
     def _encode_targets(self, y, first_fit, n_samples, comm=SERIAL):  # pragma: no cover
         raise NotImplementedError
 
-    def _score_outputs(self, out, y_enc, comm=SERIAL):  # pragma: no cover - abstract
-        """Score of outputs ``out`` against encoded targets, over all processes."""
+    def _score_outputs(self, out, y_enc, comm=SERIAL, sample_weight=None):  # pragma: no cover
+        """Score of outputs ``out`` against encoded targets, over all
+        processes, weighted by ``sample_weight`` if given."""
         raise NotImplementedError
 
     # -- fitting ---------------------------------------------------------------
     def _layer_sizes(self, n_features, n_outputs):
         return [n_features, *check_hidden_layer_sizes(self.hidden_layer_sizes), n_outputs]
 
-    def _split(self, X, y, Y, comm=SERIAL):
+    def _split(self, X, y, Y, w, comm=SERIAL):
+        """``(X, Y, y, w)`` of the training part and ``(X, y, w)`` of the
+        validation part (None without early stopping); w: sample weights
+        or None."""
         if not self.early_stopping:
-            return X, Y, y, None, None, None
+            return X, Y, y, w, None, None, None
+        part = (lambda idx: None) if w is None else (lambda idx: w[idx])
         if comm.size > 1:
             # Each process holds out the same fraction of its own samples
             # (a shard may be tiny or empty: no stratification).
@@ -230,7 +260,7 @@ class BaseNMFNet(BaseEstimator):
             perm = g.permutation(X.shape[0])
             n_va = int(round(self.validation_fraction * X.shape[0]))
             va, tr = np.sort(perm[:n_va]), np.sort(perm[n_va:])
-            return X[tr], Y[tr], y[tr], X[va], y[va], va
+            return X[tr], Y[tr], y[tr], part(tr), X[va], y[va], part(va)
         from sklearn.model_selection import train_test_split
         idx = np.arange(X.shape[0])
         # (a multilabel indicator y is not stratified: its rows are label sets)
@@ -239,7 +269,7 @@ class BaseNMFNet(BaseEstimator):
                                   random_state=self._split_seed, stratify=strat)
         tr.sort()
         va.sort()
-        return X[tr], Y[tr], y[tr], X[va], y[va], va
+        return X[tr], Y[tr], y[tr], part(tr), X[va], y[va], part(va)
 
     @staticmethod
     def _can_stratify(y):
@@ -253,7 +283,7 @@ class BaseNMFNet(BaseEstimator):
                              f"{fitted}, but hidden_layer_sizes and the data now give {sizes}; "
                              "set warm_start=False to train a new network")
 
-    def _initial_network(self, X, sizes, opts, rng, comm=SERIAL):
+    def _initial_network(self, X, sizes, opts, rng, comm=SERIAL, sample_weight=None):
         dt = X.dtype
         if self.warm_start and hasattr(self, "coefs_"):
             return Network([c.astype(dt) for c in self.coefs_],
@@ -266,13 +296,14 @@ class BaseNMFNet(BaseEstimator):
                                      f"X has minimum {X.min()!r}")
             st = pretrain_stack(X, sizes[1:-1], nmf_iter=self.pretrain_iter, alpha=opts.alpha,
                                 bias=opts.bias, random_state=rng,
-                                verbose=bool(self.verbose) and comm.rank == 0, comm=comm)
+                                verbose=bool(self.verbose) and comm.rank == 0, comm=comm,
+                                sample_weight=sample_weight)
             net.coefs[:-1] = st.coefs
             net.intercepts[:-1] = st.intercepts
         return net
 
-    def _fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None,
-             comm=None):
+    def _fit(self, X, y, *, sample_weight=None, eval_set=None, checkpoint=None, resume=False,
+             callback=None, comm=None):
         t_fit = time.perf_counter()
         comm = as_comm(comm)
         split = comm.size > 1
@@ -287,7 +318,12 @@ class BaseNMFNet(BaseEstimator):
             X = validate_data(self, X, dtype=dt, reset=first_fit, order="C",
                               **({"ensure_min_samples": 0} if split else {}))
             _check_magnitude(X, "X")
+            if sample_weight is not None:
+                sample_weight = _check_sample_weight(sample_weight, X.shape[0])
         check_same(comm, X.shape[1], "the number of features of X")
+        check_same(comm, sample_weight is None, "whether sample_weight is given")
+        if sample_weight is not None and not comm.sum(float(sample_weight.sum())) > 0:
+            raise ValueError("sample_weight is zero for every sample: nothing to train on")
         with collective(comm):
             y_enc, Y = self._encode_targets(y, first_fit, n_samples=X.shape[0], comm=comm)
         Y = Y.astype(dt, copy=False)
@@ -307,12 +343,23 @@ class BaseNMFNet(BaseEstimator):
         state = None
         if checkpoint is not None and resume:
             with collective(comm):
-                state = self._read_checkpoint(checkpoint, X, y_enc, opts, sizes, comm)
+                state = self._read_checkpoint(checkpoint, X, y_enc, opts, sizes, comm,
+                                              sample_weight)
         if state is not None and state["split_seed"] is not None:
             # the validation split of the interrupted run (random_state=None
             # would otherwise draw another split than the one trained on)
             self._split_seed = state["split_seed"]
-        Xtr, Ytr, ytr, Xva, yva, va_idx = self._split(X, y_enc, Y, comm)
+        Xtr, Ytr, ytr, wtr, Xva, yva, wva = self._split(X, y_enc, Y, sample_weight, comm)
+        if wtr is not None:
+            # A sample of weight 0 changes no fit: left out (the trainer's
+            # scaled buffers could not give its output back).
+            keep = wtr > 0
+            if not comm.sum(int(np.count_nonzero(keep))):
+                raise ValueError("sample_weight: every training sample has weight 0"
+                                 + (" (after the early-stopping split)" if self.early_stopping
+                                    else ""))
+            if not keep.all():
+                Xtr, Ytr, ytr, wtr = Xtr[keep], Ytr[keep], ytr[keep], wtr[keep]
         if eval_set is not None:
             with collective(comm):
                 Xev, yev = eval_set
@@ -323,8 +370,9 @@ class BaseNMFNet(BaseEstimator):
             if state is not None:
                 net = state["network"]
             else:
-                net = self._initial_network(Xtr, sizes, opts, rng, comm)
-            trainer = Trainer(Xtr, Ytr, net, opts, seed=self._split_seed, comm=comm)
+                net = self._initial_network(Xtr, sizes, opts, rng, comm, sample_weight=wtr)
+            trainer = Trainer(Xtr, Ytr, net, opts, seed=self._split_seed, comm=comm,
+                              sample_weight=wtr)
             if state is None and not first_fit and getattr(self, "n_iter_", 0) > 0:
                 trainer.resume_at(0, output_fitted=True)  # warm start after >= 1 sweep
                 if getattr(self, "_extrapolation_state", None) is not None:
@@ -354,10 +402,10 @@ class BaseNMFNet(BaseEstimator):
                 loss = trainer.fit_loss()
                 net_now = trainer.network()
                 hist["loss"].append(loss)
-                hist["train_score"].append(self._score_outputs(out, ytr, comm))
+                hist["train_score"].append(self._score_outputs(out, ytr, comm, wtr))
                 hist["seconds"].append(secs)
                 hist["validation_score"].append(
-                    self._score_outputs(net_now.forward(Xva), yva, comm) if Xva is not None
+                    self._score_outputs(net_now.forward(Xva), yva, comm, wva) if Xva is not None
                     else None)
                 hist["eval_score"].append(
                     self._score_outputs(net_now.forward(Xev), yev, comm) if eval_set is not None
@@ -365,7 +413,7 @@ class BaseNMFNet(BaseEstimator):
                 self._update_best(best, hist, net_now, it, (trainer.beta, trainer.prev_loss))
                 if checkpoint is not None:
                     self._write_checkpoint(checkpoint, X, y_enc, trainer, hist, best, sizes,
-                                           comm)
+                                           comm, sample_weight)
                 if self.verbose and comm.rank == 0:
                     self._print_progress(it, hist)
                 if callback is not None:
@@ -426,8 +474,9 @@ class BaseNMFNet(BaseEstimator):
         print("  ".join(parts), flush=True)
 
     # -- checkpoints -----------------------------------------------------------
-    def _write_checkpoint(self, path, X, y, trainer, hist, best, sizes, comm=SERIAL):
-        data = _fingerprint(X, y, comm=comm)   # collective: before the rank test
+    def _write_checkpoint(self, path, X, y, trainer, hist, best, sizes, comm=SERIAL,
+                          sample_weight=None):
+        data = _fingerprint(X, y, *_given(sample_weight), comm=comm)   # collective: first
         if comm.rank != 0:   # every process has the same weights; one writes
             return
         net = trainer.network()
@@ -446,9 +495,9 @@ class BaseNMFNet(BaseEstimator):
         }
         model_io.write_npz(path, meta, arrays)
 
-    def _read_checkpoint(self, path, X, y, opts, sizes, comm=SERIAL):
+    def _read_checkpoint(self, path, X, y, opts, sizes, comm=SERIAL, sample_weight=None):
         import os
-        fingerprint = _fingerprint(X, y, comm=comm)   # collective
+        fingerprint = _fingerprint(X, y, *_given(sample_weight), comm=comm)   # collective
         if not os.path.exists(path):
             return None
         meta, arrays = model_io.read_npz(path, kind="checkpoint")

@@ -113,8 +113,8 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
 
     _target_is_label = True
 
-    def fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None,
-            comm=None):
+    def fit(self, X, y, sample_weight=None, *, eval_set=None, checkpoint=None, resume=False,
+            callback=None, comm=None):
         """Train on X (n_samples, n_features) and labels y (n_samples,), or
         a label indicator matrix y (n_samples, n_labels) (multilabel).
 
@@ -129,6 +129,18 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
             targets, a squared hinge per label), ``classes_`` is
             ``arange(n_labels)``, and :meth:`predict` returns the outputs
             above 0.5 as such a matrix. Scores are subset accuracy.
+        sample_weight : array_like, shape (n_samples,), >= 0, optional
+            Weights of the samples in the training loss, as MLPClassifier
+            takes them: every sweep fits ``sum_j w_j loss_j`` and the
+            weight decay's sample count is ``sum(w)``, so integer weights
+            train as the samples repeated that often (to rounding; tested
+            against repeated data). Samples of weight 0 are left out. With
+            ``early_stopping`` the validation split keeps its samples'
+            weights and the validation score is weighted; so are the
+            training scores and loss in ``history_``. (Done by scaling each
+            sample's input, bias input and targets by ``sqrt(w)``, which
+            the sweeps' solves take as a weighted problem: no extra work
+            per sweep.)
         eval_set : (X_eval, y_eval), optional
             Scored after every sweep into ``history_["eval_score"]`` (for
             monitoring only; never used to choose weights).
@@ -150,8 +162,8 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
             of its own samples; only process 0 writes ``checkpoint``.
             Full-batch sweeps only. See the README section "MPI".
         """
-        return self._fit(X, y, eval_set=eval_set, checkpoint=checkpoint, resume=resume,
-                         callback=callback, comm=comm)
+        return self._fit(X, y, sample_weight=sample_weight, eval_set=eval_set,
+                         checkpoint=checkpoint, resume=resume, callback=callback, comm=comm)
 
     def _encode_targets(self, y, first_fit, n_samples, comm=SERIAL):
         with collective(comm):
@@ -221,14 +233,19 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
         ok = self.classes_[codes] == y
         return np.where(ok, codes, -1)
 
-    def _score_outputs(self, out, codes, comm=SERIAL):
+    def _score_outputs(self, out, codes, comm=SERIAL, sample_weight=None):
         """Accuracy over all processes (multilabel: of the whole label set of
-        a sample, as scikit-learn's ``accuracy_score``)."""
+        a sample, as scikit-learn's ``accuracy_score``), weighted by
+        ``sample_weight`` if given."""
         if codes.ndim == 2:
-            hits = comm.sum(np.count_nonzero(((out > 0.5) == (codes != 0)).all(axis=1)))
+            right = ((out > 0.5) == (codes != 0)).all(axis=1)
         else:
-            hits = comm.sum(np.count_nonzero(out.argmax(axis=1) == codes))
-        n = comm.sum(codes.shape[0])
+            right = out.argmax(axis=1) == codes
+        if sample_weight is None:
+            hits, n = comm.sum(np.count_nonzero(right)), comm.sum(codes.shape[0])
+        else:
+            hits = comm.sum(float(np.sum(sample_weight[right])))
+            n = comm.sum(float(np.sum(sample_weight)))
         return float(hits / n) if n else float("nan")
 
     def _class_arrays(self):
@@ -305,13 +322,14 @@ class NMFNetRegressor(RegressorMixin, BaseNMFNet):
     "Regression").
     """ + _PARAMS_DOC + _ATTRS_DOC
 
-    def fit(self, X, y, *, eval_set=None, checkpoint=None, resume=False, callback=None,
-            comm=None):
+    def fit(self, X, y, sample_weight=None, *, eval_set=None, checkpoint=None, resume=False,
+            callback=None, comm=None):
         """Train on X (n_samples, n_features) and y (n_samples,) or
-        (n_samples, n_outputs). Keywords (``comm`` included) as in
-        :meth:`NMFNetClassifier.fit`; scores are R^2."""
-        return self._fit(X, y, eval_set=eval_set, checkpoint=checkpoint, resume=resume,
-                         callback=callback, comm=comm)
+        (n_samples, n_outputs). ``sample_weight`` and the keywords
+        (``comm`` included) as in :meth:`NMFNetClassifier.fit`; scores are
+        R^2 (weighted as scikit-learn's ``r2_score`` with weights)."""
+        return self._fit(X, y, sample_weight=sample_weight, eval_set=eval_set,
+                         checkpoint=checkpoint, resume=resume, callback=callback, comm=comm)
 
     def _encode_targets(self, y, first_fit, n_samples, comm=SERIAL):
         with collective(comm):
@@ -343,9 +361,11 @@ class NMFNetRegressor(RegressorMixin, BaseNMFNet):
     def _encode_eval(self, y):
         return np.asarray(y, dtype=np.float64).reshape(len(y), -1)
 
-    def _score_outputs(self, out, Y, comm=SERIAL):
+    def _score_outputs(self, out, Y, comm=SERIAL, sample_weight=None):
         """Mean R^2 over the outputs, over all processes (two reductions:
-        the mean first, then the centred sums).
+        the mean first, then the centred sums), weighted by
+        ``sample_weight`` if given (weighted mean and sums, as
+        ``r2_score``).
 
         An output that is constant in Y scores 1 if predicted exactly and 0
         otherwise (scikit-learn's ``r2_score``). Constant means a root mean
@@ -359,10 +379,17 @@ class NMFNetRegressor(RegressorMixin, BaseNMFNet):
         ``score`` is scikit-learn's ``RegressorMixin.score``, whose
         ``r2_score`` still gives such values.
         """
-        n = comm.sum(Y.shape[0])
-        mean = comm.sum_(Y.sum(axis=0)) / n
-        ss = comm.sum_(np.concatenate([((Y - out) ** 2).sum(axis=0),
-                                       ((Y - mean) ** 2).sum(axis=0)]))
+        if sample_weight is None:
+            n = comm.sum(Y.shape[0])
+            mean = comm.sum_(Y.sum(axis=0)) / n
+            ss = comm.sum_(np.concatenate([((Y - out) ** 2).sum(axis=0),
+                                           ((Y - mean) ** 2).sum(axis=0)]))
+        else:
+            w = sample_weight[:, None]
+            n = comm.sum(float(sample_weight.sum()))
+            mean = comm.sum_((w * Y).sum(axis=0)) / n
+            ss = comm.sum_(np.concatenate([(w * (Y - out) ** 2).sum(axis=0),
+                                           (w * (Y - mean) ** 2).sum(axis=0)]))
         ss_res, ss_tot = ss[: Y.shape[1]], ss[Y.shape[1]:]
         varies = ss_tot > n * (4 * n * np.finfo(np.float64).eps * np.abs(mean)) ** 2
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -59,7 +59,7 @@ class StackedNMF:
 
 
 def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4, bias=True,
-                   random_state=None, verbose=False, comm=None):
+                   random_state=None, verbose=False, comm=None, sample_weight=None):
     """Pre-train encoders for ``hidden_sizes`` on nonnegative X (N, d).
 
     Parameters
@@ -80,6 +80,11 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
     comm : mpi4py communicator or None
         Data-parallel: X is this process's block of samples; every process
         gets the same encoders (every solve reduces over the processes).
+    sample_weight : ndarray, shape (N,), >= 0, optional
+        Weights of the samples in every layer's NMF and encoder fit (each
+        sample's row scaled by ``sqrt(w)``, bias input included; the ridge's
+        N becomes ``sum(w)``). The NMF's start is computed on the scaled
+        rows, so integer weights are not exactly the repeated samples here.
 
     Returns
     -------
@@ -92,6 +97,12 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
     N = X.shape[0]                      # this process's samples
     N_all = int(round(comm.sum(N)))     # all processes' (the ridge scales with it)
     H = X
+    row_scale = None
+    if sample_weight is not None:       # rows scaled by sqrt(w): the weighted fits
+        w = np.asarray(sample_weight, dtype=np.float64)
+        N_all = float(comm.sum(float(w.sum())))
+        row_scale = np.sqrt(w).astype(dt)
+        H = X * row_scale[:, None]
     out = StackedNMF([], [], [], [], [])
     for i, n in enumerate(hidden_sizes):
         seed = int(rng.integers(2**31 - 1))
@@ -106,7 +117,7 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
         Hb = np.empty((N, H.shape[1] + (1 if bias else 0)), dt)
         Hb[:, : H.shape[1]] = H
         if bias:
-            Hb[:, -1] = 1
+            Hb[:, -1] = 1 if row_scale is None else row_scale
         W = fastnmf.ridge_lstsq(code, Hb.T, alpha=alpha * N_all, comm=comm)
         if encoder_iter:
             r = fastnmf.relu_lstsq(code, W, Hb.T, update="U", n_iter=encoder_iter,

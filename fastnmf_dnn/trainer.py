@@ -262,10 +262,20 @@ class Trainer:
         Data-parallel training: X and Y are this process's samples (maybe
         none); every process passes the same network and options and gets
         the same weights. Full-batch sweeps only.
+    sample_weight : ndarray, shape (N,), > 0, optional
+        Per-sample weights: every loss and least-squares fit becomes its
+        weighted sum, ``sum_j w_j ||y_j - f(x_j)||^2``, and the
+        regularisation's sample count N becomes ``sum(w)`` (integer weights
+        train as the samples repeated that often, to rounding). Done by
+        scaling sample j's input, bias input and targets by ``sqrt(w_j)``:
+        a ReLU network is positively homogeneous per sample, so every block
+        solve on the scaled buffers is the weighted one (the fixed bias row
+        then holds ``sqrt(w)``, ``fixed_last_row``). No extra work per
+        sweep. Samples of weight 0 must be left out by the caller.
     """
 
     def __init__(self, X, Y, network: Network, options: TrainOptions, seed: int = 0,
-                 comm=None):
+                 comm=None, sample_weight=None):
         self.options = o = options
         self.comm = comm = as_comm(comm)
         dt = X.dtype
@@ -274,6 +284,20 @@ class Trainer:
         check_data_parallel(o, comm)
         #: training samples over all processes
         self.N = int(round(comm.sum(N)))
+        # sample weights: sqrt(w) scales each sample's row of every buffer
+        self.row_scale = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64)
+            if w.shape != (N,):
+                raise ValueError(f"sample_weight must have shape ({N},), got {w.shape}")
+            if not (np.isfinite(w).all() and (w > 0).all()):
+                raise ValueError("sample_weight must be finite and > 0 (leave out the samples "
+                                 "of weight 0)")
+            self.row_scale = np.sqrt(w).astype(dt)
+        #: the regularisation's sample count: sum of the weights over all
+        #: processes (N without weights)
+        self.weight_total = (float(self.N) if sample_weight is None
+                             else float(comm.sum(float(np.sum(w)))))
         self.sizes = sizes = network.layer_sizes
         self.nb = nb = 1 if o.bias else 0
         self.seed = int(seed)
@@ -289,7 +313,16 @@ class Trainer:
         else:
             self.blocks = [slice(0, N)]
         take = (lambda a: a) if self.perm is None else (lambda a: a[self.perm])
+        rs = None if self.row_scale is None else take(self.row_scale)
+        if rs is not None:
+            self.row_scale = rs      # in the buffers' (shuffled) order
+        # block b's weight total (its sample count without weights)
+        self._block_weights = [float(b.stop - b.start) if rs is None
+                               else float(np.sum(rs[b].astype(np.float64) ** 2))
+                               for b in self.blocks]
         self.Y0 = np.ascontiguousarray(take(Y), dtype=dt)
+        if rs is not None:   # (a new array: Y0 may be the caller's Y)
+            self.Y0 = self.Y0 * rs[:, None]
         # Y: the targets the output layer is fitted to (Y0, or margin targets).
         self.Y = self.Y0.copy() if o.margin_targets else self.Y0
         #: scratch of the solves, reused by every sweep; it also holds the
@@ -300,9 +333,12 @@ class Trainer:
         # H[0] is the data, H[i >= 1] holds forward activations / targets.
         self.H = [ws.get(("H", i), (N, n + nb), dt) for i, n in enumerate(sizes[:-1])]
         self.H[0][:, : sizes[0]] = take(X)
+        if rs is not None:
+            self.H[0][:, : sizes[0]] *= rs[:, None]
+        bias_input = 1 if rs is None else rs
         for H in self.H:
             if nb:
-                H[:, -1] = 1
+                H[:, -1] = bias_input
         # T[i]: a copy of layer i's target (the ``A`` of its block), only
         # with bottom_up, where H[i] receives the new activations while T[i]
         # is still to be fitted. Otherwise the solves read the target in
@@ -318,7 +354,7 @@ class Trainer:
                                for i, n in enumerate(sizes[1:-1], 1)]
             for F in self.F[1:]:
                 if nb:
-                    F[:, -1] = 1
+                    F[:, -1] = bias_input
         # Z[i]: layer i's pre-activations from the last forward pass over
         # the rows ``self._pre_rows[i]`` (``slice.indices``; None: stale).
         # While the layer's weights and input are unchanged they are the
@@ -395,11 +431,14 @@ class Trainer:
     def output(self):
         """The network's output on the training set (N, c), in the order of
         the X given to the constructor."""
+        out = self.out
+        if self.row_scale is not None:   # the buffers hold sqrt(w_j) f(x_j)
+            out = out / self.row_scale[:, None]
         if self.perm is None:
-            return self.out
-        out = np.empty_like(self.out)
-        out[self.perm] = self.out
-        return out
+            return out
+        ordered = np.empty_like(out)
+        ordered[self.perm] = out
+        return ordered
 
     def _target(self, i, rows):
         """Layer i's target on ``rows`` as an (n_i, b) matrix in F order:
@@ -490,7 +529,8 @@ class Trainer:
         if _refits_output(o, len(self.W), mini_batch=len(self.blocks) > 1):
             self._margin_targets(self.blocks[0])
             HL = self.H[-1]
-            self.W[-1] = fastnmf.ridge_lstsq(self.Y.T, HL.T, **self._output_ridge(HL),
+            self.W[-1] = fastnmf.ridge_lstsq(self.Y.T, HL.T,
+                                             **self._output_ridge(HL, self.blocks[0]),
                                              comm=self.comm)
             np.matmul(HL, self.W[-1].T, out=self.out)
             self._output_fresh = True
@@ -498,9 +538,10 @@ class Trainer:
     def fit_loss(self) -> float:
         """Training loss of the current output over all samples: half the
         mean squared hinge (``margin_targets``: no cost beyond the one-hot
-        target on the right side) or half the mean squared error. O(N c)."""
+        target on the right side) or half the mean squared error, weighted
+        by ``sample_weight`` (a weighted mean). O(N c)."""
         sq = P.sq_loss(self.out, self.Y0, self.options.margin_targets)
-        return 0.5 * self.comm.sum(sq) / (self.N * self.out.shape[1])
+        return 0.5 * self.comm.sum(sq) / (self.weight_total * self.out.shape[1])
 
     def resume_at(self, n_sweeps: int, output_fitted: bool = None) -> None:
         """Continue a run whose weights are those after ``n_sweeps`` sweeps
@@ -514,17 +555,21 @@ class Trainer:
         self._output_fresh = bool(fitted and _refits_output(o, len(self.W),
                                                             mini_batch=len(self.blocks) > 1))
 
-    def _output_ridge(self, HL):
-        """Ridge of the output layer's least squares on a block HL (b, k), as
-        ``ridge_lstsq`` keywords: ``alpha b + ridge b / N`` and the
-        :meth:`_trace_ridge` share (all of it a true ridge)."""
-        o, b = self.options, self._block_size(HL.shape[0])
-        return {"alpha": o.alpha * b + o.ridge * b / self.N,
+    def _output_ridge(self, HL, rows):
+        """Ridge of the output layer's least squares on the block ``rows``
+        (HL (b, k) its features), as ``ridge_lstsq`` keywords: ``alpha b +
+        ridge b / N`` and the :meth:`_trace_ridge` share (all of it a true
+        ridge); b and N are weight totals with sample weights."""
+        o, b = self.options, self._block_size(rows)
+        return {"alpha": o.alpha * b + o.ridge * b / self.weight_total,
                 "alpha_trace": self._trace_ridge(HL.shape[1])}
 
-    def _block_size(self, local_rows: int) -> int:
-        """Samples of the block being solved, over all processes (full batch: N)."""
-        return self.N if len(self.blocks) == 1 else local_rows
+    def _block_size(self, rows) -> float:
+        """Samples of the block ``rows`` (a slice of ``blocks``), over all
+        processes (full batch: N); with sample weights, their sum."""
+        if len(self.blocks) == 1:
+            return self.weight_total
+        return self._block_weights[self.blocks.index(rows)]
 
     def _trace_ridge(self, k):
         """``(rel_ridge / k + width_ridge) / N``: the ridge per unit of
@@ -535,7 +580,7 @@ class Trainer:
         they form anyway (``alpha_trace`` / ``l2_trace``): on Fashion-MNIST
         a separate ``||H||^2`` pass cost ~12 ms, three per sweep."""
         o = self.options
-        return (o.rel_ridge / k + o.width_ridge) / self.N
+        return (o.rel_ridge / k + o.width_ridge) / self.weight_total
 
     def _margin_targets(self, rows):
         """Y <- max(out, Y0) where Y0 is 1, min(out, Y0) elsewhere (O(b c))."""
@@ -548,11 +593,13 @@ class Trainer:
         o = self.options
         comm = self.comm
         L = len(self.W)
-        b = self._block_size(rows.stop - rows.start)
+        b = self._block_size(rows)
         lam = o.alpha * b                      # per-sample ridge / step damping
-        lam_w = o.ridge * b / self.N           # absolute weight decay, this block's share
+        lam_w = o.ridge * b / self.weight_total   # absolute weight decay, this block's share
         mu = o.weight_prox * b if len(self.blocks) > 1 else 0.0
         fixed = bool(o.bias)
+        # the bias row: ones, or sqrt(w) with sample weights
+        bias_row = {"fixed_ones_row" if self.row_scale is None else "fixed_last_row": fixed}
         YT = self.Y[rows].T
         # 1. output layer: W_L by ridge LS, then its input targets by NNLS.
         HL = self.H[L - 1][rows]
@@ -560,14 +607,14 @@ class Trainer:
         if fit_output:
             if record_errors:
                 e0 = _linear_error(YT, self.W[L - 1], VL, comm)
-            self.W[L - 1] = fastnmf.ridge_lstsq(YT, VL, **self._output_ridge(HL), prox=mu,
+            self.W[L - 1] = fastnmf.ridge_lstsq(YT, VL, **self._output_ridge(HL, rows), prox=mu,
                                                 U0=self.W[L - 1] if mu else None, comm=comm)
             if record_errors:
                 self.block_errors.append((L, "U", e0, _linear_error(YT, self.W[L - 1], VL, comm)))
         if L > 1:
             pgn = {"step_at_zero": 0.0} if o.z_solver == "pgn" else {"l1": o.l1}
             r = fastnmf.nnls(YT, self.W[L - 1], V0=VL, solver=o.z_solver, max_iter=o.z_iter,
-                             tol=0.0, fixed_ones_row=fixed, prox=o.z_prox, overwrite=True,
+                             tol=0.0, **bias_row, prox=o.z_prox, overwrite=True,
                              track_error=record_errors, comm=comm, **pgn)
             _written(HL, r.V.T)
             if record_errors:
@@ -595,7 +642,7 @@ class Trainer:
             Hin = self.H[i - 1][rows]
             self._pre_rows[i] = None    # its input becomes the targets
             r = fastnmf.relu_lstsq(A, self.W[i - 1], Hin.T, update="V", n_iter=o.inner_iter,
-                                   omega=o.omega, alpha=o.z_prox, fixed_ones_row=fixed,
+                                   omega=o.omega, alpha=o.z_prox, **bias_row,
                                    step_at_zero=o.inactive_step, overwrite=True,
                                    final_error=record_errors, comm=comm)
             _written(Hin, r.V.T)

@@ -161,6 +161,19 @@ def case_estimators():
         check("NMFAutoencoder weights", rel(u, v), np.float64)
     check("NMFAutoencoder error", rel(ref.reconstruction_err_, got.reconstruction_err_),
           np.float64)
+    # sample weights (zeros included; with 3 processes the first block is
+    # empty): the weighted fit over all processes
+    w = np.random.default_rng(7).integers(0, 3, X.shape[0]).astype(np.float64)
+    for Est, t in ((NMFNetClassifier, y), (NMFNetRegressor, Y)):
+        params = dict(hidden_layer_sizes=(16, 12), max_iter=3, random_state=0, dtype=np.float64)
+        ref = Est(**params).fit(X, t, sample_weight=w)
+        got = Est(**params).fit(X[b], t[b], sample_weight=w[b], comm=COMM)
+        for u, v in zip(_weights(ref), _weights(got)):
+            check(f"{Est.__name__} sample_weight weights", rel(u, v), np.float64)
+        check(f"{Est.__name__} sample_weight loss", rel(ref.loss_curve_, got.loss_curve_),
+              np.float64)
+        check(f"{Est.__name__} sample_weight scores",
+              rel(ref.history_["train_score"], got.history_["train_score"]), np.float64)
     # early stopping: scores over all processes, the same decision everywhere
     est = NMFNetClassifier((10,), max_iter=6, early_stopping=True, random_state=0).fit(
         X[b], y[b], comm=COMM)
@@ -198,6 +211,16 @@ def case_errors():
     y = np.arange(30) % 3
     expect_error_everywhere(lambda: NMFNetClassifier((4,), max_iter=1).fit(X, y, comm=COMM),
                             "number of features of X differs across MPI ranks")
+    # sample weights on some processes only
+    Xs = rng.random((30, 8))
+    expect_error_everywhere(lambda: NMFNetClassifier((4,), max_iter=1).fit(
+        Xs, y, sample_weight=np.ones(30) if RANK == 0 else None, comm=COMM),
+        "whether sample_weight is given differs across MPI ranks")
+    # all-zero weights on one process are fine; on all of them, an error everywhere
+    NMFNetClassifier((4,), max_iter=1, random_state=0).fit(
+        Xs, y, sample_weight=np.zeros(30) if RANK == 0 else np.ones(30), comm=COMM)
+    expect_error_everywhere(lambda: NMFNetClassifier((4,), max_iter=1).fit(
+        Xs, y, sample_weight=np.zeros(30), comm=COMM), "sample_weight is zero for every sample")
     # bad data on one process only: that process gets its own error, the
     # others name it (nobody is left waiting in an allreduce)
     A = rng.random((10, 20))

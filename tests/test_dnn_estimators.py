@@ -253,7 +253,7 @@ def test_early_stopping_keeps_best_weights(small_digits, dtype):
     assert same_weights(m, truncated)
     # and its score on the validation split is the recorded best
     codes = np.searchsorted(m.classes_, y)
-    _, _, _, Xva, yva, _ = m._split(X.astype(dtype), codes, np.eye(10)[codes])
+    _, _, _, _, Xva, yva, _ = m._split(X.astype(dtype), codes, np.eye(10)[codes], None)
     assert m.score(Xva, m.classes_[yva]) == m.best_validation_score_
     if best_it < 15:  # the last sweep's weights were worse: they were not kept
         last = NMFNetClassifier(**dict(kw, early_stopping=False)).fit(X, y)

@@ -15,6 +15,16 @@ instance of each estimator. The only expected failure, float32 only:
   ``dtype`` parameter, default float32), like MLPRegressor does for float32
   input; the float64 instance passes.
 
+* ``check_sample_weight_equivalence_on_dense_data`` (the network
+  estimators): it requires a fit with integer ``sample_weight`` to predict
+  as the fit on the samples repeated that often, to rtol 1e-7. Both fits
+  solve the same problems, but sum their terms in different orders (and
+  the repeated fit sees the samples shuffled); in float32 that rounding
+  grows over the sweeps to about 1e-4 in the outputs (measured 7e-5 on
+  the check's data). The float64 instances pass it;
+  ``tests/test_dnn_estimators.py`` checks float32 against repeated samples
+  at float32's tolerance.
+
 and one for every dtype:
 
 * ``check_classifiers_multilabel_output_format_predict_proba``
@@ -56,6 +66,11 @@ MULTILABEL_PROBA_REASON = ("multilabel predict_proba is the least-squares output
                            "interval of a logistic output")
 
 
+SAMPLE_WEIGHT_REASON = ("float32: the weighted and the repeated fits sum in different orders; "
+                        "the rounding (~7e-5 in the outputs after 10 sweeps) exceeds the "
+                        "check's rtol = 1e-7; the float64 instance passes it")
+
+
 def _expected_failed_checks(estimator):
     failing = {}
     if isinstance(estimator, NMFNetClassifier):
@@ -64,6 +79,8 @@ def _expected_failed_checks(estimator):
     if np.dtype(estimator.dtype) != np.float32:
         return failing
     failing["check_methods_subset_invariance"] = SUBSET_REASON
+    if not isinstance(estimator, NMFAutoencoder):
+        failing["check_sample_weight_equivalence_on_dense_data"] = SAMPLE_WEIGHT_REASON
     if isinstance(estimator, NMFNetRegressor):
         failing["check_regressor_multioutput"] = MULTIOUTPUT_REASON
     return failing
