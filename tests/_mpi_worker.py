@@ -58,13 +58,19 @@ def case_solvers():
                 ("nonlinear_semi_nmf", fastnmf.nonlinear_semi_nmf, A, {}),
                 # penalties: sum(V) of the objective is summed over processes
                 ("nmf hals l1 l2", fastnmf.nmf, A, {"l1": (0.5, 0.2), "l2": (1.0, 0.3)}),
-                ("nmf mu l1 l2", fastnmf.nmf, A, {"solver": "mu", "l1": 0.3, "l2": 0.5})]
+                ("nmf mu l1 l2", fastnmf.nmf, A, {"solver": "mu", "l1": 0.3, "l2": 0.5}),
+                # KL: the U-step's numerator, V's row sums and the log sum reduced
+                ("nmf kl", fastnmf.nmf, A, {"solver": "mu", "loss": "kl", "check_every": 3}),
+                ("nmf kl l1 l2", fastnmf.nmf, A, {"solver": "mu", "loss": "kl", "l1": 0.3,
+                                                  "l2": (0.5, 0.1), "check_every": 1})]
         # sparse data: the same sums over samples from each process's CSR block
         Asp = np.where(rng.random(A.shape) < 0.3, A, 0).astype(dt)
         Ssp0 = np.where(rng.random(S.shape) < 0.3, S, 0).astype(dt)
         runs += [("nmf hals sparse", fastnmf.nmf, Asp, {"sparse": True}),
                  ("nmf mu sparse", fastnmf.nmf, Asp, {"solver": "mu", "sparse": True}),
-                 ("semi_nmf hals sparse", fastnmf.semi_nmf, Ssp0, {"sparse": True})]
+                 ("semi_nmf hals sparse", fastnmf.semi_nmf, Ssp0, {"sparse": True}),
+                 ("nmf kl sparse", fastnmf.nmf, Asp, {"solver": "mu", "loss": "kl",
+                                                      "sparse": True, "check_every": 2})]
         for name, f, data, kw in runs:
             kw = dict(kw)
             mine = np.ascontiguousarray(data[:, b])

@@ -219,3 +219,28 @@ def nmf_hals_extrapolated(A, U0, V0, n_iter, sweeps=1, beta0=0.5, eta=1.5, gamma
         else:
             errors.append(errors[-1])
     return best[0], best[1], np.array(errors), restarts, beta
+
+
+# --------------------------------------------------------------------------
+# Kullback-Leibler NMF (Lee & Seung's multiplicative updates).
+# --------------------------------------------------------------------------
+def kl_divergence(A, U, V):
+    """Generalized KL ``sum A log(A / UV) - A + UV`` (0 log 0 = 0)."""
+    A, P = f64(A), f64(U) @ f64(V)
+    pos = A > 0
+    return float(np.sum(A[pos] * np.log(A[pos] / P[pos])) - A.sum() + P.sum())
+
+
+def nmf_kl_iter(A, U, V, eps, l1=(0.0, 0.0), l2=(0.0, 0.0)):
+    """One iteration: U, then V, each ``X * numerator / (sums + l1 + l2 X +
+    guard)`` with the model bounded below by ``eps * max(A)`` where it
+    divides A and the guard ``eps * max(sums)``."""
+    A, U, V = f64(A), f64(U), f64(V)
+    tiny = eps * A.max()
+    R = A / np.maximum(U @ V, tiny)
+    s = V.sum(axis=1)
+    U = U * (R @ V.T) / (s[None, :] + l1[0] + l2[0] * U + eps * s.max())
+    R = A / np.maximum(U @ V, tiny)
+    s = U.sum(axis=0)
+    V = V * (U.T @ R) / (s[:, None] + l1[1] + l2[1] * V + eps * s.max())
+    return U, V
