@@ -3,6 +3,7 @@
     python bench/compare.py nmf        # fastnmf.nmf vs scikit-learn cd / mu
     python bench/compare.py penalized  # the same with l1 / l2 penalties (alpha_W, l1_ratio)
     python bench/compare.py sparse     # the same on sparse (tf-idf) data
+    python bench/compare.py kl         # Kullback-Leibler NMF vs scikit-learn's (mu), dense and sparse
     python bench/compare.py estimator  # fastnmf.NMF vs sklearn's NMF, each with its defaults
     python bench/compare.py init       # the nndsvda start vs scikit-learn's
     python bench/compare.py floor      # per-iteration time vs the GEMM floor
@@ -180,6 +181,11 @@ def warm_up():
                       random_state=0)
         fastnmf.nmf(S, 3, solver="hals", max_iter=2)
         fastnmf.nmf(S, 3, solver="mu", max_iter=2)
+        fastnmf.nmf(S, 3, solver="mu", loss="kl", max_iter=2, check_every=1)
+    for shape in ((70, 30), (400, 200)):   # KL's dense kernels: the serial and parallel builds
+        D = np.random.default_rng(1).random(shape).astype(np.float32)
+        fastnmf.nmf(D, 3, solver="mu", loss="kl", max_iter=2, check_every=1)
+        fastnmf.nmf(np.asfortranarray(D), 3, solver="mu", loss="kl", max_iter=2, check_every=1)
 
 
 def iters_to_reach(run, target, start=50, cap=800, series=None):
@@ -197,7 +203,8 @@ def iters_to_reach(run, target, start=50, cap=800, series=None):
 
 
 # --------------------------------------------------------------------------- nmf vs sklearn
-def race_sklearn(cases, args, sides, error, label, sk_params=None, series=None):
+def race_sklearn(cases, args, sides, error, label, sk_params=None, series=None,
+                 sk_solvers=("cd", "mu"), search_kw=None):
     """Time to scikit-learn NMF's final error (the nmf and sparse tables).
 
     For each case ``(name, X, k)`` and seed in ``--seeds``: scikit-learn's
@@ -210,7 +217,10 @@ def race_sklearn(cases, args, sides, error, label, sk_params=None, series=None):
     table rows and the note summarising the ratios over the seeds.
     ``sk_params``: more keywords of scikit-learn's NMF (the penalties);
     ``series(result)``: the per-iteration values of a fastnmf result that
-    ``error`` is compared with (default: its relative errors).
+    ``error`` is compared with (default: its relative errors);
+    ``sk_solvers``: the peer's solvers; ``search_kw``: more fastnmf
+    keywords for the untimed runs that find the iteration count only (the
+    KL table evaluates every iteration there, every 10 in the timed run).
     """
     series = series or (lambda r: r.errors)
     from sklearn.decomposition import NMF
@@ -223,7 +233,7 @@ def race_sklearn(cases, args, sides, error, label, sk_params=None, series=None):
             W0, H0 = _initialize_nmf(X, k, init="nndsvda", random_state=seed)
             W0, H0 = W0.astype(np.float32), H0.astype(np.float32)
             row_label = label(name, X) if len(seeds) == 1 else f"{name}, seed {seed}"
-            for sk_solver in ("cd", "mu"):
+            for sk_solver in sk_solvers:
                 def sk_fit():
                     est = NMF(k, solver=sk_solver, init="custom", tol=1e-4, max_iter=400,
                               random_state=0, **(sk_params or {}))
@@ -233,9 +243,11 @@ def race_sklearn(cases, args, sides, error, label, sk_params=None, series=None):
                 sk_t = time.perf_counter() - t
                 target = error(X, W, est.components_)
                 for who, data, kw in sides(sk_solver, X):
-                    def run(n, data=data, kw=kw):
-                        return fastnmf.nmf(data, k, init=(W0, H0), max_iter=n, tol=0, **kw)
-                    n_hit, r = iters_to_reach(run, target, series=series)
+                    def run(n, data=data, kw=kw, more=None):
+                        return fastnmf.nmf(data, k, init=(W0, H0), max_iter=n, tol=0, **kw,
+                                           **(more or {}))
+                    n_hit, r = iters_to_reach(lambda n: run(n, more=search_kw), target,
+                                              series=series)
                     head = [row_label, f"sklearn {sk_solver}", est.n_iter_, f"{target:.5f}"]
                     if n_hit is None:
                         rows.append(head + [f"{sk_t:.2f}", who, "not reached",
@@ -248,7 +260,8 @@ def race_sklearn(cases, args, sides, error, label, sk_params=None, series=None):
                     else:
                         ft, r = median_time(lambda: run(n_hit), args.repeat)
                     ratios.setdefault((name, sk_solver, who), []).append(sk_t / ft)
-                    rows.append(head + [f"{sk_t:.2f}", who, n_hit, f"{series(r)[n_hit]:.5f}",
+                    # (a timed run of n_hit iterations ends at that point: its last entry)
+                    rows.append(head + [f"{sk_t:.2f}", who, n_hit, f"{series(r)[-1]:.5f}",
                                         f"{ft:.3f}", f"**{sk_t / ft:.1f}x**"])
     note = ""
     if len(seeds) > 1:
@@ -427,6 +440,54 @@ def bench_sparse(args):
           f"{args.threads} threads. Data: `bench/_data.py` "
           "`topic_documents` (a topic model's documents as sublinear tf-idf, l2-normalised "
           "rows)." + note)
+
+
+# --------------------------------------------------------------------------- KL
+def kl_cases(quick):
+    cases = [("digits 1797x64", digits(np.float32)[0], 10)]
+    if not quick:
+        cases += [("Fashion-MNIST 10000x784", fashion_mnist("train", np.float32)[0][:10000], 20),
+                  ("tf-idf 20000x10000 (synthetic topics, sparse)",
+                   topic_documents(20000, 10000), 20)]
+    return cases
+
+
+def kl_error(X, W, H):
+    """``D(X || W H) / sum(X)`` in float64 (fastnmf's ``errors`` with loss="kl")."""
+    from sklearn.decomposition._nmf import _beta_divergence
+    total = float(X.sum(dtype=np.float64)) if not hasattr(X, "nnz") else float(X.data.sum())
+    return float(_beta_divergence(X, np.asarray(W, np.float64), np.asarray(H, np.float64), 1)
+                 / total)
+
+
+def bench_kl(args):
+    """Kullback-Leibler NMF (``fastnmf.nmf(loss="kl")``, multiplicative
+    updates) against scikit-learn's ``NMF(solver="mu",
+    beta_loss="kullback-leibler")``: time for fastnmf to reach scikit-learn's
+    final divergence from the same start, as ``bench_nmf`` races the
+    error. Both evaluate the divergence every 10 iterations in the timed
+    runs (scikit-learn for its stopping test); the iteration count is found
+    from a run that evaluates every one."""
+    def sides(peer, X):
+        return [("fastnmf mu (loss='kl')", X, {"solver": "mu", "loss": "kl"})]
+
+    def label(name, X):
+        if hasattr(X, "nnz"):
+            return f"{name}, {X.nnz / (X.shape[0] * X.shape[1]):.2%} nonzero"
+        return name
+    rows, note = race_sklearn(kl_cases(args.quick), args, sides, kl_error, label,
+                              sk_params={"beta_loss": "kullback-leibler"}, sk_solvers=("mu",),
+                              search_kw={"check_every": 1})
+    table("Kullback-Leibler fastnmf.nmf vs scikit-learn NMF (mu): time to scikit-learn's "
+          "final divergence",
+          ["data (rank)", "peer", "peer iters", "peer D / sum(X)", "peer s", "fastnmf",
+           "iters", "D / sum(X)", "fastnmf s", "speed-up"], rows,
+          "Generalized KL divergence `D(X || W H)` over `sum(X)`. Same nndsvda start "
+          f"(scikit-learn's, seeds {args.seeds}), float32, {args.threads} threads; peer "
+          "tol=1e-4, max_iter=400 (it stops when the divergence, checked every 10 "
+          "iterations, fell by less than tol times the initial one); one run if it takes "
+          "over 5 s, else both sides timed in turns. The sparse corpus is the same scipy "
+          "CSR matrix for both (`bench/_data.py` `topic_documents`, tf-idf values)." + note)
 
 
 # --------------------------------------------------------------------------- estimator
@@ -791,7 +852,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", nargs="*", default=["all"],
-                    choices=["nmf", "penalized", "sparse", "estimator", "init", "floor", "numpy",
+                    choices=["nmf", "penalized", "sparse", "kl", "estimator", "init", "floor",
+                             "numpy",
                              "threads", "compile", "all"])
     ap.add_argument("--quick", action="store_true",
                     help="digits only (sparse: one small corpus)")
@@ -803,7 +865,7 @@ def main():
                     help="nmf table: seeds of the nndsvda start (one set of rows each)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    what = (["compile", "init", "floor", "numpy", "threads", "nmf", "penalized", "sparse",
+    what = (["compile", "init", "floor", "numpy", "threads", "nmf", "penalized", "sparse", "kl",
              "estimator"]
             if "all" in args.what
             else args.what)
@@ -821,6 +883,7 @@ def main():
     with fastnmf.threads(args.threads):
         for w in what:
             {"nmf": bench_nmf, "penalized": bench_penalized, "sparse": bench_sparse,
+             "kl": bench_kl,
              "estimator": bench_estimator,
              "init": bench_init,
              "floor": bench_floor, "numpy": bench_numpy, "threads": bench_threads,

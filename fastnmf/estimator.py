@@ -1,7 +1,7 @@
 """``fastnmf.NMF``: :func:`fastnmf.nmf` as a scikit-learn transformer.
 
-A drop-in for ``sklearn.decomposition.NMF`` with the Frobenius loss
-(``X ~ W H``, rows of X are samples): ``fit_transform`` returns W,
+A drop-in for ``sklearn.decomposition.NMF`` with the Frobenius or the
+Kullback-Leibler loss (``X ~ W H``, rows of X are samples): ``fit_transform`` returns W,
 ``components_`` is H, ``transform`` solves for W with H fixed
 (:func:`fastnmf.nnls`), dense or scipy.sparse X. Imported on first use of
 ``fastnmf.NMF`` (scikit-learn is not loaded by ``import fastnmf``).
@@ -15,8 +15,10 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import (check_array, check_is_fitted, check_non_negative,
                                       validate_data)
 
+from ._kl import kl_nmf_loop
 from ._sparse import check_sparse, is_sparse
 from ._threads import threads as _threads
+from ._comm import SERIAL as _SERIAL
 from ._validation import trusted_data
 from .linear_lstsq import nnls
 from .nmf import nmf
@@ -24,6 +26,8 @@ from .nmf import nmf
 __all__ = ["NMF"]
 
 _SOLVERS = ("hals", "mu")
+#: beta_loss values (scikit-learn's names and numbers) and fastnmf.nmf's loss
+_BETA_LOSSES = {"frobenius": "frobenius", 2: "frobenius", "kullback-leibler": "kl", 1: "kl"}
 _INITS = ("nndsvda", "nndsvd", "random")
 
 
@@ -60,6 +64,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         The same for H, scaled by ``n_samples`` instead; "same": alpha_W.
     l1_ratio : float in [0, 1], default 0
         Share of the penalty that is l1 (sparsity) rather than l2.
+    beta_loss : {"frobenius", "kullback-leibler", 2, 1}, default "frobenius"
+        The loss, as scikit-learn names it: ``0.5 ||X - W H||_F^2``, or the
+        generalized Kullback-Leibler divergence ``D(X || W H)`` (for counts;
+        :func:`fastnmf.nmf`'s ``loss="kl"``), which needs ``solver="mu"``
+        (scikit-learn's other beta values are not supported). With KL,
+        ``transform`` runs ``max_iter`` multiplicative updates of W from
+        scikit-learn's constant start ``sqrt(mean(X_fit) / k)``, H fixed.
     transform_sweeps : int >= 1, default 50
         Coordinate-descent sweeps that solve for W with H fixed
         (``transform``, and the W of ``fit_transform``): exactly that many,
@@ -75,10 +86,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     n_components_ : int
     reconstruction_err_ : float
         ``||X - W H||_F`` of the training data, W that of ``fit_transform``
-        (absolute, as scikit-learn's).
+        (absolute, as scikit-learn's); with KL ``sqrt(2 D(X || W H))``, as
+        scikit-learn's.
     errors_ : ndarray
         Relative error ``||X - W H|| / ||X||`` per iteration of the fit (its
-        last entry before W is solved for with H fixed, which lowers it).
+        last entry before W is solved for with H fixed, which lowers it);
+        with KL ``D / sum(X)`` at the fit's evaluations (every 10
+        iterations, :func:`fastnmf.nmf`).
     n_iter_ : int
     n_features_in_ : int
     feature_names_in_ : ndarray of str (when X has feature names)
@@ -87,14 +101,15 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     -----
     X may be dense (float32 and float64 are kept, other types become
     float64) or any scipy.sparse matrix or array, which is never densified
-    (README "Sparse data"). Unlike scikit-learn's NMF there is no
-    Kullback-Leibler loss. With penalties, ``tol`` and ``errors_`` are as in
+    (README "Sparse data"). Of scikit-learn's beta losses, Frobenius and
+    Kullback-Leibler. With penalties, ``tol`` and ``errors_`` are as in
     :func:`fastnmf.nmf` (the stopping rule reads the penalized objective).
     """
 
     def __init__(self, n_components=None, *, init="nndsvda", solver="hals", tol=1e-4,
                  max_iter=200, random_state=None, alpha_W=0.0, alpha_H="same", l1_ratio=0.0,
-                 extrapolate=None, n_threads=None, transform_sweeps=50):
+                 extrapolate=None, n_threads=None, transform_sweeps=50,
+                 beta_loss="frobenius"):
         self.n_components = n_components
         self.init = init
         self.solver = solver
@@ -107,6 +122,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.extrapolate = extrapolate
         self.n_threads = n_threads
         self.transform_sweeps = transform_sweeps
+        self.beta_loss = beta_loss
 
     # -- scikit-learn plumbing ---------------------------------------------
     def __sklearn_tags__(self):
@@ -129,6 +145,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"n_components must be a positive integer or None, got {k!r}")
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
+        bl = self.beta_loss
+        if isinstance(bl, (bool, np.bool_)) or not (
+                isinstance(bl, (str, numbers.Real)) and bl in _BETA_LOSSES):
+            raise ValueError(f"beta_loss must be 'frobenius' (2) or 'kullback-leibler' (1), "
+                             f"got {bl!r}")
+        if _BETA_LOSSES[bl] == "kl" and self.solver != "mu":
+            raise ValueError(f"beta_loss={bl!r} needs solver='mu', got solver={self.solver!r}")
         if not (isinstance(self.init, str) and self.init in _INITS):
             raise ValueError(f"init must be one of {_INITS}, got {self.init!r}")
         for name in ("max_iter", "transform_sweeps"):
@@ -179,16 +202,22 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         k = self._check_params(X.shape[1])
         data = _as_data(X)   # sparse X converted once for the fit and the W-solve
         l1, l2 = self._penalties(*X.shape)
+        loss = _BETA_LOSSES[self.beta_loss]
+        if loss == "kl":   # transform's start and floor: the fitted data's
+            values = data.data if is_sparse(data) else data
+            self._kl_start = float(np.sqrt(values.sum(dtype=np.float64) / (X.size * k)))
+            self._data_max = float(values.max()) if values.size else 0.0
         with self._threads():
             r = nmf(data, k, solver=self.solver, init=self.init, max_iter=self.max_iter,
                     tol=self.tol, random_state=self.random_state, extrapolate=self.extrapolate,
-                    l1=l1, l2=l2)
+                    l1=l1, l2=l2, loss=loss)
             self.components_ = np.ascontiguousarray(r.V)
-            W = self._solve_w(data)
+            W, div = self._solve_w(data, divergence=True)
         self.n_components_ = k
         self.n_iter_ = int(r.n_iter)
         self.errors_ = r.errors
-        self.reconstruction_err_ = _frobenius_error(X, W, self.components_)
+        self.reconstruction_err_ = (_frobenius_error(X, W, self.components_) if loss != "kl"
+                                    else float(np.sqrt(2.0 * div)))
         return W
 
     def _penalties(self, n_samples, n_features):
@@ -200,12 +229,22 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return ((n_features * a_w * r, n_samples * a_h * r),
                 (n_features * a_w * (1.0 - r), n_samples * a_h * (1.0 - r)))
 
-    def _solve_w(self, X):
+    def _solve_w(self, X, divergence=False):
+        """W for X with H fixed; with ``divergence`` also ``D(X || W H)``
+        (KL only; None otherwise)."""
         H = self.components_.astype(X.dtype, copy=False)
         (l1_w, _), (l2_w, _) = self._penalties(*X.shape)
+        if _BETA_LOSSES[self.beta_loss] == "kl":
+            W = np.full((X.shape[0], H.shape[0]), self._kl_start, X.dtype)
+            r = kl_nmf_loop(X, W, np.array(H.T, order="C"), max_iter=self.max_iter, tol=0.0,
+                            eps=float(np.finfo(X.dtype).eps), check_every=self.max_iter,
+                            l1=(l1_w, 0.0), l2=(l2_w, 0.0), comm=_SERIAL, update_v=False,
+                            data_max=self._data_max, track=divergence)
+            div = float(r.errors[-1]) * _data_sum(X) if divergence else None
+            return np.ascontiguousarray(r.U), div
         r = nnls(X.T, H.T, solver="hals", max_iter=self.transform_sweeps, tol=0.0,
                  track_error=False, l1=l1_w, l2=l2_w)
-        return np.ascontiguousarray(r.V.T)
+        return np.ascontiguousarray(r.V.T), None
 
     def fit(self, X, y=None):
         """Fit on nonnegative X (n_samples, n_features); y is ignored."""
@@ -215,11 +254,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def transform(self, X):
         """W (n_samples, n_components) >= 0 minimising ``||X - W H||_F`` for
         the fitted H: ``transform_sweeps`` coordinate-descent sweeps from the
-        clipped least-squares solution (:func:`fastnmf.nnls` on ``X.T``)."""
+        clipped least-squares solution (:func:`fastnmf.nnls` on ``X.T``).
+        With KL, ``max_iter`` multiplicative updates of W (``beta_loss``)."""
         check_is_fitted(self)
         X = self._validate(X, reset=False)
         with self._threads():
-            return self._solve_w(X)
+            return self._solve_w(_as_data(X))[0]
 
     def inverse_transform(self, X):
         """``X @ components_``: the data a code W (n_samples, n_components)
@@ -240,6 +280,11 @@ def _as_data(X):
         return X
     with trusted_data():
         return check_sparse(X, "X")
+
+
+def _data_sum(X) -> float:
+    values = X.data if is_sparse(X) else X
+    return float(values.sum(dtype=np.float64))
 
 
 def _frobenius_error(X, W, H) -> float:

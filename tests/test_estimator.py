@@ -11,7 +11,9 @@ from fastnmf import NMF
 from conftest import DTYPES
 
 
-@parametrize_with_checks([NMF(n_components=3, max_iter=100, random_state=0)])
+@parametrize_with_checks([NMF(n_components=3, max_iter=100, random_state=0),
+                          NMF(n_components=3, max_iter=100, random_state=0, solver="mu",
+                              beta_loss="kullback-leibler")])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -87,6 +89,10 @@ def test_sparse_fit_equals_dense_fit():
     ({"alpha_H": float("inf")}, "alpha_H must be a finite number"),
     ({"l1_ratio": 1.5}, "l1_ratio must be in \\[0, 1\\]"),
     ({"l1_ratio": True}, "l1_ratio must be in"),
+    ({"beta_loss": "itakura-saito", "solver": "mu"}, "beta_loss must be"),
+    ({"beta_loss": 0.5, "solver": "mu"}, "beta_loss must be"),
+    ({"beta_loss": True, "solver": "mu"}, "beta_loss must be"),
+    ({"beta_loss": "kullback-leibler"}, "needs solver='mu'"),
 ])
 def test_bad_parameters_are_named(params, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -179,3 +185,57 @@ def test_penalized_estimator_fit_and_transform(dtype):
     plain = NMF(4, random_state=0, max_iter=80).fit(X)
     assert np.mean(est.components_ == 0) >= np.mean(plain.components_ == 0)
     assert est.components_.sum() < plain.components_.sum()
+
+
+# ---------------------------------------------------------------------------
+# beta_loss="kullback-leibler"
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta_loss", ["kullback-leibler", 1])
+def test_kl_fit_is_fastnmf_nmf_kl(dtype, beta_loss):
+    X = _data(dtype)
+    est = NMF(4, solver="mu", beta_loss=beta_loss, random_state=2, max_iter=60, tol=0,
+              alpha_W=0.01, l1_ratio=0.5)
+    W = est.fit_transform(X)
+    l1, l2 = est._penalties(*X.shape)
+    r = fastnmf.nmf(X, 4, solver="mu", loss="kl", random_state=2, max_iter=60, tol=0, l1=l1,
+                    l2=l2)
+    np.testing.assert_array_equal(est.components_, r.V)
+    np.testing.assert_array_equal(est.errors_, r.errors)
+    assert W.dtype == dtype and est.components_.dtype == dtype and (W >= 0).all()
+    # reconstruction_err_: sqrt(2 KL), scikit-learn's definition, of the W returned
+    from sklearn.decomposition._nmf import _beta_divergence
+    want = _beta_divergence(X.astype(np.float64), W.astype(np.float64),
+                            est.components_.astype(np.float64), 1, square_root=True)
+    assert est.reconstruction_err_ == pytest.approx(want, rel=1e-3 if dtype == np.float32
+                                                    else 1e-8)
+
+
+def test_kl_transform_is_per_sample_and_matches_fit_transform():
+    X = _data(shape=(150, 20))
+    est = NMF(5, solver="mu", beta_loss="kullback-leibler", random_state=0, max_iter=80)
+    W = est.fit_transform(X)
+    np.testing.assert_array_equal(est.transform(X), W)
+    np.testing.assert_allclose(est.transform(X[:9]), W[:9], rtol=1e-12, atol=0)
+    Xs = sp.csr_matrix(np.where(X > np.quantile(X, 0.5), X, 0))
+    dense = NMF(5, solver="mu", beta_loss="kullback-leibler", random_state=0,
+                max_iter=80).fit(Xs.toarray())
+    sparse = NMF(5, solver="mu", beta_loss="kullback-leibler", random_state=0,
+                 max_iter=80).fit(Xs)
+    np.testing.assert_allclose(sparse.components_, dense.components_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(sparse.transform(Xs), dense.transform(Xs.toarray()), rtol=1e-9,
+                               atol=1e-12)
+
+
+def test_kl_model_is_as_good_as_scikit_learns():
+    """Same data, rank, iterations: fastnmf's KL model is no worse than
+    scikit-learn's (both MU; the starts differ in their randomized SVD)."""
+    from sklearn.decomposition import NMF as SkNMF
+    from fastnmf.datasets import load_digits
+    X = load_digits()[0][:600].astype(np.float64)
+    ours = NMF(8, solver="mu", beta_loss="kullback-leibler", random_state=0, max_iter=100,
+               tol=0).fit(X)
+    theirs = SkNMF(8, solver="mu", beta_loss="kullback-leibler", random_state=0, max_iter=100,
+                   tol=0).fit(X)
+    assert ours.reconstruction_err_ <= 1.01 * theirs.reconstruction_err_
+
