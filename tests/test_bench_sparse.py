@@ -43,3 +43,20 @@ def test_topic_documents_is_a_tfidf_corpus():
     Z = X.tocoo()
     shuffled = sp.csr_matrix((Z.data, (Z.row, rng.permutation(Z.col))), shape=X.shape)
     assert fit < fastnmf.nmf(shuffled, 5, random_state=0, max_iter=100).errors[-1]
+
+
+def test_kl_error_is_the_divergence_over_the_data_sum():
+    """bench/compare.py's KL table reads scikit-learn's divergence over
+    sum(X), dense or sparse, as fastnmf's ``errors`` with loss="kl"."""
+    rng = np.random.default_rng(0)
+    A = sp.random(50, 30, density=0.3, format="csr", random_state=2, dtype=np.float64)
+    W, H = rng.random((50, 3)) + 0.1, rng.random((3, 30)) + 0.1
+    dense = A.toarray()
+    P = W @ H
+    pos = dense > 0
+    d = np.sum(dense[pos] * np.log(dense[pos] / P[pos])) - dense.sum() + P.sum()
+    assert abs(compare.kl_error(A, W, H) - d / dense.sum()) < 1e-12
+    assert abs(compare.kl_error(dense, W, H) - d / dense.sum()) < 1e-12
+    import fastnmf
+    r = fastnmf.nmf(A, 3, solver="mu", loss="kl", init=(W, H), max_iter=0)
+    assert abs(r.errors[-1] - d / dense.sum()) < 1e-12
