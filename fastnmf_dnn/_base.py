@@ -442,6 +442,83 @@ class BaseNMFNet(BaseEstimator):
         self.training_options_ = opts
         return self
 
+    # -- partial_fit ----------------------------------------------------------
+    def _partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One damped sweep over the batch (X, y), from the current weights
+        (random ones, or NMF pre-training on this batch, at the first call).
+
+        The batch is one block of a mini-batch sweep (``Trainer(...,
+        incremental=True)``): each weight update is pulled towards the
+        current weights by ``weight_prox`` times the batch's size (or
+        weight), so a stream of batches trains as ``batch_size`` sweeps do.
+        """
+        t0 = time.perf_counter()
+        opts = self._validate_params()
+        if self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True (there is no "
+                             "validation split of a stream); use fit")
+        first = not hasattr(self, "coefs_")
+        dt = _dtype(self.dtype)
+        X = validate_data(self, X, dtype=dt, reset=first, order="C")
+        _check_magnitude(X, "X")
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X.shape[0])
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight is zero for every sample: nothing to train on")
+        y_enc, Y = self._encode_batch(y, first, X.shape[0], classes)
+        Y = Y.astype(dt, copy=False)
+        _check_magnitude(Y, "y")
+        if sample_weight is not None and not (sample_weight > 0).all():
+            keep = sample_weight > 0
+            X, Y, y_enc, sample_weight = X[keep], Y[keep], y_enc[keep], sample_weight[keep]
+        sizes = self._layer_sizes(X.shape[1], Y.shape[1])
+        with fastnmf.threads(self.n_threads) if self.n_threads else _nullcontext():
+            if first:
+                rs = self.random_state
+                rng = np.random.default_rng(
+                    rs if not isinstance(rs, np.random.RandomState) else rs.randint(2**31 - 1))
+                self._split_seed = int(rng.integers(2**31 - 1))
+                net = self._initial_network(X, sizes, opts, rng, sample_weight=sample_weight)
+            else:
+                self._check_warm_start_sizes(sizes)
+                net = Network([c.astype(dt) for c in self.coefs_],
+                              [b.astype(dt) for b in self.intercepts_])
+            trainer = Trainer(X, Y, net, opts, seed=self._split_seed + getattr(self, "t_", 0),
+                              sample_weight=sample_weight, incremental=True)
+            t1 = time.perf_counter()
+            out = trainer.sweep()
+            secs = time.perf_counter() - t1
+            loss = trainer.fit_loss()
+            score = self._score_outputs(out, y_enc, SERIAL, sample_weight)
+        final = trainer.network()
+        self.coefs_ = [np.ascontiguousarray(c) for c in final.coefs]
+        self.intercepts_ = [np.ascontiguousarray(b) for b in final.intercepts]
+        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
+        self.t_ = getattr(self, "t_", 0) + X.shape[0]
+        self.n_layers_ = len(sizes)
+        self.n_outputs_ = sizes[-1]
+        self.out_activation_ = "identity"
+        self.loss_curve_ = list(getattr(self, "loss_curve_", [])) + [loss]
+        self.loss_ = loss
+        self.best_loss_ = min(self.loss_curve_)
+        self.validation_scores_ = None
+        self.best_validation_score_ = None
+        hist = getattr(self, "history_", None) or {k: [] for k in (
+            "loss", "train_score", "validation_score", "eval_score", "seconds")}
+        for key, value in (("loss", loss), ("train_score", score), ("validation_score", None),
+                           ("eval_score", None), ("seconds", secs)):
+            hist[key].append(value)
+        self.history_ = hist
+        self.training_options_ = opts
+        self._extrapolation_state = None     # a later warm-start fit starts its own
+        self.setup_seconds_ = t1 - t0
+        return self
+
+    def _encode_batch(self, y, first, n_samples, classes):
+        """Targets of a partial_fit batch (the regressor's; the classifier
+        adds ``classes``)."""
+        return self._encode_targets(y, first, n_samples)
+
     def _update_best(self, best, hist, net, it, extrapolation):
         if self.early_stopping:
             score = hist["validation_score"][-1]

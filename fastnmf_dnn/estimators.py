@@ -165,6 +165,54 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
         return self._fit(X, y, sample_weight=sample_weight, eval_set=eval_set,
                          checkpoint=checkpoint, resume=resume, callback=callback, comm=comm)
 
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One sweep over the batch (X, y), from the current weights: for
+        data that comes in batches or does not fit in memory (as
+        MLPClassifier's ``partial_fit``).
+
+        Each weight update is damped towards the current weights by
+        ``weight_prox`` times the batch size (or its weight), exactly as a
+        block of a mini-batch sweep (``batch_size``): batches fed in turn
+        train as ``fit(..., batch_size=...)``'s sweeps do (tested). There is
+        no extrapolation, no output refit and no early stopping (a stream
+        has no validation split: ``early_stopping=True`` is refused). The
+        first call draws the initial weights (or pre-trains on its batch,
+        ``pretrain=True``); after ``fit`` it continues from the fitted ones.
+        Every call appends to ``loss_curve_`` and ``history_`` and counts
+        in ``n_iter_``; ``t_`` counts the samples seen.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+        y : array_like, shape (n_samples,), or a label indicator matrix
+        sample_weight : array_like, shape (n_samples,), optional
+            As in :meth:`fit`.
+        classes : array_like, shape (n_classes,)
+            All the classes the stream will have; required on the first
+            call (unless y is a label indicator matrix), and if given later
+            it must be the same.
+        """
+        return self._partial_fit(X, y, sample_weight, classes)
+
+    def _encode_batch(self, y, first, n_samples, classes):
+        if classes is not None:
+            classes = np.unique(column_or_1d(classes))
+        if first and _label_indicator(y) is None:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit "
+                                 "(all the classes the batches will have)")
+            if classes.size < 2:
+                raise ValueError(f"classes has {classes.size} class; a classifier needs at "
+                                 "least 2")
+            self.classes_ = classes
+            self._multilabel = None
+            return self._encode_targets(y, False, n_samples)
+        if classes is not None and not first and not (
+                classes.shape == self.classes_.shape and np.all(classes == self.classes_)):
+            raise ValueError(f"classes={classes!r} is not the classes of the first call "
+                             f"{self.classes_!r}")
+        return self._encode_targets(y, first, n_samples)
+
     def _encode_targets(self, y, first_fit, n_samples, comm=SERIAL):
         with collective(comm):
             if y is None:
@@ -330,6 +378,11 @@ class NMFNetRegressor(RegressorMixin, BaseNMFNet):
         R^2 (weighted as scikit-learn's ``r2_score`` with weights)."""
         return self._fit(X, y, sample_weight=sample_weight, eval_set=eval_set,
                          checkpoint=checkpoint, resume=resume, callback=callback, comm=comm)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One sweep over the batch (X, y) from the current weights, as
+        :meth:`NMFNetClassifier.partial_fit` (without ``classes``)."""
+        return self._partial_fit(X, y, sample_weight)
 
     def _encode_targets(self, y, first_fit, n_samples, comm=SERIAL):
         with collective(comm):

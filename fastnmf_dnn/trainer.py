@@ -272,10 +272,17 @@ class Trainer:
         solve on the scaled buffers is the weighted one (the fixed bias row
         then holds ``sqrt(w)``, ``fixed_last_row``). No extra work per
         sweep. Samples of weight 0 must be left out by the caller.
+    incremental : bool, default False
+        These samples are one batch of a stream (``partial_fit``): every
+        weight update is damped towards the current weights by
+        ``weight_prox`` times the batch's size, as a mini-batch sweep's
+        blocks are (``batch_size``), and there is no extrapolation and no
+        closing refit of the output layer. A sweep is then exactly one
+        block of a mini-batch sweep.
     """
 
     def __init__(self, X, Y, network: Network, options: TrainOptions, seed: int = 0,
-                 comm=None, sample_weight=None):
+                 comm=None, sample_weight=None, incremental: bool = False):
         self.options = o = options
         self.comm = comm = as_comm(comm)
         dt = X.dtype
@@ -312,6 +319,9 @@ class Trainer:
             self.blocks = [slice(s, min(s + B, N)) for s in range(0, N, B)]
         else:
             self.blocks = [slice(0, N)]
+        #: weight updates damped towards the current weights (mini-batch
+        #: blocks, or one batch of a stream)
+        self.damped = len(self.blocks) > 1 or bool(incremental)
         take = (lambda a: a) if self.perm is None else (lambda a: a[self.perm])
         rs = None if self.row_scale is None else take(self.row_scale)
         if rs is not None:
@@ -479,7 +489,7 @@ class Trainer:
         self.last_sweep_rejected = False
         # beta == 1: rejections brought it down to the plain step, and it
         # stays there (below); the sweep is then the plain one.
-        extrapolating = (o.extrapolate > 1 and len(self.blocks) == 1 and L > 1
+        extrapolating = (o.extrapolate > 1 and not self.damped and L > 1
                          and self.beta > 1)
         if extrapolating:
             W_old = [W.copy() for W in self.W[: L - 1]]
@@ -526,7 +536,7 @@ class Trainer:
         weights refitted to its features."""
         self.forward()
         o = self.options
-        if _refits_output(o, len(self.W), mini_batch=len(self.blocks) > 1):
+        if _refits_output(o, len(self.W), mini_batch=self.damped):
             self._margin_targets(self.blocks[0])
             HL = self.H[-1]
             self.W[-1] = fastnmf.ridge_lstsq(self.Y.T, HL.T,
@@ -553,7 +563,7 @@ class Trainer:
         fitted = n_sweeps > 0 if output_fitted is None else output_fitted
         o = self.options
         self._output_fresh = bool(fitted and _refits_output(o, len(self.W),
-                                                            mini_batch=len(self.blocks) > 1))
+                                                            mini_batch=self.damped))
 
     def _output_ridge(self, HL, rows):
         """Ridge of the output layer's least squares on the block ``rows``
@@ -596,7 +606,7 @@ class Trainer:
         b = self._block_size(rows)
         lam = o.alpha * b                      # per-sample ridge / step damping
         lam_w = o.ridge * b / self.weight_total   # absolute weight decay, this block's share
-        mu = o.weight_prox * b if len(self.blocks) > 1 else 0.0
+        mu = o.weight_prox * b if self.damped else 0.0
         fixed = bool(o.bias)
         # the bias row: ones, or sqrt(w) with sample weights
         bias_row = {"fixed_ones_row" if self.row_scale is None else "fixed_last_row": fixed}
@@ -677,7 +687,7 @@ class Trainer:
         the Gram matrices (``(m, k, n, is_gram)``, see
         :func:`sweep_gemm_shapes`)."""
         g = sweep_gemm_shapes(self.sizes, self.N_local, self.options,
-                              mini_batch=len(self.blocks) > 1, grams=True)
+                              mini_batch=self.damped, grams=True)
         if rejected:
             o = self.options
             g += _gram_flags(_forward_and_refit_shapes(
