@@ -15,7 +15,7 @@ from conftest import assert_nothing_saved_after
 
 ROW = re.compile(r"^(?P<name>\S.*?)\s+(?P<iters>\d+)\s+(?P<err>\d+\.\d+)\s+(?P<sec>\d+\.\d+)\s*$")
 SOLVER_ROWS = ["nmf hals", "nmf mu", "semi_nmf hals (centred X)", "nonlinear_semi_nmf",
-               "nmf hals (scipy CSR input)"]
+               "nmf hals (scipy CSR input)", "nmf mu, KL loss *"]
 
 
 # Run ``-m fastnmf`` from the directory holding the package this process
