@@ -3,7 +3,7 @@
     python bench/compare.py nmf        # fastnmf.nmf vs scikit-learn cd / mu
     python bench/compare.py penalized  # the same with l1 / l2 penalties (alpha_W, l1_ratio)
     python bench/compare.py sparse     # the same on sparse (tf-idf) data
-    python bench/compare.py kl         # Kullback-Leibler NMF vs scikit-learn's (mu), dense and sparse
+    python bench/compare.py kl         # Kullback-Leibler NMF vs scikit-learn's MU, dense + sparse
     python bench/compare.py estimator  # fastnmf.NMF vs sklearn's NMF, each with its defaults
     python bench/compare.py init       # the nndsvda start vs scikit-learn's
     python bench/compare.py floor      # per-iteration time vs the GEMM floor
