@@ -140,7 +140,8 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
             training scores and loss in ``history_``. (Done by scaling each
             sample's input, bias input and targets by ``sqrt(w)``, which
             the sweeps' solves take as a weighted problem: no extra work
-            per sweep.)
+            per sweep. The one term that is not quadratic, the optional
+            ``l1`` on hidden targets, then weighs a sample by ``sqrt(w)``.)
         eval_set : (X_eval, y_eval), optional
             Scored after every sweep into ``history_["eval_score"]`` (for
             monitoring only; never used to choose weights).
