@@ -120,6 +120,48 @@ def test_mu_semi_update(benchmark, n_threads, impl, dtype, size):
     _info(benchmark, "mu_semi_update", impl, size, dtype, n_threads)
 
 
+def _kl_ratio_python_model(body):
+    """The KL ratio pass as a serial build with Numba's default error model
+    (Python's: a zero-divisor check on every float division), the way it
+    was first built: the comparison behind ``error_model="numpy"``."""
+    from numba import njit
+    return njit(cache=False, fastmath={"contract"})(body)
+
+
+_KL_PYTHON_MODEL = []
+
+
+def kl_ratio_impl(impl):
+    from fastnmf import _kl_kernels as KK
+    if impl == "numba-serial-python-errors":
+        if not _KL_PYTHON_MODEL:
+            _KL_PYTHON_MODEL.append(_kl_ratio_python_model(KK._kl_ratio_body))
+        return _KL_PYTHON_MODEL[0]
+    return {"numba-serial": KK.kl_ratio_serial_, "numba-parallel": KK.kl_ratio_}[impl]
+
+
+@pytest.mark.parametrize("size", [pytest.param((1797, 64), id="digits-1797x64"),
+                                  pytest.param((60000, 784), id="fashion-60000x784",
+                                               marks=pytest.mark.large)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("with_log", [False, True], ids=["ratio", "ratio+log"])
+@pytest.mark.parametrize("impl", ["numba-parallel", "numba-serial", "numba-serial-python-errors"])
+def test_kl_ratio(benchmark, n_threads, impl, with_log, dtype, size):
+    """The KL ratio pass ``P <- A / max(P, tiny)`` (nmf(loss="kl")), with
+    and without the objective's log sum: half-zero data like digits and
+    Fashion-MNIST, P a model in [0.1, 1.1)."""
+    rng = np.random.default_rng(0)
+    A = rng.random(size).astype(dtype)
+    A[A < 0.5] = 0
+    P0 = (rng.random(size) + 0.1).astype(dtype)
+    fn = kl_ratio_impl(impl)
+    tiny = float(np.finfo(dtype).eps)
+    fn(P0.copy(), A, tiny, with_log)
+    benchmark.pedantic(fn, setup=lambda: ((P0.copy(), A, tiny, with_log), {}),
+                       rounds=_rounds(fn, P0.copy(), A, tiny, with_log), warmup_rounds=1)
+    _info(benchmark, "kl_ratio" + (" +log" if with_log else ""), impl, size, dtype, n_threads)
+
+
 def scan_numpy(x):
     """The NumPy passes the validation scan replaces: finiteness, sign and
     largest magnitude (three reads of x, two temporaries)."""
