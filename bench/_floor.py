@@ -66,6 +66,16 @@ def nmf_ops(m, n, k, iters, solver):
     return ops
 
 
+def nmf_kl_ops(m, n, k, iters):
+    """``fastnmf.nmf(A (m, n), k, solver="mu", loss="kl", init=(U, V),
+    max_iter=iters, tol=0)`` (dense, C order): per update the model U V^T
+    and the numerator (A / UV) Vt or (A / UV)^T U, and once more at the end
+    for the final objective."""
+    u_side = [mm(m, k, n, tb=True), mm(m, n, k)]           # P = U Vt^T, R Vt
+    v_side = [mm(m, k, n, tb=True), mm(n, m, k, ta=True)]  # P = U Vt^T, R^T U
+    return (u_side + v_side) * iters + u_side
+
+
 def semi_nmf_ops(m, n, k, iters, solver):
     """``fastnmf.semi_nmf(A, k, init=(U, V), max_iter=iters, tol=0)``."""
     ops = [mm(n, m, k, ta=True), gram(m, k), gram(n, k)]  # initial error

@@ -48,6 +48,11 @@ SOLVERS = {
                          lambda A, U, V: fastnmf.nmf(A, U.shape[1], solver="mu", init=(U, V),
                                                      max_iter=ITERS, tol=0, l1=0.1, l2=0.1),
                          lambda m, n, k: F.nmf_ops(m, n, k, ITERS, "mu")),
+    # Kullback-Leibler loss: four m x n x k GEMMs and two ratio passes per iteration
+    "nmf-kl": (_same,
+               lambda A, U, V: fastnmf.nmf(A, U.shape[1], solver="mu", loss="kl", init=(U, V),
+                                           max_iter=ITERS, tol=0),
+               lambda m, n, k: F.nmf_kl_ops(m, n, k, ITERS)),
     "semi_nmf-hals": (lambda A, U, V: (A - 0.5, U, V),
                       lambda A, U, V: fastnmf.semi_nmf(A, U.shape[1], init=(U, V),
                                                        max_iter=ITERS, tol=0),
