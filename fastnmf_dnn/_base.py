@@ -118,6 +118,26 @@ def _check_sample_weight(sample_weight, n_samples):
     return w
 
 
+def _check_scaled_range(X, Y, w):
+    """The trainer scales sample j's row of X and Y by ``sqrt(w_j)`` (w > 0):
+    the scaled arrays must stay in :func:`fastnmf.magnitude_range`, and no
+    scale may fall below the working dtype's normal numbers. ValueError naming
+    ``sample_weight`` otherwise (weights spanning too many decades)."""
+    if w is None or not w.size:
+        return
+    dt = X.dtype
+    top, low = float(np.sqrt(w.max())), float(np.sqrt(w.min()))
+    if not low >= float(np.finfo(dt).tiny) or not np.isfinite(dt.type(top)):
+        raise ValueError(f"sample_weight spans [{w.min():.3g}, {w.max():.3g}]: its square root "
+                         f"is not representable in {dt.name}; rescale sample_weight (only "
+                         "ratios between weights and their sum matter)")
+    hint = "e.g. rescale sample_weight (only ratios between weights and their sum matter)"
+    for arr, name in ((X, "X scaled by sqrt(sample_weight)"),
+                      (Y, "y scaled by sqrt(sample_weight)")):
+        amax = float(np.abs(arr).max()) * top if arr.size else 0.0
+        check_magnitude(arr, name, amax=amax, hint=hint)
+
+
 def _given(sample_weight):
     """``(sample_weight,)``, or ``()`` for None (checkpoints of unweighted
     runs keep their fingerprint)."""
@@ -360,6 +380,8 @@ class BaseNMFNet(BaseEstimator):
                                     else ""))
             if not keep.all():
                 Xtr, Ytr, ytr, wtr = Xtr[keep], Ytr[keep], ytr[keep], wtr[keep]
+        with collective(comm):
+            _check_scaled_range(Xtr, Ytr, wtr)
         if eval_set is not None:
             with collective(comm):
                 Xev, yev = eval_set
@@ -471,6 +493,7 @@ class BaseNMFNet(BaseEstimator):
         if sample_weight is not None and not (sample_weight > 0).all():
             keep = sample_weight > 0
             X, Y, y_enc, sample_weight = X[keep], Y[keep], y_enc[keep], sample_weight[keep]
+        _check_scaled_range(X, Y, sample_weight)
         sizes = self._layer_sizes(X.shape[1], Y.shape[1])
         with fastnmf.threads(self.n_threads) if self.n_threads else _nullcontext():
             if first:

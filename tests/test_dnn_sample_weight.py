@@ -196,6 +196,23 @@ def test_bad_sample_weight_raises(digits, Est, bad, exc, match):
         Est((4,), max_iter=1).fit(X, y, sample_weight=bad(X.shape[0]))
 
 
+@pytest.mark.parametrize("Est", [NMFNetClassifier, NMFNetRegressor])
+@pytest.mark.parametrize("extreme", [1e30, 1e-90])
+def test_weights_out_of_the_dtypes_range_raise(digits, Est, extreme):
+    """float32: weights whose square roots overflow the products (1e30) or
+    fall below float32's normal numbers (1e-90) are refused, naming
+    sample_weight, not turned into Inf/NaN or subnormal scales."""
+    X, y = digits
+    w = np.ones(X.shape[0])
+    w[0] = extreme
+    for method in ("fit", "partial_fit"):
+        est = Est((4,), max_iter=1)
+        kw = {"classes": np.arange(10)} if (method == "partial_fit"
+                                            and Est is NMFNetClassifier) else {}
+        with pytest.raises(ValueError, match="sample_weight"):
+            getattr(est, method)(X, y, sample_weight=w, **kw)
+
+
 def test_scalar_weight_is_every_samples_weight(digits):
     X, y = digits
     kw = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
