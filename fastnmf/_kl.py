@@ -168,6 +168,8 @@ def kl_nmf_loop(A, U, Vt, *, max_iter, tol, eps, check_every, l1=(0.0, 0.0),
     it = 0
     while True:
         record = track and (it % check_every == 0 or it == max_iter)
+        if it == max_iter and not record:   # (a numerator only the next update would use)
+            break
         s, vsum = u_numerator(with_log=record)
         if record:
             div, obj = objective(s, vsum)
