@@ -54,16 +54,15 @@ class _Model:
 
     def _ratio(self, U, Vt, with_log):
         """The ratio ``A / max(U V, tiny)`` as an (m, n) view of the buffer."""
-        A, buf = self.A, self.buf
+        buf = self.buf
         if self.by_rows:
             np.matmul(U, Vt.T, out=buf)
-            kern = KK.kl_ratio_serial_ if _serial(buf.size) else KK.kl_ratio_
-            s = kern(buf, A, self.tiny, with_log)
-            return buf, s
-        np.matmul(Vt, U.T, out=buf)
+            data, R = self.A, buf
+        else:   # F-ordered A: the buffer holds the transposed model, in A^T's order
+            np.matmul(Vt, U.T, out=buf)
+            data, R = self.A.T, buf.T
         kern = KK.kl_ratio_serial_ if _serial(buf.size) else KK.kl_ratio_
-        s = kern(buf, A.T, self.tiny, with_log)
-        return buf.T, s
+        return R, kern(buf, data, self.tiny, with_log)
 
     def _csr(self, A, X, Y, out, with_log):
         nt = get_num_threads()

@@ -101,6 +101,18 @@ def _fingerprint(*arrays, comm=SERIAL):
     return mine if comm.size == 1 else "|".join(comm.allgather(mine))
 
 
+#: the per-sweep records of ``history_`` (and of a checkpoint)
+_HISTORY_KEYS = ("loss", "train_score", "validation_score", "eval_score", "seconds")
+
+
+def _seeded_rng(random_state):
+    """numpy Generator of ``random_state`` (None, int, Generator, or a legacy
+    RandomState, which is drawn from once)."""
+    rs = random_state
+    return np.random.default_rng(
+        rs if not isinstance(rs, np.random.RandomState) else rs.randint(2**31 - 1))
+
+
 def _check_sample_weight(sample_weight, n_samples):
     """``sample_weight`` as a float64 array (n_samples,), finite and >= 0 (a
     number: that weight for every sample). Unlike scikit-learn's check, an
@@ -354,8 +366,7 @@ class BaseNMFNet(BaseEstimator):
         rs = self.random_state
         if split and rs is None:  # every process must draw the same weights
             rs = comm.bcast(int(np.random.default_rng().integers(2**62)))
-        rng = np.random.default_rng(
-            rs if not isinstance(rs, np.random.RandomState) else rs.randint(2**31 - 1))
+        rng = _seeded_rng(rs)
         self._split_seed = int(rng.integers(2**31 - 1))
         sizes = self._layer_sizes(X.shape[1], Y.shape[1])
         if not first_fit:
@@ -405,8 +416,7 @@ class BaseNMFNet(BaseEstimator):
                 hist = state["history"]
                 best = state["best"]
             else:
-                hist = {k: [] for k in ("loss", "train_score", "validation_score", "eval_score",
-                                        "seconds")}
+                hist = {k: [] for k in _HISTORY_KEYS}
                 best = {"score": -np.inf, "loss": np.inf, "iter": 0, "no_improve": 0,
                         "network": None}
             it = len(hist["loss"])
@@ -448,12 +458,8 @@ class BaseNMFNet(BaseEstimator):
         # an uninterrupted run), unless the weights kept are early stopping's
         self._extrapolation_state = (best.get("extrapolation") if self.early_stopping
                                      else (trainer.beta, trainer.prev_loss))
-        self.coefs_ = [np.ascontiguousarray(c) for c in final.coefs]
-        self.intercepts_ = [np.ascontiguousarray(b) for b in final.intercepts]
+        self._store_network(final, sizes, opts)
         self.n_iter_ = it
-        self.n_layers_ = len(sizes)
-        self.n_outputs_ = sizes[-1]
-        self.out_activation_ = "identity"
         self.loss_curve_ = list(hist["loss"])
         self.loss_ = hist["loss"][-1] if hist["loss"] else np.nan
         self.best_loss_ = None if self.early_stopping else (min(hist["loss"]) if hist["loss"]
@@ -461,8 +467,17 @@ class BaseNMFNet(BaseEstimator):
         self.validation_scores_ = list(hist["validation_score"]) if self.early_stopping else None
         self.best_validation_score_ = best["score"] if self.early_stopping else None
         self.history_ = {k: list(v) for k, v in hist.items()}
-        self.training_options_ = opts
         return self
+
+    def _store_network(self, net, sizes, opts):
+        """The fitted network's attributes (``coefs_``, ``intercepts_``, as
+        MLPClassifier's) and the options it was trained with."""
+        self.coefs_ = [np.ascontiguousarray(c) for c in net.coefs]
+        self.intercepts_ = [np.ascontiguousarray(b) for b in net.intercepts]
+        self.n_layers_ = len(sizes)
+        self.n_outputs_ = sizes[-1]
+        self.out_activation_ = "identity"
+        self.training_options_ = opts
 
     # -- partial_fit ----------------------------------------------------------
     def _partial_fit(self, X, y, sample_weight=None, classes=None):
@@ -497,9 +512,7 @@ class BaseNMFNet(BaseEstimator):
         sizes = self._layer_sizes(X.shape[1], Y.shape[1])
         with fastnmf.threads(self.n_threads) if self.n_threads else _nullcontext():
             if first:
-                rs = self.random_state
-                rng = np.random.default_rng(
-                    rs if not isinstance(rs, np.random.RandomState) else rs.randint(2**31 - 1))
+                rng = _seeded_rng(self.random_state)
                 self._split_seed = int(rng.integers(2**31 - 1))
                 net = self._initial_network(X, sizes, opts, rng, sample_weight=sample_weight)
             else:
@@ -513,26 +526,19 @@ class BaseNMFNet(BaseEstimator):
             secs = time.perf_counter() - t1
             loss = trainer.fit_loss()
             score = self._score_outputs(out, y_enc, SERIAL, sample_weight)
-        final = trainer.network()
-        self.coefs_ = [np.ascontiguousarray(c) for c in final.coefs]
-        self.intercepts_ = [np.ascontiguousarray(b) for b in final.intercepts]
+        self._store_network(trainer.network(), sizes, opts)
         self.n_iter_ = getattr(self, "n_iter_", 0) + 1
         self.t_ = getattr(self, "t_", 0) + X.shape[0]
-        self.n_layers_ = len(sizes)
-        self.n_outputs_ = sizes[-1]
-        self.out_activation_ = "identity"
         self.loss_curve_ = list(getattr(self, "loss_curve_", [])) + [loss]
         self.loss_ = loss
         self.best_loss_ = min(self.loss_curve_)
         self.validation_scores_ = None
         self.best_validation_score_ = None
-        hist = getattr(self, "history_", None) or {k: [] for k in (
-            "loss", "train_score", "validation_score", "eval_score", "seconds")}
+        hist = getattr(self, "history_", None) or {k: [] for k in _HISTORY_KEYS}
         for key, value in (("loss", loss), ("train_score", score), ("validation_score", None),
                            ("eval_score", None), ("seconds", secs)):
             hist[key].append(value)
         self.history_ = hist
-        self.training_options_ = opts
         self._extrapolation_state = None     # a later warm-start fit starts its own
         self.setup_seconds_ = t1 - t0
         return self
@@ -630,8 +636,7 @@ class BaseNMFNet(BaseEstimator):
             best["network"] = (_arrays_network(arrays, "best_coef", "best_intercept")
                                if "best_coef_0" in arrays else None)
             network = _arrays_network(arrays, "coef", "intercept")
-            hist = {k: list(history[k]) for k in ("loss", "train_score", "validation_score",
-                                                  "eval_score", "seconds")}
+            hist = {k: list(history[k]) for k in _HISTORY_KEYS}
             if len({len(v) for v in hist.values()}) != 1:
                 raise ValueError("history lists of different lengths")
             _check_network(network, sizes)
