@@ -326,9 +326,9 @@ class Trainer:
         rs = None if self.row_scale is None else take(self.row_scale)
         if rs is not None:
             self.row_scale = rs      # in the buffers' (shuffled) order
+            w = take(w)
         # block b's weight total (its sample count without weights)
-        self._block_weights = [float(b.stop - b.start) if rs is None
-                               else float(np.sum(rs[b].astype(np.float64) ** 2))
+        self._block_weights = [float(b.stop - b.start) if rs is None else float(np.sum(w[b]))
                                for b in self.blocks]
         self.Y0 = np.ascontiguousarray(take(Y), dtype=dt)
         if rs is not None:   # (a new array: Y0 may be the caller's Y)
