@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _kl_kernels as KK
 from ._kernels import _SERIAL_BELOW
+from ._penalty import Penalty
 from ._result import FactorizationResult
 from ._sparse import SparseData
 from ._threads import get_num_threads
@@ -134,8 +135,7 @@ def kl_nmf_loop(A, U, Vt, *, max_iter, tol, eps, check_every, l1=(0.0, 0.0),
     NU = np.empty((m + 2, k), dt)
     red = np.empty((m + 2, k), np.float64) if comm.size > 1 else None
     NV = np.empty((n, k), dt)
-    l1u, l1v = l1
-    l2u, l2v = l2
+    pen = Penalty(l1, l2, comm)
     scale = sum_a if sum_a > 0 else 1.0
 
     def objective(log_ratio_sum, vsum):
@@ -144,10 +144,7 @@ def kl_nmf_loop(A, U, Vt, *, max_iter, tol, eps, check_every, l1=(0.0, 0.0),
         ``colsum(U) . rowsum(V)``."""
         usum = U.sum(axis=0, dtype=np.float64)
         d = log_ratio_sum - sum_a + float(usum @ vsum)
-        pen = (l1u * float(U.sum(dtype=np.float64)) + 0.5 * l2u * float(np.vdot(U, U))
-               + comm.sum(l1v * float(Vt.sum(dtype=np.float64))
-                          + 0.5 * l2v * float(np.vdot(Vt, Vt))))
-        return max(d, 0.0), d + pen
+        return max(d, 0.0), d + pen.value_of(U, Vt)
 
     def u_numerator(with_log):
         """NU[:m] and rowsum(V) (NU[m]), summed over processes; the log sum."""
@@ -182,11 +179,11 @@ def kl_nmf_loop(A, U, Vt, *, max_iter, tol, eps, check_every, l1=(0.0, 0.0),
         if it == max_iter:
             break
         it += 1
-        _update(U, NU[:m], NU[m], _sum_guard(eps, NU[m], dt), l1u, l2u)
+        _update(U, NU[:m], NU[m], _sum_guard(eps, NU[m], dt), pen.l1u, pen.l2u)
         if update_v:
             model.numerator_v(U, Vt, NV)
             usum = U.sum(axis=0)
-            _update(Vt, NV, usum, _sum_guard(eps, usum, dt), l1v, l2v)
+            _update(Vt, NV, usum, _sum_guard(eps, usum, dt), pen.l1v, pen.l2v)
     info = {"iterations": np.asarray(iters), "objective": np.asarray(objs)}
     return FactorizationResult(
         U=U, V=Vt.T, n_iter=it, errors=np.asarray(errors), times=np.asarray(times),

@@ -66,7 +66,20 @@ class Penalty:
         processes, and sum(V) too: one scalar allreduce with l1_V)."""
         if not self.active:
             return 0.0
-        val = 0.5 * (self.l2u * B.gram_trace(GU) + self.l2v * B.gram_trace(GV))
+        return self._value(U, Vt, B.gram_trace(GU), B.gram_trace(GV))
+
+    def value_of(self, U, Vt) -> float:
+        """The same penalty where no Gram matrices are at hand (the KL loop):
+        ``||U||^2`` and ``||V||^2`` (summed over processes) read off the
+        factors. O((m + n) k)."""
+        if not self.active:
+            return 0.0
+        sq_u = float(np.vdot(U, U)) if self.l2u else 0.0
+        sq_v = self.comm.sum(float(np.vdot(Vt, Vt))) if self.l2v else 0.0
+        return self._value(U, Vt, sq_u, sq_v)
+
+    def _value(self, U, Vt, sq_u, sq_v) -> float:
+        val = 0.5 * (self.l2u * sq_u + self.l2v * sq_v)
         if self.l1u:
             val += self.l1u * float(U.sum(dtype=np.float64))
         if self.l1v:
