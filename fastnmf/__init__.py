@@ -12,6 +12,9 @@ threads, set_num_threads, get_num_threads
 trusted_data
     Skip the NaN/Inf and sign checks of array arguments (for callers that
     own their arrays, e.g. a training loop).
+sparse_data, SparseData
+    A scipy.sparse matrix validated once (and its type), for solves that
+    take the same sparse argument call after call.
 Workspace
     Scratch buffers the single-block solves reuse across calls (``with ws:``
     around a loop of same-shaped solves).
@@ -56,6 +59,7 @@ from .nmf import nmf  # noqa: E402
 from .nonlinear_semi_nmf import nonlinear_semi_nmf  # noqa: E402
 from .relu_lstsq import relu_lstsq  # noqa: E402
 from .semi_nmf import semi_nmf  # noqa: E402
+from ._sparse import SparseData, sparse_data  # noqa: E402
 from ._validation import magnitude_range, trusted_data  # noqa: E402
 from ._workspace import Workspace  # noqa: E402
 
@@ -73,6 +77,6 @@ __version__ = "0.1.0"
 __all__ = [
     "FactorizationResult", "FixedGram", "NMF", "get_num_threads", "magnitude_range", "nmf", "nnls",
     "nonlinear_semi_nmf",
-    "relu_lstsq", "ridge_lstsq", "semi_nmf", "set_num_threads", "threads", "trusted_data",
-    "Workspace",
+    "relu_lstsq", "ridge_lstsq", "semi_nmf", "set_num_threads", "SparseData", "sparse_data",
+    "threads", "trusted_data", "Workspace",
 ]

@@ -33,6 +33,7 @@ from ._linalg import (gram, matmul_into, pinv_factor_into, ridge_inverse,  # noq
                       ridge_solve_right_into)
 from ._threads import get_num_threads
 from ._sparse import SparseData
+from ._sparse import dense_matmul_into as _dense_sparse_matmul_into
 from ._sparse import matmul_into as _sparse_matmul_into
 
 
@@ -94,13 +95,21 @@ def cross_and_gram_(A, Vt, EG, comm=SERIAL, with_gram: bool = True):
     """``EG[:m] = A @ Vt`` and (``with_gram``) ``EG[m:] = Vt.T @ Vt``, summed
     over the processes in one allreduce. Returns the two views (E, G).
 
-    GEMMs: m x n x k and k x n x k.
+    GEMMs: m x n x k and k x n x k. A sparse Vt (a sparse fixed factor,
+    :class:`SparseData`, with A dense) takes O(m nnz) and O(sum of
+    squared row counts) compiled products instead.
     """
     m = A.shape[0]
     E, G = EG[:m], EG[m:]
-    data_matmul_(A, Vt, E)
+    if isinstance(Vt, SparseData):
+        _dense_sparse_matmul_into(E, A, Vt)
+        if with_gram:
+            Vt.gram(out=G)
+    else:
+        data_matmul_(A, Vt, E)
+        if with_gram:
+            gram(Vt, out=G)
     if with_gram:
-        gram(Vt, out=G)
         comm.sum_(EG)
     else:
         comm.sum_(E)
@@ -226,8 +235,12 @@ def model_buffer(A, slot: int = None):
 
 
 def model_into_(P, U, Vt) -> None:
-    """``P <- U @ Vt.T`` in P's own memory order (P matches A's order)."""
-    matmul_into(P, U, Vt.T)
+    """``P <- U @ Vt.T`` in P's own memory order (P matches A's order);
+    Vt may be sparse (:class:`SparseData`: O(m nnz))."""
+    if isinstance(Vt, SparseData):
+        _dense_sparse_matmul_into(P, U, Vt.T)
+    else:
+        matmul_into(P, U, Vt.T)
 
 
 # The residual passes walk P (a model buffer in A's order, see

@@ -16,7 +16,8 @@ from ._kernels import _SERIAL_BELOW, abs_sum64, dot64, scan_values
 from ._threads import get_num_threads
 from ._validation import _TRUSTED, check_dtype, check_magnitude, check_matrix
 
-__all__ = ["SparseData", "is_sparse", "check_sparse", "check_data", "matmul_into"]
+__all__ = ["SparseData", "is_sparse", "check_sparse", "check_data", "matmul_into",
+           "dense_matmul_into", "sparse_data"]
 
 
 def is_sparse(A) -> bool:
@@ -66,6 +67,36 @@ class SparseData:
             raise ValueError(f"shapes {self.shape} and {X.shape} do not multiply")
         return matmul_into(np.empty((self.shape[0], X.shape[1]), self.dtype), self, X)
 
+    def matmul(self, X, out=None) -> np.ndarray:
+        """``A @ X`` for a dense X (n, k), written into ``out`` (m, k,
+        C-contiguous, this dtype) when given: a loop's products without
+        a fresh m x k array each time. O(nnz k), parallel over row blocks."""
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if X.ndim != 2 or X.shape[0] != self.shape[1]:
+            raise ValueError(f"shapes {self.shape} and {X.shape} do not multiply")
+        if out is None:
+            out = np.empty((self.shape[0], X.shape[1]), self.dtype)
+        elif (out.shape != (self.shape[0], X.shape[1]) or out.dtype != self.dtype
+              or not out.flags.c_contiguous):
+            raise ValueError(f"out must be a C-contiguous {self.dtype.name} array of shape "
+                             f"{(self.shape[0], X.shape[1])}")
+        return matmul_into(out, self, X)
+
+    def gram(self, out=None) -> np.ndarray:
+        """``A^T A`` (n, n) as a dense array of this dtype (``out``: written
+        there). O(sum over rows of nnz(row)^2), parallel over the output's
+        rows; for an input of n features that is the first layer's Gram
+        matrix."""
+        n = self.shape[1]
+        if out is None:
+            out = np.empty((n, n), self.dtype)
+        work = float(np.sum(np.diff(self.indptr).astype(np.float64) ** 2))
+        kern = (SK.csr_gram_serial if get_num_threads() == 1 or work < _SERIAL_BELOW
+                else SK.csr_gram_parallel)
+        indptr_t, indices_t, data_t = self._csr_t
+        kern(indptr_t, indices_t, data_t, self.indptr, self.indices, self.data, out)
+        return out
+
     def sq_norm(self) -> float:
         """``||A||_F^2`` in float64 (one read of the stored values, no copy)."""
         d = self.data.reshape(1, -1)
@@ -74,6 +105,12 @@ class SparseData:
     def abs_sum(self) -> float:
         """Sum of |entries| in float64 (one read, no copy)."""
         return float(abs_sum64(self.data.reshape(1, -1)))
+
+    def astype(self, dtype) -> "SparseData":
+        """A copy of the stored values in ``dtype`` (the index arrays shared)."""
+        def cast(csr):
+            return csr[0], csr[1], np.ascontiguousarray(csr[2], dtype=dtype)
+        return SparseData(cast((self.indptr, self.indices, self.data)), cast(self._csr_t))
 
     def toarray(self) -> np.ndarray:
         """The dense matrix (tests and small problems only)."""
@@ -97,6 +134,68 @@ def matmul_into(out, A: SparseData, X):
     else:
         SK.csr_matmul_parallel(A.row_bounds(nt), A.indptr, A.indices, A.data, X, out)
     return out
+
+
+def dense_matmul_into(out, X, S: SparseData):
+    """``out[...] = X @ S`` for a dense X (m, r) and sparse S (r, c), out (m,
+    c); X and out in C or F order (F: through ``S^T @ X^T``, the CSR of
+    S's transpose times X^T, into out^T). O(m nnz(S)) or O(nnz(S) m) by the
+    same gathers as :func:`matmul_into`. Returns out."""
+    if out.flags.c_contiguous and X.flags.c_contiguous:
+        kern = (SK.dense_csr_matmul_serial
+                if get_num_threads() == 1 or X.shape[0] * S.nnz < _SERIAL_BELOW
+                else SK.dense_csr_matmul_parallel)
+        kern(X, S.indptr, S.indices, S.data, out)
+    elif out.flags.f_contiguous:
+        matmul_into(out.T, S.T, np.ascontiguousarray(X.T))
+    else:
+        out[...] = matmul_into(np.empty((out.shape[1], out.shape[0]), out.dtype), S.T,
+                               np.ascontiguousarray(X.T)).T
+    return out
+
+
+def sparse_data(A, *, dtype=None, nonnegative: bool = False,
+                allow_empty_columns: bool = False) -> SparseData:
+    """A scipy.sparse matrix (or array) validated once, for repeated solves.
+
+    The solves that take sparse arguments (``nmf``, ``semi_nmf``,
+    ``nnls``, ``ridge_lstsq``: the data A; ``relu_lstsq(update="U")``: the
+    fixed factor V) convert a scipy matrix to CSR arrays of it and of its
+    transpose, and scan its values, at every call. Pass the object this
+    returns instead when the same matrix is used again and again (a
+    network's input, sweep after sweep): that work is then done once.
+
+    Parameters
+    ----------
+    A : scipy.sparse matrix or array, shape (m, n)
+        Real, finite values; duplicates are summed.
+    dtype : {None, numpy.float32, numpy.float64}
+        Working dtype (default: A's, integers as float64).
+    nonnegative : bool, default False
+        Also require A >= 0.
+    allow_empty_columns : bool, default False
+        Accept n = 0 (a process's share of the samples in a data-parallel
+        solve may be none).
+
+    Returns
+    -------
+    SparseData
+        ``shape``, ``dtype``, ``nnz``, ``T`` (the transpose, free),
+        ``matmul(X, out=None)`` (``A @ X`` for dense X), ``gram()`` (``A^T
+        A``, dense) and ``toarray()``.
+
+    Raises
+    ------
+    TypeError
+        If A is not sparse, or complex / non-numeric.
+    ValueError
+        If A is empty or not 2-D, has NaN/Inf (or negative values with
+        ``nonnegative``) or values outside :func:`fastnmf.magnitude_range`.
+    """
+    if not is_sparse(A):
+        raise TypeError(f"A must be a scipy.sparse matrix or array, got {type(A).__name__}")
+    return check_sparse(A, "A", nonnegative=nonnegative, dtype=dtype,
+                        allow_empty_columns=allow_empty_columns)
 
 
 def _index_dtype(A) -> type:
@@ -133,7 +232,7 @@ def check_sparse(A, name: str, *, nonnegative: bool = False, dtype=None,
     the samples in a data-parallel run may be none).
     """
     if isinstance(A, SparseData):
-        return A
+        return A if dtype is None or A.dtype == check_dtype(dtype) else A.astype(dtype)
     shape = tuple(A.shape)
     if len(shape) != 2:
         raise ValueError(f"{name} must be a 2-D array, got {len(shape)}-D with shape {shape}")

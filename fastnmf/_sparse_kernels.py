@@ -76,3 +76,61 @@ def row_blocks(indptr: np.ndarray, n_blocks: int) -> np.ndarray:
     bounds = np.searchsorted(indptr, targets, side="left").astype(np.int64)
     bounds[0], bounds[-1] = 0, indptr.shape[0] - 1
     return np.maximum.accumulate(bounds)
+
+
+def _dense_csr_matmul_body(X, indptr, indices, data, out):
+    """``out = X @ S`` for a dense X (m, r), C-contiguous, and S (r, c) in
+    CSR (indptr, indices, data); out (m, c) C-contiguous. Row i of the
+    product is a scatter of the rows of S weighted by X[i]: parallel over
+    the rows of X without write conflicts. O(m nnz(S)).
+
+    Used where the *fixed factor* of a solve is sparse (a network's sparse
+    input): ``U @ V`` and ``R @ V^T`` with dense U, R of C order.
+    """
+    m, r = X.shape
+    c = out.shape[1]
+    zero = out.dtype.type(0)
+    for i in prange(m):
+        o = out[i]
+        x = X[i]
+        for j in range(c):
+            o[j] = zero
+        for t in range(r):
+            a = x[t]
+            if a != zero:
+                for p in range(indptr[t], indptr[t + 1]):
+                    o[indices[p]] += a * data[p]
+
+
+dense_csr_matmul_parallel = njit_build(_dense_csr_matmul_body, "dense_csr_matmul_parallel",
+                                       parallel=True, fastmath=_FM)
+dense_csr_matmul_serial = njit_build(_dense_csr_matmul_body, "dense_csr_matmul_serial",
+                                     fastmath=_FM)
+
+
+def _csr_gram_body(indptr_t, indices_t, data_t, indptr, indices, data, out):
+    """``out = S^T S`` (k, k) for S (n, k) given as the CSR of S (indptr,
+    indices, data) and the CSR of S^T (``*_t``). Row a of the product is
+    the sum of the rows of S that have a nonzero in column a, weighted by
+    it: a gather into one output row at a time (it stays in cache; a
+    scatter of every row's outer product over the whole k x k output
+    missed the cache at every update: 1.8 s against 0.2 s for 16000 x
+    5001 at 2% density). Parallel over output rows, no write conflicts.
+    O(sum over rows of S of nnz(row)^2) multiply-adds, plus clearing out.
+    """
+    k = out.shape[0]
+    zero = out.dtype.type(0)
+    for a in prange(k):
+        o = out[a]
+        for b in range(k):
+            o[b] = zero
+        for q in range(indptr_t[a], indptr_t[a + 1]):
+            s = indices_t[q]
+            v = data_t[q]
+            for p in range(indptr[s], indptr[s + 1]):
+                o[indices[p]] += v * data[p]
+
+
+csr_gram_parallel = njit_build(_csr_gram_body, "csr_gram_parallel", parallel=True,
+                               fastmath=_FM)
+csr_gram_serial = njit_build(_csr_gram_body, "csr_gram_serial", fastmath=_FM)

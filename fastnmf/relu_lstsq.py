@@ -11,6 +11,7 @@ from ._comm import as_comm, collective
 from ._threads import sized_by, columns_of_second
 from .fixed_gram import FixedGram
 from ._result import FactorizationResult
+from ._sparse import SparseData, check_sparse, is_sparse
 from ._validation import check_choice, check_distributed, check_float, check_int, check_matrix
 from ._workspace import scratch
 
@@ -20,6 +21,11 @@ __all__ = ["relu_lstsq"]
 def check_ones_row(V, name: str):
     if V.shape[0] < 2:
         raise ValueError(f"fixed_ones_row needs {name} with at least 2 rows (free rows + ones row)")
+    if isinstance(V, SparseData):   # its last row, from the CSR arrays of V
+        lo, hi = int(V.indptr[-2]), int(V.indptr[-1])
+        if hi - lo != V.shape[1] or not (V.data[lo:hi] == 1).all():
+            raise ValueError(f"fixed_ones_row=True but the last row of {name} is not all ones")
+        return
     if not all_ones(V[-1]):
         raise ValueError(f"fixed_ones_row=True but the last row of {name} is not all ones")
 
@@ -56,7 +62,11 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         Starting point (``update="U"``) or fixed factor (``update="V"``).
     V : array_like, shape (k, n)
         Fixed factor (``update="U"``) or starting point, >= 0
-        (``update="V"``).
+        (``update="V"``). With ``update="U"`` it may be sparse (a
+        scipy.sparse matrix, or :func:`fastnmf.sparse_data` of one to skip
+        its conversion on repeated calls; e.g. a network's sparse input):
+        its products are then O(m nnz) compiled loops, its Gram matrix
+        (unless ``fixed_gram``) an O(sum over columns of nnz^2) one.
     update : {"U", "V"}, default "U"
     n_iter : int >= 0, default 10
     omega : float > 0, default 1.0
@@ -146,7 +156,13 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         dt = A.dtype
         m, n = A.shape
         U = check_matrix(U, "U", dtype=dt)
-        V = check_matrix(V, "V", nonnegative=(update == "V"), dtype=dt, allow_empty_columns=split)
+        sparse_V = is_sparse(V)
+        if sparse_V and update != "U":
+            raise TypeError("V may be sparse only with update='U' (the fixed factor); "
+                            "with update='V' it is the dense starting point")
+        V_given = V
+        V = (check_sparse if sparse_V else check_matrix)(
+            V, "V", nonnegative=(update == "V"), dtype=dt, allow_empty_columns=split)
         if U.shape[0] != m:
             raise ValueError(f"U must have {m} rows (A is {m} x {n}), got shape {U.shape}")
         if V.shape[1] != n:
@@ -192,7 +208,7 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         return np.ascontiguousarray(F)
 
     U = working(U, update == "U")
-    Vt = working(V.T, update == "V")
+    Vt = V.T if sparse_V else working(V.T, update == "V")
 
     # Scratch (from the active fastnmf.Workspace, if any): slot 0 the
     # model U V, 1 and 2 the step's (n or m, k) and Gram-sized arrays.
@@ -237,6 +253,7 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
     normA = np.sqrt(sq[0]) if sq[0] > 0 else 1.0
     errors = np.sqrt(sq[1:]) / normA
     return FactorizationResult(
-        U=U, V=Vt.T, n_iter=n_iter, errors=errors, times=np.full(errors.shape, np.nan),
+        U=U, V=V_given if sparse_V else Vt.T, n_iter=n_iter, errors=errors,
+        times=np.full(errors.shape, np.nan),
         converged=False, solver=f"relu_lstsq-{update}", info={"seconds": elapsed},
     )

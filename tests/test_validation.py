@@ -369,13 +369,32 @@ def test_relu_lstsq_bad_factors(update, U, V, pattern):
 
 @pytest.mark.parametrize("U,V,exc,pattern", [
     (scipy.sparse.csr_matrix(_U), _V, TypeError, r"^U is a sparse matrix"),
-    (_U, scipy.sparse.csr_matrix(_V), TypeError, r"^V is a sparse matrix"),
     (_U.astype(complex), _V, TypeError, r"^U has complex dtype"),
     (_U, np.full((K, N), "a"), TypeError, r"^V has non-numeric dtype"),
 ])
 def test_relu_lstsq_bad_factor_types(U, V, exc, pattern):
     with pytest.raises(exc, match=pattern):
         fastnmf.relu_lstsq(_A, U, V)
+
+
+def test_relu_lstsq_sparse_V_only_as_the_fixed_factor():
+    """A sparse V is the fixed factor of update='U'; with update='V' it is
+    the dense starting point, and a sparse one is refused by name. Its
+    values are checked as a dense V's are."""
+    Vs = scipy.sparse.csr_matrix(_V)
+    with pytest.raises(TypeError, match=r"^V may be sparse only with update='U'"):
+        fastnmf.relu_lstsq(_A, _U, Vs, update="V")
+    bad = Vs.copy()
+    bad.data[0] = np.nan
+    with pytest.raises(ValueError, match=r"^V contains NaN or Inf"):
+        fastnmf.relu_lstsq(_A, _U, bad)
+    with pytest.raises(ValueError, match=r"^V must have 5 columns"):
+        fastnmf.relu_lstsq(_A, _U, scipy.sparse.csr_matrix(np.ones((K, N + 2))))
+    with pytest.raises(TypeError, match=r"^V has complex dtype"):
+        fastnmf.relu_lstsq(_A, _U, Vs.astype(complex))
+    with pytest.raises(ValueError, match=r"the last row of V is not all ones"):
+        fastnmf.relu_lstsq(_A, _U, Vs, fixed_ones_row=True)
+    assert fastnmf.relu_lstsq(_A, _U, Vs, n_iter=1).U.shape == _U.shape
 
 
 def test_relu_lstsq_step_at_zero_range():

@@ -1,0 +1,165 @@
+"""A sparse *fixed* factor: ``relu_lstsq(update="U")`` with a scipy.sparse V
+(a network's first layer solves against its input, which never changes),
+``fastnmf.sparse_data`` and the products behind it.
+
+Checked against the plain NumPy reference of the U-step and against the
+dense path on the same data: float64 to rounding (1e-10), float32 to its
+tolerance. The network estimators on a sparse X:
+``test_dnn_sparse_input.py``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import _reference as ref
+from conftest import DTYPES, ORDERS, as_order, assert_close
+
+import fastnmf
+from fastnmf import _sparse
+
+
+def sparse_factor(rng, k, n, density, dtype, ones_row=False):
+    """A nonnegative sparse (k, n) factor, CSR, with (optionally) a last row of ones."""
+    V = sp.random(k, n, density=density, random_state=rng, dtype=np.float64, format="lil")
+    V[0, 0] = 0.5                        # never all-zero
+    if ones_row:
+        V[k - 1, :] = 1.0
+    return sp.csr_matrix(V).astype(dtype)
+
+
+def relu_problem(rng, m, n, k, dtype, order, ones_row=False):
+    V = sparse_factor(rng, k, n, 0.3, dtype, ones_row)
+    W = rng.standard_normal((m, k))
+    A = np.maximum(W @ V.toarray(), 0) + 0.05 * rng.uniform(0, 1, (m, n))
+    U = W + 0.3 * rng.standard_normal((m, k))
+    return as_order(A.astype(dtype), order), U.astype(dtype), V
+
+
+# --------------------------------------------------------------------------
+# relu_lstsq with a sparse fixed factor
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("n_iter", [0, 1, 3])
+@pytest.mark.parametrize("alpha", [0.0, 0.2])
+def test_relu_lstsq_sparse_V_matches_the_numpy_reference(rng, dtype, order, n_iter, alpha):
+    m, n, k = 17, 40, 9
+    A, U0, V = relu_problem(rng, m, n, k, dtype, order)
+    res = fastnmf.relu_lstsq(A, U0, V, update="U", n_iter=n_iter, omega=0.8, alpha=alpha)
+    Vd = V.toarray()
+    U = ref.f64(U0)
+    errs = []
+    for _ in range(n_iter):
+        errs.append(ref.relu_rel_error(A, U, Vd))
+        U = ref.relu_step_U(A, U, Vd, alpha, 0.8)
+    errs.append(ref.relu_rel_error(A, U, Vd))
+    assert res.U.dtype == dtype
+    assert_close(res.U, U, dtype)
+    np.testing.assert_allclose(res.errors, errs, rtol=2e-4 if dtype == np.float32 else 1e-9)
+    assert res.V is V                                  # the fixed factor, as given
+    np.testing.assert_array_equal(V.toarray(), Vd)     # not modified
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("options", [
+    {"l2": 0.05, "l2_trace": 0.01},
+    {"fixed_gram": True},
+    {"model": True, "overwrite": True},
+    {"fixed_ones_row": True},
+    {"final_error": False, "omega": 1.5},
+])
+def test_relu_lstsq_sparse_V_equals_dense_V(rng, dtype, order, options):
+    """Every option of the U-step gives the dense V's answer (the same
+    arithmetic, summed in another order): float64 to 1e-10."""
+    m, n, k = 13, 50, 7
+    A, U0, V = relu_problem(rng, m, n, k, dtype, order, ones_row=True)
+    Vd = V.toarray()
+    kw = dict(options)
+    if kw.pop("fixed_gram", False):
+        kw["fixed_gram"] = fastnmf.FixedGram(Vd @ Vd.T)
+    if kw.pop("model", False):
+        def model():
+            return as_order(U0 @ Vd, order)
+        dense = fastnmf.relu_lstsq(A, U0.copy(), Vd, n_iter=2, model=model(), **kw)
+        sparse = fastnmf.relu_lstsq(A, U0.copy(), V, n_iter=2, model=model(), **kw)
+    else:
+        dense = fastnmf.relu_lstsq(A, U0, Vd, n_iter=2, **kw)
+        sparse = fastnmf.relu_lstsq(A, U0, V, n_iter=2, **kw)
+    tol = 1e-10 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(sparse.U, dense.U, rtol=tol, atol=tol)
+    np.testing.assert_allclose(sparse.errors, dense.errors, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_relu_lstsq_takes_any_sparse_format_and_sparse_data(rng, fmt):
+    A, U0, V = relu_problem(rng, 8, 30, 5, np.float64, "F")
+    want = fastnmf.relu_lstsq(A, U0, V.toarray(), n_iter=2).U
+    got = fastnmf.relu_lstsq(A, U0, V.asformat(fmt), n_iter=2).U
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    data = fastnmf.sparse_data(V)
+    got = fastnmf.relu_lstsq(A, U0, data, n_iter=2).U
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    # a SparseData of another dtype is cast to A's working dtype
+    got32 = fastnmf.relu_lstsq(A.astype(np.float32), U0, data, n_iter=2).U
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32, want, rtol=1e-3, atol=1e-3)
+
+
+def test_relu_lstsq_sparse_V_same_answer_on_1_and_2_threads(rng):
+    A, U0, V = relu_problem(rng, 300, 400, 30, np.float64, "C")
+    with fastnmf.threads(1):
+        one = fastnmf.relu_lstsq(A, U0, V, n_iter=3).U
+    with fastnmf.threads(2):
+        two = fastnmf.relu_lstsq(A, U0, V, n_iter=3).U
+    np.testing.assert_allclose(one, two, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# fastnmf.sparse_data and the products behind the sparse path
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sparse_data_products(rng, dtype):
+    S = sparse_factor(rng, 60, 25, 0.2, dtype)
+    D = fastnmf.sparse_data(S)
+    assert isinstance(D, fastnmf.SparseData)
+    assert D.shape == (60, 25) and D.dtype == dtype and D.nnz == S.nnz
+    Sd = S.toarray().astype(np.float64)
+    X = rng.standard_normal((25, 7)).astype(dtype)
+    assert_close(D.matmul(X), Sd @ X, dtype)
+    out = np.empty((60, 7), dtype)
+    assert D.matmul(X, out=out) is out
+    assert_close(out, Sd @ X, dtype)
+    assert_close(D.gram(), Sd.T @ Sd, dtype)
+    assert_close(D.T.gram(), Sd @ Sd.T, dtype)
+    np.testing.assert_array_equal(D.astype(np.float64).toarray(), S.toarray().astype(np.float64))
+    with pytest.raises(ValueError, match="out must be a C-contiguous"):
+        D.matmul(X, out=np.empty((60, 7), dtype, order="F"))
+    with pytest.raises(ValueError, match="do not multiply"):
+        D.matmul(np.ones((24, 7), dtype))
+
+
+@pytest.mark.parametrize("x_order,out_order", [("C", "C"), ("F", "C"), ("C", "F"), ("F", "F")])
+def test_dense_times_sparse_in_every_layout(rng, x_order, out_order):
+    S = fastnmf.sparse_data(sparse_factor(rng, 30, 45, 0.25, np.float64))
+    X = as_order(rng.standard_normal((11, 30)), x_order)
+    out = np.empty((11, 45), order=out_order)
+    _sparse.dense_matmul_into(out, X, S)
+    np.testing.assert_allclose(out, X @ S.toarray(), rtol=1e-12, atol=1e-12)
+
+
+def test_sparse_data_bad_input():
+    with pytest.raises(TypeError, match="scipy.sparse"):
+        fastnmf.sparse_data(np.ones((3, 3)))
+    bad = sp.csr_matrix(np.array([[1.0, np.nan], [0.0, 2.0]]))
+    with pytest.raises(ValueError, match="^A contains NaN or Inf"):
+        fastnmf.sparse_data(bad)
+    with pytest.raises(ValueError, match="^A must be nonnegative"):
+        fastnmf.sparse_data(sp.csr_matrix(np.array([[1.0, -1.0]])), nonnegative=True)
+    with pytest.raises(ValueError, match="^A is empty"):
+        fastnmf.sparse_data(sp.csr_matrix((3, 0)))
+    assert fastnmf.sparse_data(sp.csr_matrix((3, 0)), allow_empty_columns=True).shape == (3, 0)
+    with pytest.raises(TypeError, match="complex"):
+        fastnmf.sparse_data(sp.csr_matrix(np.array([[1 + 1j]])))
