@@ -44,9 +44,19 @@ def _check_magnitude(X, name):
     """ValueError if X's largest |entry| is outside
     :func:`fastnmf.magnitude_range` (the training products would overflow
     or underflow): the solvers' own check on their data, with advice for
-    a network's inputs and targets."""
-    check_magnitude(X, name, hint="e.g. to features and targets of about unit scale, which "
-                                  "train best")
+    a network's inputs and targets. X dense or scipy.sparse."""
+    check_magnitude(X, name, amax=_abs_max(X) if _is_sparse(X) else None,
+                    hint="e.g. to features and targets of about unit scale, which train best")
+
+
+def _is_sparse(X) -> bool:
+    return hasattr(X, "tocsr") and hasattr(X, "nnz")
+
+
+def _abs_max(X) -> float:
+    """Largest |entry| of a dense or scipy.sparse X (0 if it has none)."""
+    data = X.data if _is_sparse(X) else X
+    return float(np.abs(data).max()) if data.size else 0.0
 
 
 def _check_positive_int(value, name, minimum=1):
@@ -96,7 +106,8 @@ def _fingerprint(*arrays, comm=SERIAL):
     ``comm``: of every process's block, in rank order)."""
     crc = 0
     for a in arrays:
-        crc = zlib.crc32(np.ascontiguousarray(a).view(np.uint8).ravel(), crc)
+        for part in ((a.indptr, a.indices, a.data) if _is_sparse(a) else (a,)):
+            crc = zlib.crc32(np.ascontiguousarray(part).view(np.uint8).ravel(), crc)
     mine = f"{[a.shape for a in arrays]}:{crc:08x}"
     return mine if comm.size == 1 else "|".join(comm.allgather(mine))
 
@@ -146,7 +157,7 @@ def _check_scaled_range(X, Y, w):
     hint = "e.g. rescale sample_weight (only ratios between weights and their sum matter)"
     for arr, name in ((X, "X scaled by sqrt(sample_weight)"),
                       (Y, "y scaled by sqrt(sample_weight)")):
-        amax = float(np.abs(arr).max()) * top if arr.size else 0.0
+        amax = _abs_max(arr) * top
         check_magnitude(arr, name, amax=amax, hint=hint)
 
 
@@ -322,6 +333,10 @@ class BaseNMFNet(BaseEstimator):
                            [b.astype(dt) for b in self.intercepts_])
         net = init_random(sizes, rng, dt, scale=self.init_scale)
         if self.pretrain and len(sizes) > 2:
+            if _is_sparse(X):
+                raise TypeError("pretrain=True does not take sparse X (its layer-wise NMF "
+                                "autoencoder fits are dense); pass X.toarray() or "
+                                "pretrain=False")
             with collective(comm):
                 if X.size and X.min() < 0:
                     raise ValueError("pretrain=True needs nonnegative X (NMF of the input); "
@@ -347,7 +362,7 @@ class BaseNMFNet(BaseEstimator):
                                  "over targets are per-process state a checkpoint does not hold)")
             dt = _dtype(self.dtype)
             first_fit = not (self.warm_start and hasattr(self, "coefs_"))
-            X = validate_data(self, X, dtype=dt, reset=first_fit, order="C",
+            X = validate_data(self, X, dtype=dt, reset=first_fit, order="C", accept_sparse="csr",
                               **({"ensure_min_samples": 0} if split else {}))
             _check_magnitude(X, "X")
             if sample_weight is not None:
@@ -396,7 +411,7 @@ class BaseNMFNet(BaseEstimator):
         if eval_set is not None:
             with collective(comm):
                 Xev, yev = eval_set
-                Xev = validate_data(self, Xev, dtype=dt, reset=False,
+                Xev = validate_data(self, Xev, dtype=dt, reset=False, accept_sparse="csr",
                                     **({"ensure_min_samples": 0} if split else {}))
                 yev = self._encode_eval(yev)
         with fastnmf.threads(self.n_threads) if self.n_threads else _nullcontext():
@@ -496,7 +511,7 @@ class BaseNMFNet(BaseEstimator):
                              "validation split of a stream); use fit")
         first = not hasattr(self, "coefs_")
         dt = _dtype(self.dtype)
-        X = validate_data(self, X, dtype=dt, reset=first, order="C")
+        X = validate_data(self, X, dtype=dt, reset=first, order="C", accept_sparse="csr")
         _check_magnitude(X, "X")
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X.shape[0])
@@ -653,7 +668,7 @@ class BaseNMFNet(BaseEstimator):
     # -- prediction ------------------------------------------------------------
     def _forward(self, X):
         check_is_fitted(self, "coefs_")
-        X = validate_data(self, X, dtype=self.coefs_[0].dtype, reset=False)
+        X = validate_data(self, X, dtype=self.coefs_[0].dtype, reset=False, accept_sparse="csr")
         return Network(self.coefs_, self.intercepts_).forward(X)
 
     # -- files -----------------------------------------------------------------

@@ -247,8 +247,11 @@ class Trainer:
 
     Parameters
     ----------
-    X : ndarray, shape (N, d), float32 or float64
+    X : ndarray or scipy.sparse matrix, shape (N, d), float32 or float64
         Training inputs (copied once into the first layer's input buffer).
+        Sparse X stays sparse (CSR, its bias column appended): the first
+        layer's products are then O(nnz) compiled loops and its Gram
+        matrix, formed once, a dense (d + 1) x (d + 1) array.
     Y : ndarray, shape (N, c), same dtype
         Training targets (one-hot rows for classification).
     network : Network
@@ -341,13 +344,23 @@ class Trainer:
         self.workspace = ws = fastnmf.Workspace()
         # H[i]: input of layer i+1, (N, n_i + nb), ones in the last column;
         # H[0] is the data, H[i >= 1] holds forward activations / targets.
-        self.H = [ws.get(("H", i), (N, n + nb), dt) for i, n in enumerate(sizes[:-1])]
-        self.H[0][:, : sizes[0]] = take(X)
-        if rs is not None:
-            self.H[0][:, : sizes[0]] *= rs[:, None]
+        # A sparse X: H[0] is None, and X_blocks holds one fastnmf.SparseData
+        # of each block's rows of [X, bias input] (_input).
+        self.sparse_input = hasattr(X, "tocsr")
+        if self.sparse_input and len(sizes) < 3:
+            raise ValueError("a sparse X needs at least one hidden layer (hidden_layer_sizes "
+                             "is empty: the output layer's fit on the input itself is dense)")
+        self.H = [None if i == 0 and self.sparse_input else ws.get(("H", i), (N, n + nb), dt)
+                  for i, n in enumerate(sizes[:-1])]
         bias_input = 1 if rs is None else rs
+        if self.sparse_input:
+            self.X_blocks = _sparse_input_blocks(take(X.tocsr()), rs, nb, self.blocks, dt)
+        else:
+            self.H[0][:, : sizes[0]] = take(X)
+            if rs is not None:
+                self.H[0][:, : sizes[0]] *= rs[:, None]
         for H in self.H:
-            if nb:
+            if nb and H is not None:
                 H[:, -1] = bias_input
         # T[i]: a copy of layer i's target (the ``A`` of its block), only
         # with bottom_up, where H[i] receives the new activations while T[i]
@@ -389,8 +402,9 @@ class Trainer:
         # block, summed over processes) is formed once here, not every sweep.
         # A FixedGram: the first layer's U-step then also reuses its
         # regularised inverse (the shift is the same every full-batch sweep).
-        self.gram0 = [fastnmf.FixedGram(comm.sum_(np.ascontiguousarray(self.H[0][b].T
-                                                                       @ self.H[0][b])))
+        self.gram0 = [fastnmf.FixedGram(comm.sum_(self._input(b).gram() if self.sparse_input
+                                                  else np.ascontiguousarray(self.H[0][b].T
+                                                                            @ self.H[0][b])))
                       for b in self.blocks]
         self.forward()
         if self.F is not None:  # targets start at the forward activations
@@ -428,15 +442,40 @@ class Trainer:
         if self.Z is not None and acts is self.H:
             # Pre-activations kept in Z[i] for the U-step, activations
             # written from them.
-            np.matmul(acts[i - 1][rows], self.W[i - 1].T, out=self.Z[i][rows])
+            self._layer_product(i, acts, rows, self.Z[i][rows])
             P.relu_copy(acts[i][rows], self.Z[i][rows])
             self._pre_rows[i] = rows.indices(self.N_local)
             return
-        np.matmul(acts[i - 1][rows], self.W[i - 1].T, out=acts[i][rows, : self.sizes[i]])
+        self._layer_product(i, acts, rows, acts[i][rows, : self.sizes[i]])
         # ReLU over whole contiguous rows, the ones column too (it stays
         # 1): NumPy took 10 ms for 60000 x 501 (20 ms for the column
         # slice), the parallel pass 2.8 ms on 2 threads.
         P.relu_inplace(acts[i][rows])
+
+    def _layer_product(self, i, acts, rows, out):
+        """``out <- acts[i - 1][rows] W_i^T`` (pre-activations of layer i);
+        for i = 1 with a sparse input, from its CSR blocks (out in C order,
+        or a padded column slice, through the workspace's scratch)."""
+        if i > 1 or not self.sparse_input:
+            np.matmul(acts[i - 1][rows], self.W[i - 1].T, out=out)
+            return
+        Wt = np.ascontiguousarray(self.W[0].T)
+        lo, hi, _ = rows.indices(self.N_local)
+        for b in self.blocks:
+            if b.start >= lo and b.stop <= hi:   # the blocks ``rows`` covers
+                dst = out[b.start - lo: b.stop - lo]
+                if dst.flags.c_contiguous:
+                    self._input(b).matmul(Wt, out=dst)
+                else:
+                    dst[...] = self._input(b).matmul(
+                        Wt, out=self.workspace.get("sparse_product", dst.shape, dst.dtype))
+
+    def _input(self, rows):
+        """The first layer's input on the block ``rows`` (one of ``blocks``):
+        a row slice of H[0], or the block's fastnmf.SparseData."""
+        if not self.sparse_input:
+            return self.H[0][rows]
+        return self.X_blocks[self.blocks.index(rows)]
 
     def output(self):
         """The network's output on the training set (N, c), in the order of
@@ -630,7 +669,7 @@ class Trainer:
             if record_errors:
                 self.block_errors.append((L, "V", r.errors[0], r.errors[-1]))
         def u_step(i, A):            # layer i's weights, on its input H[i - 1]
-            Hin = self.H[i - 1][rows]
+            Hin = self._input(rows) if i == 1 else self.H[i - 1][rows]
             l2 = lam_w
             damp = 0.0
             if i == 1 and (o.input_ridge or o.input_damping):
@@ -829,6 +868,24 @@ def _forward_and_refit_shapes(sizes, N, options, *, refit):
         k, c = sizes[L - 1] + nb, sizes[-1]
         g += [(k, N, k, True), (c, N, k), (c, k, k), (N, k, c)]    # ridge_lstsq, output
     return g
+
+
+def _sparse_input_blocks(X, row_scale, nb, blocks, dtype):
+    """``[X, bias input]`` of each block of rows as a fastnmf.SparseData
+    (rows scaled by ``row_scale``, the bias input then ``row_scale`` too;
+    ``nb`` = 0: no bias column). X: scipy CSR, in the buffers' row order."""
+    import scipy.sparse as sp
+    X = X.astype(dtype, copy=False)
+    if row_scale is not None:
+        X = sp.csr_matrix(X.multiply(row_scale[:, None]))
+    if nb:
+        col = np.ones(X.shape[0], dtype) if row_scale is None else row_scale.astype(dtype)
+        X = sp.hstack([X, sp.csr_matrix(col[:, None])], format="csr")
+    X = sp.csr_matrix(X)
+    with fastnmf.trusted_data():   # (checked by the caller)
+        # through the transpose: a process may hold no samples at all
+        return [fastnmf.sparse_data(X[b].T, dtype=dtype, allow_empty_columns=True).T
+                for b in blocks]
 
 
 def _written(dst, src):

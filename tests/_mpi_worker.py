@@ -180,6 +180,17 @@ def case_estimators():
               np.float64)
         check(f"{Est.__name__} sample_weight scores",
               rel(ref.history_["train_score"], got.history_["train_score"]), np.float64)
+    # sparse X (CSR; with 3 processes the first block is empty): as the
+    # dense X on one process
+    Xs = scipy.sparse.csr_matrix(X)
+    for Est, t in ((NMFNetClassifier, y), (NMFNetRegressor, Y)):
+        params = dict(hidden_layer_sizes=(16, 12), max_iter=3, random_state=0, dtype=np.float64)
+        ref = Est(**params).fit(X, t)
+        got = Est(**params).fit(Xs[b], t[b], comm=COMM)
+        for u, v in zip(_weights(ref), _weights(got)):
+            check(f"{Est.__name__} sparse X weights", rel(u, v), np.float64)
+        check(f"{Est.__name__} sparse X loss", rel(ref.loss_curve_, got.loss_curve_),
+              np.float64)
     # early stopping: scores over all processes, the same decision everywhere
     est = NMFNetClassifier((10,), max_iter=6, early_stopping=True, random_state=0).fit(
         X[b], y[b], comm=COMM)

@@ -1,0 +1,129 @@
+"""The network estimators trained and scored on a sparse X: the same fits as
+on ``X.toarray()`` (float64 to 1e-10, float32 to its tolerance), through
+every sweep option, sample weights, partial_fit, warm starts and
+checkpoints, and the inputs a sparse X cannot take. (The sparse solve under
+it: ``test_sparse_fixed_factor.py``; data-parallel: ``_mpi_worker.py``.)
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fastnmf_dnn import NMFNetClassifier, NMFNetRegressor
+
+
+# --------------------------------------------------------------------------
+# network estimators on a sparse X
+# --------------------------------------------------------------------------
+def sparse_classification(rng, n=240, d=50):
+    X = sp.random(n, d, density=0.12, random_state=rng, format="csr", dtype=np.float64)
+    score = X @ rng.standard_normal(d)
+    y = np.digitize(score, np.quantile(score, [1 / 3, 2 / 3]))
+    return X, y
+
+
+def weights(est):
+    return list(est.coefs_) + list(est.intercepts_)
+
+
+def assert_same_fit(a, b, rtol=1e-10):
+    for u, v in zip(weights(a), weights(b)):
+        np.testing.assert_allclose(u, v, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"hidden_layer_sizes": (16, 12)},
+    {"batch_size": 64},
+    {"early_stopping": True, "n_iter_no_change": 100},
+    {"refresh_targets": False},
+    {"bottom_up": True, "hidden_layer_sizes": (16, 12)},
+    {"bias": False},
+    {"z_solver": "mu", "z_iter": 4},
+])
+def test_classifier_on_sparse_X_equals_dense_X(rng, params):
+    X, y = sparse_classification(rng)
+    kw = {"hidden_layer_sizes": (20,), "max_iter": 5, "random_state": 0, "dtype": np.float64}
+    kw.update(params)
+    dense = NMFNetClassifier(**kw).fit(X.toarray(), y)
+    sparse = NMFNetClassifier(**kw).fit(X, y)
+    assert_same_fit(dense, sparse)
+    np.testing.assert_allclose(sparse.predict_proba(X), dense.predict_proba(X.toarray()),
+                               rtol=1e-10, atol=1e-10)
+    assert sparse.score(X, y) == dense.score(X.toarray(), y)
+
+
+def test_classifier_sparse_X_float32_and_other_formats(rng):
+    X, y = sparse_classification(rng)
+    kw = {"hidden_layer_sizes": (20,), "max_iter": 4, "random_state": 0}
+    dense = NMFNetClassifier(**kw).fit(X.toarray(), y)
+    for fmt in ("csr", "csc", "coo"):
+        sparse = NMFNetClassifier(**kw).fit(X.asformat(fmt), y)
+        assert sparse.coefs_[0].dtype == np.float32
+        for u, v in zip(weights(dense), weights(sparse)):
+            np.testing.assert_allclose(u, v, rtol=2e-3, atol=2e-3)
+
+
+def test_sparse_X_with_sample_weight_partial_fit_and_warm_start(rng):
+    X, y = sparse_classification(rng)
+    w = rng.uniform(0.2, 2.0, X.shape[0])
+    w[::7] = 0.0                                     # weight 0: left out
+    kw = {"hidden_layer_sizes": (20,), "max_iter": 4, "random_state": 0, "dtype": np.float64}
+    assert_same_fit(NMFNetClassifier(**kw).fit(X.toarray(), y, sample_weight=w),
+                    NMFNetClassifier(**kw).fit(X, y, sample_weight=w))
+    a, b = NMFNetClassifier(**kw), NMFNetClassifier(**kw)
+    for part in (slice(0, 100), slice(100, 240)):
+        a.partial_fit(X[part].toarray(), y[part], classes=[0, 1, 2])
+        b.partial_fit(X[part], y[part], classes=[0, 1, 2])
+    assert_same_fit(a, b)
+    a = NMFNetClassifier(warm_start=True, **kw).fit(X.toarray(), y).fit(X.toarray(), y)
+    b = NMFNetClassifier(warm_start=True, **kw).fit(X, y).fit(X, y)
+    assert_same_fit(a, b)
+
+
+def test_regressor_on_sparse_X_equals_dense_X(rng):
+    X, _ = sparse_classification(rng)
+    Y = np.c_[X @ rng.standard_normal(X.shape[1]), X[:, :5].sum(axis=1).A.ravel()]
+    kw = {"hidden_layer_sizes": (16, 8), "max_iter": 4, "random_state": 0, "dtype": np.float64}
+    dense = NMFNetRegressor(**kw).fit(X.toarray(), Y)
+    sparse = NMFNetRegressor(**kw).fit(X, Y)
+    assert_same_fit(dense, sparse)
+    np.testing.assert_allclose(sparse.predict(X), dense.predict(X.toarray()), rtol=1e-10,
+                               atol=1e-10)
+
+
+def test_sparse_X_checkpoint_resume_equals_an_uninterrupted_run(rng, tmp_path):
+    X, y = sparse_classification(rng)
+    kw = {"hidden_layer_sizes": (20,), "random_state": 0, "dtype": np.float64}
+    full = NMFNetClassifier(max_iter=5, **kw).fit(X, y)
+    path = tmp_path / "ckpt.npz"
+    NMFNetClassifier(max_iter=3, **kw).fit(X, y, checkpoint=path)
+    resumed = NMFNetClassifier(max_iter=5, **kw).fit(X, y, checkpoint=path, resume=True)
+    assert_same_fit(full, resumed, rtol=1e-12)
+    # another sparse matrix is another data set: refused by the fingerprint
+    X2 = X.copy()
+    X2.data[0] += 1.0
+    with pytest.raises(ValueError, match="checkpoint"):
+        NMFNetClassifier(max_iter=5, **kw).fit(X2, y, checkpoint=path, resume=True)
+
+
+def test_sparse_X_eval_set_and_bad_input(rng):
+    X, y = sparse_classification(rng)
+    est = NMFNetClassifier((12,), max_iter=3, random_state=0)
+    est.fit(X, y, eval_set=(X[:50], y[:50]))
+    assert len(est.history_["eval_score"]) == 3
+    with pytest.raises(TypeError, match="pretrain=True does not take sparse X"):
+        NMFNetClassifier((12,), pretrain=True, max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="sparse X needs at least one hidden layer"):
+        NMFNetClassifier((), max_iter=1).fit(X, y)
+    bad = X.copy()
+    bad.data[3] = np.inf
+    with pytest.raises(ValueError, match="(?i)infinity|NaN"):
+        NMFNetClassifier((12,), max_iter=1).fit(bad, y)
+    with pytest.raises(ValueError, match="features"):
+        est.predict(sp.csr_matrix((5, X.shape[1] + 1)))
+    huge = X * 1e30
+    with pytest.raises(ValueError, match="^X's largest magnitude"):
+        NMFNetClassifier((12,), max_iter=1).fit(huge, y)
