@@ -61,7 +61,7 @@ def problem(m, n, k, dtype, seed=0):
 
 
 def topic_documents(n_docs: int, n_words: int, n_topics: int = 20, doc_len: float = 120.0,
-                    seed: int = 0):
+                    seed: int = 0, labels: bool = False):
     """A synthetic bag-of-words corpus as a tf-idf matrix (scipy CSR, float32,
     rows = documents, l2-normalised as scikit-learn's TfidfVectorizer does).
 
@@ -72,6 +72,9 @@ def topic_documents(n_docs: int, n_words: int, n_topics: int = 20, doc_len: floa
     topics) and draws Poisson(``doc_len``) words. About ``doc_len``
     distinct words per document, i.e. density ~ doc_len / n_words: the
     shape of text data that NMF topic extraction runs on.
+
+    ``labels``: return ``(X, y)``, y each document's dominant topic (a
+    text classification task with ``n_topics`` classes; the same X).
     """
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import TfidfTransformer
@@ -93,4 +96,5 @@ def topic_documents(n_docs: int, n_words: int, n_topics: int = 20, doc_len: floa
     counts = sp.coo_matrix((np.ones(doc.size, np.float32), (doc, word)),
                            shape=(n_docs, n_words)).tocsr()
     counts.sum_duplicates()
-    return TfidfTransformer(sublinear_tf=True).fit_transform(counts).astype(np.float32).tocsr()
+    X = TfidfTransformer(sublinear_tf=True).fit_transform(counts).astype(np.float32).tocsr()
+    return (X, theta.argmax(axis=1)) if labels else X
