@@ -11,7 +11,7 @@ from ._comm import as_comm, collective
 from ._linalg import ridge_inverse
 from ._threads import columns_of_second, rows_of_second, sized_by
 from ._result import FactorizationResult
-from ._sparse import check_data, is_sparse
+from ._sparse import SparseData, check_data, check_sparse, is_sparse
 from ._validation import check_choice, check_distributed, check_float, check_int, check_matrix
 from ._workspace import scratch
 from .relu_lstsq import check_ones_row
@@ -19,13 +19,20 @@ from .relu_lstsq import check_ones_row
 __all__ = ["ridge_lstsq", "nnls"]
 
 
-def _check_pair(A, F, name, dtype, rows: bool, split: bool = False, sparse_ok: bool = False):
+def _check_pair(A, F, name, dtype, rows: bool, split: bool = False, sparse_ok: bool = False,
+                sparse_factor_ok: bool = False):
     """A (m, n) and its factor (``rows``: V (k, n), else U (m, k)); with
     ``split`` the n columns (samples) of this process may be none; with
-    ``sparse_ok`` A may be a scipy.sparse matrix (kept sparse)."""
+    ``sparse_ok`` A may be a scipy.sparse matrix (kept sparse); with
+    ``sparse_factor_ok`` the factor may be, when A is dense."""
     check = check_data if sparse_ok else check_matrix
     A = check(A, "A", dtype=dtype, allow_empty_columns=split)
-    F = check_matrix(F, name, dtype=A.dtype, allow_empty_columns=split and rows)
+    if sparse_factor_ok and is_sparse(F):
+        if isinstance(A, SparseData):
+            raise TypeError(f"A and {name} cannot both be sparse (pass one of them dense)")
+        F = check_sparse(F, name, dtype=A.dtype, allow_empty_columns=split and rows)
+    else:
+        F = check_matrix(F, name, dtype=A.dtype, allow_empty_columns=split and rows)
     m, n = A.shape
     if rows and F.shape[1] != n:
         raise ValueError(f"{name} must have {n} columns (A is {m} x {n}), got shape {F.shape}")
@@ -44,7 +51,10 @@ def ridge_lstsq(A, V, *, alpha=0.0, alpha_trace=0.0, U0=None, prox=0.0, dtype=No
     A : array_like or scipy.sparse matrix, shape (m, n)
         Sparse A is never densified: its one product ``A V^T`` costs
         O(nnz k).
-    V : array_like, shape (k, n)
+    V : array_like or scipy.sparse matrix, shape (k, n)
+        May be sparse when A is dense (or :func:`fastnmf.sparse_data` of
+        a sparse V): ``A V^T`` is then an O(m nnz) gather and ``V V^T`` an
+        O(sum over columns of nnz^2) one.
     alpha : float >= 0, default 0
         Ridge penalty; 0 gives the least-squares solution (a rank-deficient V
         gets the smallest stabilising diagonal shift).
@@ -80,7 +90,8 @@ def ridge_lstsq(A, V, *, alpha=0.0, alpha_trace=0.0, U0=None, prox=0.0, dtype=No
     """
     comm = as_comm(comm)
     with collective(comm):
-        A, V = _check_pair(A, V, "V", dtype, rows=True, split=comm.size > 1, sparse_ok=True)
+        A, V = _check_pair(A, V, "V", dtype, rows=True, split=comm.size > 1, sparse_ok=True,
+                           sparse_factor_ok=True)
         alpha = check_float(alpha, "alpha")
         alpha_trace = check_float(alpha_trace, "alpha_trace")
         prox = check_float(prox, "prox")

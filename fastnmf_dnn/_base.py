@@ -333,10 +333,6 @@ class BaseNMFNet(BaseEstimator):
                            [b.astype(dt) for b in self.intercepts_])
         net = init_random(sizes, rng, dt, scale=self.init_scale)
         if self.pretrain and len(sizes) > 2:
-            if _is_sparse(X):
-                raise TypeError("pretrain=True does not take sparse X (its layer-wise NMF "
-                                "autoencoder fits are dense); pass X.toarray() or "
-                                "pretrain=False")
             with collective(comm):
                 if X.size and X.min() < 0:
                     raise ValueError("pretrain=True needs nonnegative X (NMF of the input); "

@@ -68,7 +68,9 @@ class NMFAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.dtype = dtype
 
     def fit(self, X, y=None, *, comm=None):
-        """Fit on nonnegative X (n_samples, n_features); y is ignored.
+        """Fit on nonnegative X (n_samples, n_features), dense or
+        scipy.sparse (kept sparse in the first layer's NMF and encoder fit;
+        the codes are dense); y is ignored.
 
         ``comm`` (mpi4py communicator): data-parallel fit, every process
         passing its own samples; all get the same model (see
@@ -90,7 +92,7 @@ class NMFAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             if self.n_threads is not None:
                 _check_positive_int(self.n_threads, "n_threads")
             dt = _dtype(self.dtype)
-            X = validate_data(self, X, dtype=dt, order="C",
+            X = validate_data(self, X, dtype=dt, order="C", accept_sparse="csr",
                               **({"ensure_min_samples": 0} if split else {}))
             if X.size and X.min() < 0:
                 # "Negative values in data" is scikit-learn's wording for this error
@@ -111,9 +113,7 @@ class NMFAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.components_ = st.decoders
         self.nmf_errors_ = [float(e) for e in st.nmf_errors]
         self.encoder_errors_ = [float(e) for e in st.encoder_errors]
-        R = st.decode(st.encode(X)) - X
-        sq = comm.sum_(np.array([np.sum(R * R, dtype=np.float64),
-                                 np.sum(X * X, dtype=np.float64)]))
+        sq = comm.sum_(_reconstruction_sq(st.decode(st.encode(X)), X))
         nX = float(np.sqrt(sq[1]))
         self.reconstruction_err_ = float(np.sqrt(sq[0])) / (nX if nX > 0 else 1.0)
         return self
@@ -130,7 +130,7 @@ class NMFAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     def transform(self, X):
         """Codes (n_samples, hidden_layer_sizes[-1]) >= 0 of X."""
         check_is_fitted(self, "coefs_")
-        X = validate_data(self, X, dtype=self.coefs_[0].dtype, reset=False)
+        X = validate_data(self, X, dtype=self.coefs_[0].dtype, reset=False, accept_sparse="csr")
         return self._stack().encode(X)
 
     def inverse_transform(self, X):
@@ -147,12 +147,29 @@ class NMFAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True     # X as a scipy.sparse matrix (CSR)
         # transform's output has the dtype the ``dtype`` parameter selects
         try:
             tags.transformer_tags.preserves_dtype = [np.dtype(self.dtype).name]
         except TypeError:  # an invalid dtype is reported by fit
             pass
         return tags
+
+
+def _reconstruction_sq(D, X):
+    """``[||D - X||^2, ||X||^2]`` (float64) for the dense reconstruction D
+    and X dense or scipy.sparse (then from ``||D||^2 - 2 <D, X> + ||X||^2``
+    over X's stored entries: no dense copy of X)."""
+    if not hasattr(X, "tocsr"):
+        R = D - X
+        return np.array([np.sum(R * R, dtype=np.float64), np.sum(X * X, dtype=np.float64)])
+    X = X.tocsr()
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    x = X.data.astype(np.float64)
+    cross = float(np.dot(D[rows, X.indices].astype(np.float64), x))
+    nx = float(np.dot(x, x))
+    nd = float(np.sum(D * D, dtype=np.float64))
+    return np.array([max(nd - 2.0 * cross + nx, 0.0), nx])
 
 
 def _as_float(H, dt):

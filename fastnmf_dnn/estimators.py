@@ -125,9 +125,9 @@ class NMFNetClassifier(ClassifierMixin, BaseNMFNet):
             densified): the first layer's products are then O(nnz) compiled
             loops instead of GEMMs, its Gram matrix (formed once per fit,
             dense (n_features + 1)^2) an O(sum of squared row counts) one.
-            The same fit as on ``X.toarray()``, to rounding (tested).
-            ``pretrain=True`` and an empty ``hidden_layer_sizes`` need a
-            dense X.
+            The same fit as on ``X.toarray()``, to rounding (tested); with
+            ``pretrain=True`` the first layer's NMF takes the sparse X too.
+            An empty ``hidden_layer_sizes`` needs a dense X.
         y : array_like, shape (n_samples,) or (n_samples, n_labels)
             Class labels (at least two classes), or for multilabel
             classification a matrix of 0 and 1 (array, list of lists or

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import scipy.sparse as sp
+
 import fastnmf
 from fastnmf._comm import as_comm
 
@@ -64,7 +66,10 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
 
     Parameters
     ----------
-    X : ndarray, shape (N, d), float32 or float64, >= 0 (validated by the caller)
+    X : ndarray or scipy.sparse matrix, shape (N, d), float32 or float64, >= 0
+        (validated by the caller). A sparse X stays sparse in the first
+        layer's NMF and encoder fit; the codes, and every later layer, are
+        dense.
     hidden_sizes : sequence of int >= 1
     nmf_iter : int >= 1
         Iterations of each layer's NMF (HALS).
@@ -96,13 +101,14 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
     dt = X.dtype
     N = X.shape[0]                      # this process's samples
     N_all = int(round(comm.sum(N)))     # all processes' (the ridge scales with it)
-    H = X
+    sparse = hasattr(X, "tocsr")
+    H = X.tocsr() if sparse else X
     row_scale = None
     if sample_weight is not None:       # rows scaled by sqrt(w): the weighted fits
         w = np.asarray(sample_weight, dtype=np.float64)
         N_all = float(comm.sum(float(w.sum())))
         row_scale = np.sqrt(w).astype(dt)
-        H = X * row_scale[:, None]
+        H = sp.csr_matrix(H.multiply(row_scale[:, None])) if sparse else X * row_scale[:, None]
     out = StackedNMF([], [], [], [], [])
     for i, n in enumerate(hidden_sizes):
         seed = int(rng.integers(2**31 - 1))
@@ -114,10 +120,7 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
         s[s == 0] = 1
         decoder = np.ascontiguousarray((res.U / s).T)   # (n, n_{i-1})
         code = np.ascontiguousarray(res.V * s[:, None])  # (n, N)
-        Hb = np.empty((N, H.shape[1] + (1 if bias else 0)), dt)
-        Hb[:, : H.shape[1]] = H
-        if bias:
-            Hb[:, -1] = 1 if row_scale is None else row_scale
+        Hb = _with_bias_column(H, bias, row_scale, dt)
         W = fastnmf.ridge_lstsq(code, Hb.T, alpha=alpha * N_all, comm=comm)
         if encoder_iter:
             r = fastnmf.relu_lstsq(code, W, Hb.T, update="U", n_iter=encoder_iter,
@@ -140,3 +143,19 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
         H = np.maximum(Hb @ W.T, 0)
         del Hb
     return out
+
+
+def _with_bias_column(H, bias, row_scale, dt):
+    """``[H, b]`` (N, d + 1), b the bias input (ones, or ``row_scale``);
+    H itself without ``bias``. A sparse H gives a CSR matrix (the bias
+    column stored), a dense one a new dense array."""
+    N = H.shape[0]
+    if not bias:
+        return H
+    b = np.ones(N, dt) if row_scale is None else row_scale.astype(dt)
+    if sp.issparse(H):
+        return sp.hstack([H, sp.csr_matrix(b[:, None])], format="csr").astype(dt)
+    Hb = np.empty((N, H.shape[1] + 1), dt)
+    Hb[:, :-1] = H
+    Hb[:, -1] = b
+    return Hb

@@ -191,6 +191,13 @@ def case_estimators():
             check(f"{Est.__name__} sparse X weights", rel(u, v), np.float64)
         check(f"{Est.__name__} sparse X loss", rel(ref.loss_curve_, got.loss_curve_),
               np.float64)
+    # sparse X in pre-training: against one process on the same sparse X
+    # (the NMF's inner sweeps follow the sparse cross product's cost)
+    ref = NMFAutoencoder((12,), nmf_iter=8, random_state=0, dtype=np.float64).fit(Xs)
+    got = NMFAutoencoder((12,), nmf_iter=8, random_state=0, dtype=np.float64).fit(
+        Xs[b], comm=COMM)
+    for u, v in zip(_weights(ref) + ref.components_, _weights(got) + got.components_):
+        check("NMFAutoencoder sparse X weights", rel(u, v), np.float64)
     # early stopping: scores over all processes, the same decision everywhere
     est = NMFNetClassifier((10,), max_iter=6, early_stopping=True, random_state=0).fit(
         X[b], y[b], comm=COMM)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fastnmf_dnn import NMFNetClassifier, NMFNetRegressor
+import fastnmf
+from fastnmf_dnn import NMFAutoencoder, NMFNetClassifier, NMFNetRegressor
 
 
 # --------------------------------------------------------------------------
@@ -114,8 +115,6 @@ def test_sparse_X_eval_set_and_bad_input(rng):
     est = NMFNetClassifier((12,), max_iter=3, random_state=0)
     est.fit(X, y, eval_set=(X[:50], y[:50]))
     assert len(est.history_["eval_score"]) == 3
-    with pytest.raises(TypeError, match="pretrain=True does not take sparse X"):
-        NMFNetClassifier((12,), pretrain=True, max_iter=1).fit(X, y)
     with pytest.raises(ValueError, match="sparse X needs at least one hidden layer"):
         NMFNetClassifier((), max_iter=1).fit(X, y)
     bad = X.copy()
@@ -127,3 +126,51 @@ def test_sparse_X_eval_set_and_bad_input(rng):
     huge = X * 1e30
     with pytest.raises(ValueError, match="^X's largest magnitude"):
         NMFNetClassifier((12,), max_iter=1).fit(huge, y)
+
+
+@pytest.fixture
+def fixed_inner_sweeps(monkeypatch):
+    """Pre-training's NMF with a fixed inner-sweep cap: Gillis-Glineur's
+    rule prices a sparse cross product at nnz k, so a sparse and a dense A
+    otherwise get different numbers of HALS inner sweeps (both correct
+    NMFs, not the same iterates)."""
+    nmf = fastnmf.nmf
+
+    def fixed(*args, **kwargs):
+        kwargs.setdefault("n_inner", 3)
+        return nmf(*args, **kwargs)
+    monkeypatch.setattr(fastnmf, "nmf", fixed)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_autoencoder_on_sparse_X_equals_dense_X(rng, bias, fixed_inner_sweeps):
+    X, _ = sparse_classification(rng)
+    kw = dict(hidden_layer_sizes=(12, 6), nmf_iter=8, random_state=0, dtype=np.float64,
+              bias=bias)
+    dense = NMFAutoencoder(**kw).fit(X.toarray())
+    sparse = NMFAutoencoder(**kw).fit(X)
+    for u, v in zip(weights(dense) + dense.components_, weights(sparse) + sparse.components_):
+        np.testing.assert_allclose(v, u, rtol=1e-7, atol=1e-7)
+    assert sparse.reconstruction_err_ == pytest.approx(dense.reconstruction_err_, rel=1e-9)
+    np.testing.assert_allclose(sparse.transform(X), dense.transform(X.toarray()), rtol=1e-7,
+                               atol=1e-7)
+
+
+def test_pretrained_classifier_on_sparse_X_equals_dense_X(rng, fixed_inner_sweeps):
+    X, y = sparse_classification(rng)
+    w = rng.uniform(0.2, 2.0, X.shape[0])
+    kw = {"hidden_layer_sizes": (16, 8), "pretrain": True, "pretrain_iter": 5, "max_iter": 3,
+          "random_state": 0, "dtype": np.float64}
+    dense = NMFNetClassifier(**kw).fit(X.toarray(), y, sample_weight=w)
+    sparse = NMFNetClassifier(**kw).fit(X, y, sample_weight=w)
+    assert_same_fit(dense, sparse, rtol=1e-7)
+
+
+def test_autoencoder_sparse_X_bad_input(rng):
+    X, _ = sparse_classification(rng)
+    neg = X.copy()
+    neg.data[0] = -1.0
+    with pytest.raises(ValueError, match="Negative values in data"):
+        NMFAutoencoder((5,), nmf_iter=2).fit(neg)
+    with pytest.raises(ValueError, match="^pretrain=True needs nonnegative X"):
+        NMFNetClassifier((5,), pretrain=True, max_iter=1).fit(neg, np.arange(X.shape[0]) % 2)

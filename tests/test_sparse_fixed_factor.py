@@ -163,3 +163,40 @@ def test_sparse_data_bad_input():
     assert fastnmf.sparse_data(sp.csr_matrix((3, 0)), allow_empty_columns=True).shape == (3, 0)
     with pytest.raises(TypeError, match="complex"):
         fastnmf.sparse_data(sp.csr_matrix(np.array([[1 + 1j]])))
+
+
+# --------------------------------------------------------------------------
+# ridge_lstsq with a sparse V (the first layer of NMF autoencoder pre-training)
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("options", [{}, {"alpha": 0.1, "alpha_trace": 0.01}, {"prox": 0.5}])
+def test_ridge_lstsq_sparse_V_matches_the_numpy_reference(rng, dtype, order, options):
+    m, n, k = 9, 60, 12
+    V = sparse_factor(rng, k, n, 0.3, dtype)
+    A = as_order(rng.random((m, n)).astype(dtype), order)
+    kw = dict(options)
+    U0 = rng.random((m, k)).astype(dtype)
+    if "prox" in kw:
+        kw["U0"] = U0
+    U = fastnmf.ridge_lstsq(A, V, **kw)
+    Vd = V.toarray().astype(np.float64)
+    G = Vd @ Vd.T
+    lam = kw.get("alpha", 0.0) + kw.get("alpha_trace", 0.0) * np.trace(G)
+    prox = kw.get("prox", 0.0)
+    rhs = A.astype(np.float64) @ Vd.T + prox * U0
+    want = np.linalg.solve(G + (lam + prox) * np.eye(k), rhs.T).T
+    assert U.dtype == dtype
+    assert_close(U, want, dtype)
+    np.testing.assert_allclose(fastnmf.ridge_lstsq(A, fastnmf.sparse_data(V), **kw), U,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_ridge_lstsq_refuses_two_sparse_arguments(rng):
+    V = sparse_factor(rng, 4, 30, 0.3, np.float64)
+    with pytest.raises(TypeError, match="^A and V cannot both be sparse"):
+        fastnmf.ridge_lstsq(sp.csr_matrix(np.ones((3, 30))), V)
+    bad = V.copy()
+    bad.data[0] = np.inf
+    with pytest.raises(ValueError, match="^V contains NaN or Inf"):
+        fastnmf.ridge_lstsq(np.ones((3, 30)), bad)
