@@ -189,6 +189,55 @@ def _tfidf_like(m, n, density, dtype):
     return A.astype(dtype)
 
 
+@pytest.mark.parametrize("size", [pytest.param((16000, 5000, 0.02), id="16000x5000-2%")])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("impl", ["numba-gather", "scipy"])
+def test_sparse_gram(benchmark, n_threads, impl, dtype, size):
+    """A sparse network input's Gram matrix ``X^T X`` (dense d x d), formed
+    once per fit: fastnmf's gather per output row (``SparseData.gram``) vs
+    scipy's sparse product densified."""
+    from fastnmf import _sparse as S
+    m, n, density = size
+    A = _tfidf_like(m, n, density, dtype)
+    D = S.check_sparse(A, "A")
+    out = np.empty((n, n), dtype)
+    if impl == "numba-gather":
+        def fn():
+            return D.gram(out=out)
+    else:
+        def fn():
+            return (A.T @ A).toarray()
+    np.testing.assert_allclose(fn(), (A.T @ A).toarray(),
+                               rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-5)
+    benchmark.pedantic(fn, rounds=_rounds(fn), warmup_rounds=1)
+    _info(benchmark, "sparse_gram", impl, (m, n), dtype, n_threads)
+
+
+@pytest.mark.parametrize("size", [pytest.param((100, 16000, 5000, 0.02), id="100x16000@5000-2%")])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("impl", ["numba-csr", "scipy"])
+def test_dense_times_sparse(benchmark, n_threads, impl, dtype, size):
+    """``R @ S`` for a dense R (C order) and sparse S: a network layer's
+    cross product with its sparse input (``_sparse.dense_matmul_into``:
+    ``(S^T R^T)^T`` by the CSR gather kernel) vs scipy's ``R @ S``."""
+    from fastnmf import _sparse as S
+    m, r, c, density = size
+    A = _tfidf_like(r, c, density, dtype)
+    D = S.check_sparse(A, "A")
+    R = np.random.default_rng(1).random((m, r)).astype(dtype)
+    out = np.empty((m, c), dtype)
+    if impl == "numba-csr":
+        def fn():
+            return S.dense_matmul_into(out, R, D)
+    else:
+        def fn():
+            return R @ A
+    np.testing.assert_allclose(fn(), R @ A, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-3)
+    benchmark.pedantic(fn, rounds=_rounds(fn), warmup_rounds=1)
+    _info(benchmark, "dense_times_sparse", impl, (m, r, c), dtype, n_threads)
+
+
 @pytest.mark.parametrize("size", [pytest.param((20000, 10000, 0.01, 20), id="20000x10000-1%-k20"),
                                   pytest.param((50000, 30000, 0.004, 50),
                                                id="50000x30000-0.4%-k50",

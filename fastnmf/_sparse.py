@@ -15,6 +15,7 @@ from . import _sparse_kernels as SK
 from ._kernels import _SERIAL_BELOW, abs_sum64, dot64, scan_values
 from ._threads import get_num_threads
 from ._validation import _TRUSTED, check_dtype, check_magnitude, check_matrix
+from ._workspace import scratch
 
 __all__ = ["SparseData", "is_sparse", "check_sparse", "check_data", "matmul_into",
            "dense_matmul_into", "sparse_data"]
@@ -138,19 +139,22 @@ def matmul_into(out, A: SparseData, X):
 
 def dense_matmul_into(out, X, S: SparseData):
     """``out[...] = X @ S`` for a dense X (m, r) and sparse S (r, c), out (m,
-    c); X and out in C or F order (F: through ``S^T @ X^T``, the CSR of
-    S's transpose times X^T, into out^T). O(m nnz(S)) or O(nnz(S) m) by the
-    same gathers as :func:`matmul_into`. Returns out."""
-    if out.flags.c_contiguous and X.flags.c_contiguous:
-        kern = (SK.dense_csr_matmul_serial
-                if get_num_threads() == 1 or X.shape[0] * S.nnz < _SERIAL_BELOW
-                else SK.dense_csr_matmul_parallel)
-        kern(X, S.indptr, S.indices, S.data, out)
-    elif out.flags.f_contiguous:
-        matmul_into(out.T, S.T, np.ascontiguousarray(X.T))
+    c); X and out in C or F order. Computed as ``out^T = S^T @ X^T``: the
+    CSR of S's transpose gathers rows of X^T (m-long each), reading S once
+    (:func:`matmul_into`). X^T and, for a C-ordered out, out^T go through
+    workspace scratch when they are not already C-contiguous. A scatter of
+    S's rows into each row of out instead (parallel over out's rows) read S
+    once per row: 100 x 16000 times 16000 x 5000 at 2% density took 117 ms
+    against 13 ms this way (scipy's ``X @ S``: 36 ms). O(nnz(S) m)."""
+    Xt = X.T
+    if not Xt.flags.c_contiguous:
+        Xt = scratch("dense_sparse_xt", Xt.shape, X.dtype)
+        np.copyto(Xt, X.T)
+    if out.flags.f_contiguous:
+        matmul_into(out.T, S.T, Xt)
     else:
-        out[...] = matmul_into(np.empty((out.shape[1], out.shape[0]), out.dtype), S.T,
-                               np.ascontiguousarray(X.T)).T
+        outT = scratch("dense_sparse_out", (out.shape[1], out.shape[0]), out.dtype)
+        out[...] = matmul_into(outT, S.T, Xt).T
     return out
 
 

@@ -1,5 +1,5 @@
 """Compiled kernels for sparse (CSR) data: the product of a CSR matrix with a
-dense tall factor.
+dense tall factor, and the Gram matrix ``S^T S`` of a sparse S.
 
 The only products a sparse NMF needs are ``A @ Vt`` (m, k) and
 ``A.T @ U`` (n, k); both are taken as a CSR matrix times a dense (rows, k)
@@ -13,6 +13,10 @@ k = 50, 4.9 ms against 14.0 ms (one thread: 9.3 against 14.0); 11314 x
 50000 at 0.2%, k = 50, 7.4 against 22.9 ms. Unrolling the loop over a
 row's nonzeros by four (four rows of X per pass over the output row) took
 10-20% off the plain loop.
+
+A dense matrix times a sparse one (a sparse *fixed factor*,
+:func:`fastnmf._sparse.dense_matmul_into`) is this same gather on the
+transposes.
 """
 from __future__ import annotations
 
@@ -76,36 +80,6 @@ def row_blocks(indptr: np.ndarray, n_blocks: int) -> np.ndarray:
     bounds = np.searchsorted(indptr, targets, side="left").astype(np.int64)
     bounds[0], bounds[-1] = 0, indptr.shape[0] - 1
     return np.maximum.accumulate(bounds)
-
-
-def _dense_csr_matmul_body(X, indptr, indices, data, out):
-    """``out = X @ S`` for a dense X (m, r), C-contiguous, and S (r, c) in
-    CSR (indptr, indices, data); out (m, c) C-contiguous. Row i of the
-    product is a scatter of the rows of S weighted by X[i]: parallel over
-    the rows of X without write conflicts. O(m nnz(S)).
-
-    Used where the *fixed factor* of a solve is sparse (a network's sparse
-    input): ``U @ V`` and ``R @ V^T`` with dense U, R of C order.
-    """
-    m, r = X.shape
-    c = out.shape[1]
-    zero = out.dtype.type(0)
-    for i in prange(m):
-        o = out[i]
-        x = X[i]
-        for j in range(c):
-            o[j] = zero
-        for t in range(r):
-            a = x[t]
-            if a != zero:
-                for p in range(indptr[t], indptr[t + 1]):
-                    o[indices[p]] += a * data[p]
-
-
-dense_csr_matmul_parallel = njit_build(_dense_csr_matmul_body, "dense_csr_matmul_parallel",
-                                       parallel=True, fastmath=_FM)
-dense_csr_matmul_serial = njit_build(_dense_csr_matmul_body, "dense_csr_matmul_serial",
-                                     fastmath=_FM)
 
 
 def _csr_gram_body(indptr_t, indices_t, data_t, indptr, indices, data, out):
