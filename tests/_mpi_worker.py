@@ -160,13 +160,17 @@ def case_estimators():
         check("NMFNetRegressor weights", rel(u, v), np.float64)
     check("NMFNetRegressor R^2", rel(ref.history_["train_score"], got.history_["train_score"]),
           np.float64)
-    ref = NMFAutoencoder((12,), nmf_iter=8, random_state=0, dtype=np.float64).fit(X)
-    got = NMFAutoencoder((12,), nmf_iter=8, random_state=0, dtype=np.float64).fit(
-        X[b], comm=COMM)
-    for u, v in zip(_weights(ref) + ref.components_, _weights(got) + got.components_):
-        check("NMFAutoencoder weights", rel(u, v), np.float64)
-    check("NMFAutoencoder error", rel(ref.reconstruction_err_, got.reconstruction_err_),
-          np.float64)
+    # the autoencoder, on dense X and (against one process on the same
+    # sparse X: the NMF's inner sweeps follow the sparse product's cost) on
+    # sparse X; with 3 processes the first block is empty
+    for data, what in ((X, ""), (scipy.sparse.csr_matrix(X), " sparse X")):
+        ref = NMFAutoencoder((12,), nmf_iter=8, random_state=0, dtype=np.float64).fit(data)
+        got = NMFAutoencoder((12,), nmf_iter=8, random_state=0, dtype=np.float64).fit(
+            data[b], comm=COMM)
+        for u, v in zip(_weights(ref) + ref.components_, _weights(got) + got.components_):
+            check(f"NMFAutoencoder{what} weights", rel(u, v), np.float64)
+        check(f"NMFAutoencoder{what} error",
+              rel(ref.reconstruction_err_, got.reconstruction_err_), np.float64)
     # sample weights (zeros included; with 3 processes the first block is
     # empty): the weighted fit over all processes
     w = np.random.default_rng(7).integers(0, 3, X.shape[0]).astype(np.float64)
@@ -191,13 +195,6 @@ def case_estimators():
             check(f"{Est.__name__} sparse X weights", rel(u, v), np.float64)
         check(f"{Est.__name__} sparse X loss", rel(ref.loss_curve_, got.loss_curve_),
               np.float64)
-    # sparse X in pre-training: against one process on the same sparse X
-    # (the NMF's inner sweeps follow the sparse cross product's cost)
-    ref = NMFAutoencoder((12,), nmf_iter=8, random_state=0, dtype=np.float64).fit(Xs)
-    got = NMFAutoencoder((12,), nmf_iter=8, random_state=0, dtype=np.float64).fit(
-        Xs[b], comm=COMM)
-    for u, v in zip(_weights(ref) + ref.components_, _weights(got) + got.components_):
-        check("NMFAutoencoder sparse X weights", rel(u, v), np.float64)
     # early stopping: scores over all processes, the same decision everywhere
     est = NMFNetClassifier((10,), max_iter=6, early_stopping=True, random_state=0).fit(
         X[b], y[b], comm=COMM)
