@@ -13,6 +13,7 @@ import time
 import zlib
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -45,17 +46,13 @@ def _check_magnitude(X, name):
     :func:`fastnmf.magnitude_range` (the training products would overflow
     or underflow): the solvers' own check on their data, with advice for
     a network's inputs and targets. X dense or scipy.sparse."""
-    check_magnitude(X, name, amax=_abs_max(X) if _is_sparse(X) else None,
+    check_magnitude(X, name, amax=_abs_max(X) if sp.issparse(X) else None,
                     hint="e.g. to features and targets of about unit scale, which train best")
-
-
-def _is_sparse(X) -> bool:
-    return hasattr(X, "tocsr") and hasattr(X, "nnz")
 
 
 def _abs_max(X) -> float:
     """Largest |entry| of a dense or scipy.sparse X (0 if it has none)."""
-    data = X.data if _is_sparse(X) else X
+    data = X.data if sp.issparse(X) else X
     return float(np.abs(data).max()) if data.size else 0.0
 
 
@@ -106,7 +103,7 @@ def _fingerprint(*arrays, comm=SERIAL):
     ``comm``: of every process's block, in rank order)."""
     crc = 0
     for a in arrays:
-        for part in ((a.indptr, a.indices, a.data) if _is_sparse(a) else (a,)):
+        for part in ((a.indptr, a.indices, a.data) if sp.issparse(a) else (a,)):
             crc = zlib.crc32(np.ascontiguousarray(part).view(np.uint8).ravel(), crc)
     mine = f"{[a.shape for a in arrays]}:{crc:08x}"
     return mine if comm.size == 1 else "|".join(comm.allgather(mine))

@@ -3,6 +3,7 @@ scikit-learn transformer."""
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -160,7 +161,7 @@ def _reconstruction_sq(D, X):
     """``[||D - X||^2, ||X||^2]`` (float64) for the dense reconstruction D
     and X dense or scipy.sparse (then from ``||D||^2 - 2 <D, X> + ||X||^2``
     over X's stored entries: no dense copy of X)."""
-    if not hasattr(X, "tocsr"):
+    if not sp.issparse(X):
         R = D - X
         return np.array([np.sum(R * R, dtype=np.float64), np.sum(X * X, dtype=np.float64)])
     X = X.tocsr()

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 import fastnmf
 from fastnmf._comm import as_comm
 
+from ._inputs import scale_rows, with_bias_column
 from .network import Network, unstack_layer
 
 __all__ = ["StackedNMF", "pretrain_stack"]
@@ -101,14 +102,13 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
     dt = X.dtype
     N = X.shape[0]                      # this process's samples
     N_all = int(round(comm.sum(N)))     # all processes' (the ridge scales with it)
-    sparse = hasattr(X, "tocsr")
-    H = X.tocsr() if sparse else X
+    H = X.tocsr() if sp.issparse(X) else X
     row_scale = None
     if sample_weight is not None:       # rows scaled by sqrt(w): the weighted fits
         w = np.asarray(sample_weight, dtype=np.float64)
         N_all = float(comm.sum(float(w.sum())))
         row_scale = np.sqrt(w).astype(dt)
-        H = sp.csr_matrix(H.multiply(row_scale[:, None])) if sparse else X * row_scale[:, None]
+        H = scale_rows(H, row_scale)
     out = StackedNMF([], [], [], [], [])
     for i, n in enumerate(hidden_sizes):
         seed = int(rng.integers(2**31 - 1))
@@ -120,7 +120,7 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
         s[s == 0] = 1
         decoder = np.ascontiguousarray((res.U / s).T)   # (n, n_{i-1})
         code = np.ascontiguousarray(res.V * s[:, None])  # (n, N)
-        Hb = _with_bias_column(H, bias, row_scale, dt)
+        Hb = with_bias_column(H, bias, row_scale, dt)
         W = fastnmf.ridge_lstsq(code, Hb.T, alpha=alpha * N_all, comm=comm)
         if encoder_iter:
             r = fastnmf.relu_lstsq(code, W, Hb.T, update="U", n_iter=encoder_iter,
@@ -144,18 +144,3 @@ def pretrain_stack(X, hidden_sizes, *, nmf_iter=30, encoder_iter=10, alpha=1e-4,
         del Hb
     return out
 
-
-def _with_bias_column(H, bias, row_scale, dt):
-    """``[H, b]`` (N, d + 1), b the bias input (ones, or ``row_scale``);
-    H itself without ``bias``. A sparse H gives a CSR matrix (the bias
-    column stored), a dense one a new dense array."""
-    N = H.shape[0]
-    if not bias:
-        return H
-    b = np.ones(N, dt) if row_scale is None else row_scale.astype(dt)
-    if sp.issparse(H):
-        return sp.hstack([H, sp.csr_matrix(b[:, None])], format="csr").astype(dt)
-    Hb = np.empty((N, H.shape[1] + 1), dt)
-    Hb[:, :-1] = H
-    Hb[:, -1] = b
-    return Hb

@@ -35,11 +35,13 @@ from dataclasses import asdict, dataclass, fields
 from typing import Optional
 
 import numpy as np
+import scipy.sparse as sp
 
 import fastnmf
 from fastnmf._comm import as_comm
 
 from . import _passes as P
+from ._inputs import scale_rows, with_bias_column
 from .network import Network, stack_layer, unstack_layer
 
 __all__ = ["TrainOptions", "Trainer", "PRESETS", "sweep_gemm_shapes"]
@@ -346,7 +348,7 @@ class Trainer:
         # H[0] is the data, H[i >= 1] holds forward activations / targets.
         # A sparse X: H[0] is None, and X_blocks holds one fastnmf.SparseData
         # of each block's rows of [X, bias input] (_input).
-        self.sparse_input = hasattr(X, "tocsr")
+        self.sparse_input = sp.issparse(X)
         if self.sparse_input and len(sizes) < 3:
             raise ValueError("a sparse X needs at least one hidden layer (hidden_layer_sizes "
                              "is empty: the output layer's fit on the input itself is dense)")
@@ -354,7 +356,13 @@ class Trainer:
                   for i, n in enumerate(sizes[:-1])]
         bias_input = 1 if rs is None else rs
         if self.sparse_input:
-            self.X_blocks = _sparse_input_blocks(take(X.tocsr()), rs, nb, self.blocks, dt)
+            Xb = with_bias_column(scale_rows(take(X.tocsr()).astype(dt), rs), nb, rs, dt)
+            with fastnmf.trusted_data():   # (checked by the caller)
+                # each block's rows, through the transpose: a process may
+                # hold no samples at all
+                self.X_blocks = [fastnmf.sparse_data(Xb[b].T, dtype=dt,
+                                                     allow_empty_columns=True).T
+                                 for b in self.blocks]
         else:
             self.H[0][:, : sizes[0]] = take(X)
             if rs is not None:
@@ -868,24 +876,6 @@ def _forward_and_refit_shapes(sizes, N, options, *, refit):
         k, c = sizes[L - 1] + nb, sizes[-1]
         g += [(k, N, k, True), (c, N, k), (c, k, k), (N, k, c)]    # ridge_lstsq, output
     return g
-
-
-def _sparse_input_blocks(X, row_scale, nb, blocks, dtype):
-    """``[X, bias input]`` of each block of rows as a fastnmf.SparseData
-    (rows scaled by ``row_scale``, the bias input then ``row_scale`` too;
-    ``nb`` = 0: no bias column). X: scipy CSR, in the buffers' row order."""
-    import scipy.sparse as sp
-    X = X.astype(dtype, copy=False)
-    if row_scale is not None:
-        X = sp.csr_matrix(X.multiply(row_scale[:, None]))
-    if nb:
-        col = np.ones(X.shape[0], dtype) if row_scale is None else row_scale.astype(dtype)
-        X = sp.hstack([X, sp.csr_matrix(col[:, None])], format="csr")
-    X = sp.csr_matrix(X)
-    with fastnmf.trusted_data():   # (checked by the caller)
-        # through the transpose: a process may hold no samples at all
-        return [fastnmf.sparse_data(X[b].T, dtype=dtype, allow_empty_columns=True).T
-                for b in blocks]
 
 
 def _written(dst, src):
