@@ -47,6 +47,7 @@ PROG = "fastnmf-dnn"
 DATASETS = ("digits", "fashion-mnist", "mnist")
 _IDX_TRAIN = ("train_images", "train_labels")
 _IDX_TEST = ("test_images", "test_labels")
+_SVMLIGHT = ("train_svmlight", "test_svmlight")
 _DEFAULT_HIDDEN = (100,)
 
 
@@ -157,8 +158,9 @@ def _hidden(args):
 
 def _add_data_args(p, *, train):
     g = p.add_argument_group(
-        "data", "A named dataset (--dataset) or your own IDX files (raw or gzipped, as\n"
-        "MNIST's); not both. uint8 images are scaled to [0, 1].")
+        "data", "A named dataset (--dataset), your own IDX files (raw or gzipped, as\n"
+        "MNIST's), or svmlight / libsvm text files (sparse data); one of the three.\n"
+        "uint8 images are scaled to [0, 1]; svmlight values are used as they are.")
     g.add_argument("--dataset", choices=DATASETS, default=None,
                    help="digits: the 8x8 digits bundled with fastnmf, a fixed stratified "
                         "80/20 split (no download); fashion-mnist, mnist: the standard "
@@ -174,6 +176,17 @@ def _add_data_args(p, *, train):
         g.add_argument("--train-labels", metavar="PATH", help="IDX file of training labels")
     g.add_argument("--test-images", metavar="PATH", help="IDX file of test images")
     g.add_argument("--test-labels", metavar="PATH", help="IDX file of test labels")
+    if train:
+        g.add_argument("--train-svmlight", metavar="PATH",
+                       help="svmlight/libsvm file of training samples and labels (read as a "
+                            "sparse matrix and trained on as one; feature indices one- or "
+                            "zero-based as scikit-learn's load_svmlight_file guesses)")
+    g.add_argument("--test-svmlight", metavar="PATH",
+                   help="svmlight/libsvm file of test samples and labels")
+    if train:
+        g.add_argument("--n-features", type=_int_at_least(1, "--n-features"), default=None,
+                       metavar="D", help="svmlight input width (default: the largest feature "
+                                         "index in the training file, plus one)")
 
 
 def _add_compute_args(p, *, dtype=True):
@@ -403,14 +416,21 @@ def _flag(name):
     return "--" + name.replace("_", "-")
 
 
-def _load_data(args, *, need_train, labels_optional=False, dtype=np.float32, shard=None):
+def _load_data(args, *, need_train, labels_optional=False, dtype=np.float32, shard=None,
+               n_features=None):
     """(X_train, y_train, X_test, y_test, description) from the data options.
 
     X_train/y_train are None when ``need_train`` is False; y_* may be None
     with ``labels_optional`` and IDX files without labels. ``shard``:
     (index, count), read only that block of every set (MPI process index).
+    ``n_features``: the width svmlight test data must have (a model's input).
     """
+    svm = _given(args, _SVMLIGHT)
     idx = _given(args, _IDX_TRAIN + _IDX_TEST)
+    if getattr(args, "n_features", None) is not None and not svm:
+        raise UsageError("--n-features applies to svmlight input only")
+    if svm:
+        return _load_svmlight(args, svm + idx, need_train, dtype, shard, n_features)
     if idx and args.dataset is not None:
         raise UsageError(f"give either --dataset or IDX files ({', '.join(map(_flag, idx))}), "
                          "not both")
@@ -449,6 +469,48 @@ def _load_data(args, *, need_train, labels_optional=False, dtype=np.float32, sha
     what = ("digits (bundled 8x8, fixed stratified 80/20 split)" if name == "digits"
             else f"{name}")
     return d.X_train, d.y_train, d.X_test, d.y_test, f"{what}, loaded in {secs:.2f} s"
+
+
+def _load_svmlight(args, given, need_train, dtype, shard, n_features):
+    """svmlight/libsvm files (scikit-learn's reader): X as a CSR matrix in
+    ``dtype``, y as integer labels when they are all integers. Every
+    process reads the whole file and keeps its ``shard`` of the rows."""
+    from sklearn.datasets import load_svmlight_file
+    others = [n for n in given if n not in _SVMLIGHT]
+    if others or args.dataset is not None or args.data_home is not None or args.download:
+        what = others and ", ".join(map(_flag, others)) or "--dataset/--data-home/--download"
+        raise UsageError(f"svmlight input ({', '.join(map(_flag, _SVMLIGHT))}) cannot be "
+                         f"combined with {what}")
+    need = _SVMLIGHT if need_train else _SVMLIGHT[1:]
+    if need_train and args.n_features is not None:
+        n_features = args.n_features
+    missing = [n for n in need if getattr(args, n, None) is None]
+    if missing:
+        raise UsageError("svmlight input needs " + ", ".join(map(_flag, need)) + "; missing: "
+                         + ", ".join(map(_flag, missing)))
+
+    def read(path, width):
+        try:
+            X, y = load_svmlight_file(path, dtype=dtype, n_features=width)
+        except OSError as exc:
+            raise UsageError(f"{path}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise UsageError(f"{path}: not a readable svmlight file of width {width}: {exc}"
+                             if width else f"{path}: not a readable svmlight file: {exc}") \
+                from None
+        if y.size and np.array_equal(y, np.round(y)):
+            y = y.astype(np.int64)
+        start, stop = datasets.shard_range(X.shape[0], shard)
+        return X[start:stop], y[start:stop]
+
+    t0 = time.perf_counter()
+    Xtr = ytr = None
+    if need_train:
+        Xtr, ytr = read(args.train_svmlight, n_features)
+        n_features = Xtr.shape[1]
+    Xte, yte = read(args.test_svmlight, n_features)
+    return Xtr, ytr, Xte, yte, (f"svmlight files, sparse (loaded in "
+                                f"{time.perf_counter() - t0:.2f} s)")
 
 
 def _read_pair(images, labels, dtype, shard=None):
@@ -635,7 +697,8 @@ def _cmd_evaluate(args):
                          "indicator matrix); the datasets here have one label per sample: "
                          "score it in Python (est.score(X, Y))")
     dtype = np.dtype(getattr(est, "dtype", np.float32))
-    _, _, Xte, yte, where = _load_data(args, need_train=False, dtype=dtype.type)
+    _, _, Xte, yte, where = _load_data(args, need_train=False, dtype=dtype.type,
+                                       n_features=est.coefs_[0].shape[0])
     kind = type(est).__name__
     trained = getattr(est, "n_iter_", None)
     _out(f"{prog}: {args.model}: {kind}, layers {_layers(est)}, {dtype.name}"
@@ -675,9 +738,10 @@ def _report_classifier(y, pred, classes):
 
 
 def _reconstruction_error(ae, X):
-    R = ae.inverse_transform(ae.transform(X)) - X
-    nX = float(np.linalg.norm(X))
-    return float(np.linalg.norm(R)) / (nX if nX > 0 else 1.0)
+    """Relative Frobenius error of the autoencoder on X (dense or sparse)."""
+    from .autoencoder import _reconstruction_sq
+    sq_err, sq_x = _reconstruction_sq(ae.inverse_transform(ae.transform(X)), X)
+    return float(np.sqrt(sq_err) / (np.sqrt(sq_x) if sq_x > 0 else 1.0))
 
 
 # -- pretrain -------------------------------------------------------------------

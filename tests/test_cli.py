@@ -310,6 +310,71 @@ def test_idx_errors(capsys, tmp_path, idx_files):
 
 # -- pretrain -------------------------------------------------------------------------
 
+@pytest.fixture
+def svmlight_files(tmp_path):
+    """Digits as svmlight text files, one-based as libsvm writes them (the
+    zero pixels not stored: sparse)."""
+    from sklearn.datasets import dump_svmlight_file
+    d = datasets.load_digits(dtype=np.float64)
+    paths = {}
+    for split, X, y in (("train", d.X_train, d.y_train), ("test", d.X_test, d.y_test)):
+        paths[split] = tmp_path / f"{split}.svm"
+        dump_svmlight_file(X, y, str(paths[split]), zero_based=False)
+    return paths
+
+
+def test_train_evaluate_and_pretrain_on_svmlight_files(capsys, tmp_path, svmlight_files):
+    """svmlight input is read as a sparse matrix and trains as the same
+    data from the dense IDX path would (the same final accuracy)."""
+    model = tmp_path / "m.npz"
+    tr, te = str(svmlight_files["train"]), str(svmlight_files["test"])
+    rc, out, err = run(capsys, "train", "--max-iter", "1", "--quiet", "--train-svmlight", tr,
+                       "--test-svmlight", te, "--n-features", "70")
+    assert rc == 0, err
+    assert "svmlight files, sparse" in out and "train 1437 x 70" in out
+    rc, out, err = run(capsys, "train", "--max-iter", "3", "--quiet", "--dtype", "float64",
+                       "--save", str(model), "--train-svmlight", tr, "--test-svmlight", te)
+    assert rc == 0, err
+    assert "svmlight files, sparse" in out and "train 1437 x 64" in out
+    acc = final_accuracy(out)
+    rc, out, err = run(capsys, "train", "--max-iter", "3", "--quiet", "--dtype", "float64")
+    assert rc == 0, err
+    assert final_accuracy(out) == acc          # the bundled digits, dense
+    rc, out, err = run(capsys, "evaluate", str(model), "--test-svmlight", te)
+    assert rc == 0, err
+    assert f"test accuracy: {acc:.4f}" in out
+    rc, out, err = run(capsys, "pretrain", "--hidden", "10", "--nmf-iter", "3",
+                       "--train-svmlight", tr, "--test-svmlight", te)
+    assert rc == 0, err
+    assert "reconstruction error" in out
+
+
+def test_svmlight_errors(capsys, tmp_path, svmlight_files):
+    tr, te = str(svmlight_files["train"]), str(svmlight_files["test"])
+    rc, out, err = run(capsys, "train", "--train-svmlight", tr)
+    assert_user_error(rc, out, err, "--test-svmlight", "missing")
+    rc, out, err = run(capsys, "train", "--dataset", "digits", "--train-svmlight", tr,
+                       "--test-svmlight", te)
+    assert_user_error(rc, out, err, "svmlight", "--dataset")
+    rc, out, err = run(capsys, "train", "--train-svmlight", tr, "--test-svmlight", te,
+                       "--test-images", tr)
+    assert_user_error(rc, out, err, "svmlight", "--test-images")
+    rc, out, err = run(capsys, "train", "--train-svmlight", str(tmp_path / "nope.svm"),
+                       "--test-svmlight", te)
+    assert_user_error(rc, out, err, "nope.svm")
+    garbage = tmp_path / "garbage.svm"
+    garbage.write_text("this is not svmlight\n")
+    rc, out, err = run(capsys, "train", "--train-svmlight", str(garbage), "--test-svmlight", te)
+    assert_user_error(rc, out, err, "garbage.svm", "svmlight")
+    wide = tmp_path / "wide.svm"
+    wide.write_text("1 0:1.0 70:2.0\n0 3:1.0\n")
+    rc, out, err = run(capsys, "train", "--train-svmlight", tr, "--test-svmlight", str(wide),
+                       "--n-features", "64")
+    assert_user_error(rc, out, err, "wide.svm", "width 64")
+    rc, out, err = run(capsys, "train", "--n-features", "64")
+    assert_user_error(rc, out, err, "--n-features", "svmlight")
+
+
 def test_pretrain_prints_errors(capsys, tmp_path):
     rc, out, err = run(capsys, "pretrain", "--hidden", "24,12", "--nmf-iter", "10",
                        "--save", str(tmp_path / "ae.npz"))

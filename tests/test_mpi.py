@@ -89,6 +89,26 @@ def test_cli_train_under_mpiexec_matches_one_process(tmp_path):
     assert (tmp_path / "m.npz").exists()
 
 
+def test_cli_train_on_svmlight_under_mpiexec_matches_one_process(tmp_path):
+    """Each process reads the svmlight files and trains on its block of rows
+    (sparse): the same final accuracy as one process."""
+    from sklearn.datasets import dump_svmlight_file
+    from fastnmf_dnn.datasets import load_digits
+    d = load_digits(dtype=np.float64)
+    for split, X, y in (("train", d.X_train, d.y_train), ("test", d.X_test, d.y_test)):
+        dump_svmlight_file(X, y, str(tmp_path / f"{split}.svm"), zero_based=False)
+    args = ["train", "--max-iter", "3", "--quiet", "--threads", "1", "--dtype", "float64",
+            "--train-svmlight", str(tmp_path / "train.svm"),
+            "--test-svmlight", str(tmp_path / "test.svm")]
+    one = _cli(args)
+    two = _cli(args, n=2)
+    assert one.returncode == 0 and two.returncode == 0, two.stdout + two.stderr
+    acc = [line for line in two.stdout.splitlines() if line.startswith("final test accuracy")]
+    assert len(acc) == 1 and acc == [line for line in one.stdout.splitlines()
+                                     if line.startswith("final test accuracy")], two.stdout
+    assert "svmlight files, sparse" in two.stdout and "MPI: 2 processes" in two.stdout
+
+
 def test_cli_aborts_when_one_process_cannot_read_its_shard(tmp_path):
     """A training file truncated in its second half: process 1's shard cannot
     be read, process 0's can. The job must end with an error, not hang."""
