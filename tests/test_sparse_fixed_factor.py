@@ -200,3 +200,18 @@ def test_ridge_lstsq_refuses_two_sparse_arguments(rng):
     bad.data[0] = np.inf
     with pytest.raises(ValueError, match="^V contains NaN or Inf"):
         fastnmf.ridge_lstsq(np.ones((3, 30)), bad)
+
+
+def test_degenerate_sparse_fixed_factor_stays_finite(rng):
+    """A V with no stored entries, or only its ones row (dead inputs): finite,
+    and the dense V's answer."""
+    A = rng.random((5, 30))
+    U = rng.random((5, 4))
+    for V in (sp.csr_matrix((4, 30)),
+              sp.csr_matrix(np.vstack([np.zeros((3, 30)), np.ones((1, 30))]))):
+        dense = fastnmf.relu_lstsq(A, U, V.toarray(), n_iter=2)
+        sparse = fastnmf.relu_lstsq(A, U, V, n_iter=2)
+        assert np.isfinite(sparse.U).all() and np.isfinite(sparse.errors).all()
+        np.testing.assert_allclose(sparse.U, dense.U, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(fastnmf.ridge_lstsq(A, V), fastnmf.ridge_lstsq(A, V.toarray()),
+                                   rtol=1e-12, atol=1e-12)
