@@ -29,10 +29,13 @@ def is_sparse(A) -> bool:
 class SparseData:
     """A validated sparse matrix (m, n) in CSR form, with its transpose.
 
-    Attributes: ``shape``, ``dtype``, ``nnz``, ``ndim`` (2), the CSR arrays
-    ``indptr``, ``indices``, ``data``; ``T`` is the transpose (sharing
-    both CSR copies, no work). ``A @ X`` for a dense X (n, k) returns the
-    dense product (m, k); :func:`matmul_into` writes it into a buffer.
+    Made by :func:`fastnmf.sparse_data` (or by a solve from the scipy
+    matrix it is given). Attributes: ``shape``, ``dtype``, ``nnz``,
+    ``ndim`` (2), the CSR arrays ``indptr``, ``indices``, ``data``; ``T``
+    is the transpose (sharing both CSR copies, no work). ``A @ X`` or
+    ``A.matmul(X, out=None)`` for a dense X (n, k) give the dense product
+    (m, k), parallel over row blocks; ``A.gram()`` the dense ``A^T A``;
+    ``toarray()`` and ``astype(dtype)`` as numpy's.
     """
 
     ndim = 2
