@@ -60,3 +60,24 @@ def test_kl_error_is_the_divergence_over_the_data_sum():
     import fastnmf
     r = fastnmf.nmf(A, 3, solver="mu", loss="kl", init=(W, H), max_iter=0)
     assert abs(r.errors[-1] - d / dense.sum()) < 1e-12
+
+
+def test_topic_documents_labels_are_the_dominant_topics():
+    X, y = topic_documents(300, 500, n_topics=5, doc_len=40.0, seed=3, labels=True)
+    assert (X != topic_documents(300, 500, n_topics=5, doc_len=40.0, seed=3)).nnz == 0
+    assert y.shape == (300,) and set(np.unique(y)) <= set(range(5))
+    assert len(np.unique(y)) >= 3
+
+
+def test_sparse_input_bench_runs_and_reports_both_fits(tmp_path, capsys):
+    """bench/sparse_input.py on a tiny corpus: the table has the row, and
+    the two fits agree on accuracy (the same solves on the same data)."""
+    import sparse_input
+    out = tmp_path / "table.md"
+    sparse_input.main(["--docs", "400", "--words", "150", "--hidden", "8", "--sweeps", "2",
+                       "--rounds", "1", "--threads", "1", "--out", str(out)])
+    text = out.read_text()
+    assert "sweep dense / sparse" in text and "320 x 150" in text
+    row = next(line for line in text.splitlines() if line.startswith("| 320 x 150"))
+    acc_dense, acc_sparse = (float(v) for v in row.split("|")[7].split("/"))
+    assert abs(acc_dense - acc_sparse) <= 0.01
