@@ -57,14 +57,23 @@ def test_classifier_on_sparse_X_equals_dense_X(rng, params):
 
 
 def test_classifier_sparse_X_float32_and_other_formats(rng):
+    """Every scipy format trains as CSR (the same fit, bit for bit), in
+    float32 (kept); against the dense fit to float32's rounding, which the
+    target step's clipping amplifies over sweeps (README "Sparse X"): here
+    after 4 sweeps the weights agree to 2e-3 and the predictions all but
+    exactly."""
     X, y = sparse_classification(rng)
     kw = {"hidden_layer_sizes": (20,), "max_iter": 4, "random_state": 0}
     dense = NMFNetClassifier(**kw).fit(X.toarray(), y)
-    for fmt in ("csr", "csc", "coo"):
-        sparse = NMFNetClassifier(**kw).fit(X.asformat(fmt), y)
-        assert sparse.coefs_[0].dtype == np.float32
-        for u, v in zip(weights(dense), weights(sparse)):
-            np.testing.assert_allclose(u, v, rtol=2e-3, atol=2e-3)
+    csr = NMFNetClassifier(**kw).fit(X, y)
+    assert csr.coefs_[0].dtype == np.float32
+    for fmt in ("csc", "coo"):
+        other = NMFNetClassifier(**kw).fit(X.asformat(fmt), y)
+        for u, v in zip(weights(csr), weights(other)):
+            np.testing.assert_array_equal(u, v)
+    for u, v in zip(weights(dense), weights(csr)):
+        np.testing.assert_allclose(u, v, rtol=2e-3, atol=2e-3)
+    assert np.mean(csr.predict(X) == dense.predict(X.toarray())) >= 0.98
 
 
 def test_sparse_X_with_sample_weight_partial_fit_and_warm_start(rng):
