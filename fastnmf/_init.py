@@ -16,7 +16,7 @@ import numpy as np
 
 from ._comm import SERIAL
 from ._kernels import abs_sum64
-from ._linalg import cholesky_qr_pass, exponent, orthonormal_columns
+from ._linalg import cholesky_qr_pass, exponent, gram, orthonormal_columns
 from ._sparse import SparseData
 
 INITS = ("random", "nndsvd", "nndsvda")
@@ -100,7 +100,7 @@ def randomized_svd(A, k: int, seed: int, *, n_total: int, comm=SERIAL,
         # and the power iterations then cost m^2 ell each. A rank-500 start
         # of 784 x 20000 (the autoencoder pre-training's shape): 3.6 s ->
         # 1.8 s; 300 x 20000, rank 50: 159-194 ms -> 36 ms (2 threads).
-        G = comm.sum_(np.ascontiguousarray(A @ A.T))
+        G = comm.sum_(gram(A.T))
         Y = G @ Omega
         for _ in range(n_power_iter):
             Y = G @ orthonormal_columns(Y, passes=1)
@@ -111,7 +111,7 @@ def randomized_svd(A, k: int, seed: int, *, n_total: int, comm=SERIAL,
             Y = comm.sum_(np.ascontiguousarray(A @ (A.T @ Q)))
     Q = orthonormal_columns(Y)
     Bt = (A.T @ Q).astype(np.float64)                 # (n_local, ell): B^T
-    G = comm.sum_(np.ascontiguousarray(Bt.T @ Bt))    # B B^T
+    G = comm.sum_(gram(Bt))                           # B B^T
     w, ub = np.linalg.eigh(G)
     order = np.argsort(w)[::-1][: min(k, ell)]
     w, ub = w[order], ub[:, order]

@@ -29,9 +29,84 @@ def matmul_into(out, a, b):
     return out
 
 
+#: numpy computes ``X.T @ X`` by BLAS SYRK. OpenBLAS 0.3.31's threaded
+#: SYRK with its SkylakeX (AVX-512) kernels crashes the process (segmentation
+#: fault) for large outputs: session 26, 2 threads, AVX-512 EPYC, k x k
+#: from (p, k) = (2048, 16000) and (256, 20001) crashed; (2048, 14000),
+#: (512, 16000), (128, 20001) passed; the same GEMMs on two distinct
+#: operands passed at (2048, 20001). Above this order :func:`gram` takes
+#: GEMMs by block rows of this height instead (the lower triangle,
+#: mirrored: the same multiply-adds as SYRK).
+_GRAM_BLOCK = 4096
+
+
 def gram(X, out=None):
-    """``X.T @ X`` for X (p, k); returns (k, k)."""
-    return np.matmul(X.T, X, out=out)
+    """``X.T @ X`` for X (p, k); returns (k, k) in X's dtype."""
+    k = X.shape[1]
+    if k <= _GRAM_BLOCK:
+        return np.matmul(X.T, X, out=out)
+    if out is None:
+        out = np.empty((k, k), dtype=X.dtype)
+    for i0 in range(0, k, _GRAM_BLOCK):
+        i1 = min(i0 + _GRAM_BLOCK, k)
+        np.matmul(X[:, i0:i1].T, X[:, :i1], out=out[i0:i1, :i1])
+        out[:i0, i0:i1] = out[i0:i1, :i0].T
+        D = out[i0:i1, i0:i1]                       # exactly symmetric, as SYRK's
+        upper = np.triu_indices(i1 - i0, 1)
+        D[upper] = D.T[upper]
+    return out
+
+
+#: Orders above this are factored by :func:`blocked_cholesky` (numpy's
+#: Cholesky on diagonal blocks of ``_CHOL_PANEL``, the rest GEMMs)
+#: instead of one LAPACK ``dpotrf``: OpenBLAS 0.3.31's threaded ``dpotrf``
+#: with its SkylakeX (AVX-512) kernels crashes the process from order
+#: about 16000 on 2 threads (segmentation fault, in its SYRK: see
+#: ``_GRAM_BLOCK``; 12000 passes, 1 thread passes, Haswell kernels pass;
+#: numpy's and scipy's bundled builds alike), which a network's first
+#: layer on an input 16000 wide reached.
+_CHOL_BLOCK = 4096
+#: blocked_cholesky's block order. Session 26, 2 threads, AVX-512 EPYC,
+#: order 12000: LAPACK 12.1 s; blocks of 4096 / 2048 / 1024 13.9 / 12.1 /
+#: 11.8 s (relative residual 1.4e-15 against LAPACK's 0.9e-15).
+_CHOL_PANEL = 2048
+
+
+def blocked_cholesky(A, block: int = _CHOL_PANEL) -> np.ndarray:
+    """Lower Cholesky factor of the SPD float64 matrix A (k, k), computed in
+    place in A (its upper triangle is zeroed); returns A.
+
+    Right-looking, by block columns of ``block``: the diagonal block by
+    ``np.linalg.cholesky``, the panel below it by a GEMM with the
+    diagonal factor's inverse (:func:`lower_tri_inverse`), and the
+    trailing lower triangle updated one block column at a time (GEMMs of
+    only the rows on and below the diagonal: k^3 / 3 multiply-adds in
+    all, as ``dpotrf``). Raises ``np.linalg.LinAlgError`` when a diagonal
+    block is not positive definite.
+    """
+    k = A.shape[0]
+    for j0 in range(0, k, block):
+        j1 = min(j0 + block, k)
+        L = np.linalg.cholesky(A[j0:j1, j0:j1])
+        A[j0:j1, j0:j1] = L
+        if j1 == k:
+            break
+        Linv = lower_tri_inverse(L, np.empty_like(L))
+        P = A[j1:, j0:j1] @ Linv.T                  # the panel: A_ij L_jj^{-T}
+        A[j1:, j0:j1] = P
+        for c0 in range(j1, k, block):               # A_cc... -= P_c P_c^T, lower part
+            c1 = min(c0 + block, k)
+            A[c0:, c0:c1] -= P[c0 - j1:] @ P[c0 - j1:c1 - j1].T
+    A[np.triu_indices(k, 1)] = 0.0
+    return A
+
+
+def _cholesky(A) -> np.ndarray:
+    """``np.linalg.cholesky`` of a float64 matrix, blocked above
+    ``_CHOL_BLOCK`` (see there why); A is not modified."""
+    if A.shape[0] <= _CHOL_BLOCK:
+        return np.linalg.cholesky(A)
+    return blocked_cholesky(np.array(A, dtype=np.float64, order="C"))
 
 
 def cholesky_lower(G, alpha: float = 0.0) -> np.ndarray:
@@ -48,7 +123,7 @@ def cholesky_lower(G, alpha: float = 0.0) -> np.ndarray:
     if alpha:
         G64.flat[:: k + 1] += alpha
     try:
-        L = np.linalg.cholesky(G64)
+        L = _cholesky(G64)
         if np.isfinite(L).all():
             return L
     except np.linalg.LinAlgError:
@@ -67,7 +142,7 @@ def cholesky_lower(G, alpha: float = 0.0) -> np.ndarray:
         H = G64.copy()
         H.flat[:: k + 1] += tau
         try:
-            L = np.linalg.cholesky(H)
+            L = _cholesky(H)
             if np.isfinite(L).all():
                 return L
         except np.linalg.LinAlgError:
@@ -145,7 +220,7 @@ def ridge_inverse(G, alpha: float, dtype) -> np.ndarray:
             return out.astype(dtype, copy=False)
     L = ridge_cholesky(G, alpha, dtype)
     Linv = lower_tri_inverse(L, np.empty_like(L))   # 34 us at k = 101; np.linalg.inv(L) took 175
-    return np.asarray(Linv.T @ Linv, dtype=dtype)
+    return np.asarray(gram(Linv), dtype=dtype)
 
 
 def _rcond(dtype) -> float:
@@ -231,7 +306,7 @@ def _cholesky_inverse_factor(G, rcond, out) -> bool:
     if e <= _CHOLQR_SMALL_E:
         return cholesky_inverse_factor_(G, rcond, out)
     try:
-        L = np.linalg.cholesky(G)
+        L = _cholesky(G)
     except np.linalg.LinAlgError:
         return False
     d = np.diagonal(L)
@@ -271,7 +346,7 @@ def orthonormal_columns(Y, passes: int = 2) -> np.ndarray:
     Q = _power_of_two_scaled(np.array(Y, dtype=np.float64))
     Linv = np.empty((e, e))
     for sweep in range(passes):
-        G = Q.T @ Q
+        G = gram(Q)
         if not _cholesky_inverse_factor(G, _CHOLQR_RCOND, Linv):
             return np.linalg.qr(Y)[0]
         if sweep == 1 and np.abs(np.diagonal(Linv) - 1.0).max() > 0.1:
@@ -317,7 +392,7 @@ def cholesky_qr_pass(Z, comm=SERIAL, n_rows: int = None) -> np.ndarray:
     # The same power of two on every process (the largest), so that the
     # processes' rows stay one basis.
     Z64 *= 2.0 ** -max(comm.allgather(exponent(Z64)))
-    G = comm.sum_(np.ascontiguousarray(Z64.T @ Z64))
+    G = comm.sum_(gram(Z64))
     Linv = np.empty((e, e))
     if not _cholesky_inverse_factor(G, _CHOLQR_RCOND, Linv):
         trace = float(np.trace(G))

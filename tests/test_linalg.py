@@ -223,6 +223,71 @@ def test_gram(rng):
     assert L.gram(X, out=out) is out
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("k", [7, 8, 9, 23])
+def test_gram_by_block_rows_equals_syrk(rng, monkeypatch, dtype, order, k):
+    """Above ``_GRAM_BLOCK`` gram() takes GEMMs by block rows (OpenBLAS's
+    threaded SYRK crashes on large outputs with its AVX-512 kernels): the
+    same matrix, exactly symmetric, in X's dtype, into ``out`` when given."""
+    monkeypatch.setattr(L, "_GRAM_BLOCK", 4)
+    X = as_order(rng.standard_normal((6, k)).astype(dtype), order)
+    G = L.gram(X)
+    assert G.dtype == dtype and G.shape == (k, k)
+    np.testing.assert_array_equal(G, G.T)
+    assert_close(G, X.astype(np.float64).T @ X.astype(np.float64), dtype)
+    out = np.empty((k, k), dtype)
+    assert L.gram(X, out=out) is out
+    np.testing.assert_array_equal(out, G)
+
+
+@pytest.mark.parametrize("k", [9, 12, 30])
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_blocked_cholesky_equals_lapack(rng, monkeypatch, k, alpha):
+    """Above ``_CHOL_BLOCK`` the factor is computed by blocks (LAPACK on the
+    diagonal blocks, GEMMs elsewhere; OpenBLAS's threaded dpotrf crashes on
+    large orders with its AVX-512 kernels): LAPACK's factor, lower
+    triangular; through cholesky_lower and ridge_inverse too."""
+    G = _spd(rng, k)
+    want = np.linalg.cholesky(G + alpha * np.eye(k))
+    monkeypatch.setattr(L, "_CHOL_BLOCK", 4)
+    for block in (2, 4, 5):
+        got = L.blocked_cholesky(G + alpha * np.eye(k), block)
+        np.testing.assert_array_equal(got, np.tril(got))
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
+    np.testing.assert_allclose(L.cholesky_lower(G, alpha), want, rtol=1e-10,
+                               atol=1e-12 * np.abs(want).max())
+    if alpha:
+        np.testing.assert_allclose(L.ridge_inverse(G, alpha, np.float64),
+                                   np.linalg.inv(G + alpha * np.eye(k)), rtol=1e-8, atol=1e-10)
+    indefinite = G.copy()
+    indefinite[k - 1, k - 1] = -1.0                         # fails in the last block
+    with pytest.raises(np.linalg.LinAlgError):
+        L.blocked_cholesky(indefinite, 4)
+    singular = np.ones((k, k))                              # the shifted retry still works
+    Lc = L.cholesky_lower(singular)
+    assert np.isfinite(Lc).all()
+    np.testing.assert_allclose(Lc @ Lc.T, singular, atol=1e-6)
+
+
+def test_large_gram_and_cholesky_stay_in_process(rng):
+    """A Gram matrix of order 20001 from 300 rows and the Cholesky factor of
+    order 16400 (a network's first layer on an input 16000-20000 wide):
+    numpy's SYRK and LAPACK's dpotrf at these sizes crashed the process
+    (segmentation fault, OpenBLAS 0.3.31 SkylakeX kernels, 2 threads,
+    session 26). The blocked routes give the Gram matrix and a factor that
+    reproduces it. (~35 s, 3.2 GB per matrix.)"""
+    X = rng.standard_normal((300, 20001))
+    G = L.gram(X)
+    i = rng.integers(0, 16400, 6)
+    np.testing.assert_allclose(G[i], X[:, i].T @ X, rtol=1e-10, atol=1e-9)
+    del X
+    G = G[:16400, :16400].copy()
+    G.flat[::16401] += 1.0
+    Lc = L.cholesky_lower(G)
+    np.testing.assert_allclose(Lc[i] @ Lc.T, G[i], rtol=1e-9, atol=1e-8 * np.abs(G).max())
+
+
 def _same_span(Q, R, tol):
     """The orthogonal projectors onto the spans of Q and R agree."""
     Q, R = Q.astype(np.float64), R.astype(np.float64)
