@@ -4,6 +4,13 @@ X against the same estimator fitted on ``X.toarray()``, in one process.
     python bench/sparse_input.py                          # table on stdout
     python bench/sparse_input.py --out FILE               # also write it to FILE
     python bench/sparse_input.py --words 2000,5000 --docs 20000 --rounds 3
+    python bench/sparse_input.py --solvers --words 5000,10000,20000 --rounds 1
+
+``--solvers``: the first layer's two solvers on the sparse X instead
+(``input_solver="direct"``, the (d + 1) x (d + 1) Gram matrix formed and
+inverted once per fit, against ``"cg"``, never formed: conjugate
+gradients on products with X every sweep), alternating the same way;
+no dense copy is made (the widths this is for do not fit densified).
 
 Data: synthetic tf-idf documents (``bench/_data.py: topic_documents``, 20
 topics, about 120 distinct words per document), labelled by each
@@ -53,10 +60,39 @@ def nbytes(X):
     return X.nbytes
 
 
-def run_case(n_docs, n_words, hidden, sweeps, rounds, threads):
+def split_documents(n_docs, n_words):
     X, y = topic_documents(n_docs, n_words, labels=True, seed=0)
     n_tr = int(0.8 * n_docs)
-    Xtr, ytr, Xte, yte = X[:n_tr], y[:n_tr], X[n_tr:], y[n_tr:]
+    return X[:n_tr], y[:n_tr], X[n_tr:], y[n_tr:]
+
+
+def describe(Xtr, hidden):
+    n_tr, n_words = Xtr.shape
+    return (f"{n_tr} x {n_words}, {100 * Xtr.nnz / (n_tr * n_words):.2f}% nonzero, "
+            f"{'-'.join(map(str, (n_words, *hidden, 20)))}")
+
+
+def run_solvers(n_docs, n_words, hidden, sweeps, rounds, threads):
+    """input_solver "direct" against "cg", both on the sparse X."""
+    Xtr, ytr, Xte, yte = split_documents(n_docs, n_words)
+    params = dict(hidden_layer_sizes=hidden, max_iter=sweeps, random_state=0,
+                  n_threads=threads, n_iter_no_change=sweeps + 1)
+    times = {"direct": [], "cg": []}
+    fitted = {}
+    for _ in range(rounds):
+        for solver in times:
+            setup, sweep, total, est = fit_times(
+                NMFNetClassifier(input_solver=solver, **params), Xtr, ytr)
+            times[solver].append((setup, sweep, total))
+            fitted[solver] = est
+    med = {k: np.median(np.asarray(v), axis=0) for k, v in times.items()}
+    return {"case": describe(Xtr, hidden), "med": med,
+            "acc": {k: fitted[k].score(Xte, yte) for k in fitted},
+            "ratio_total": float(med["direct"][2] / med["cg"][2])}
+
+
+def run_case(n_docs, n_words, hidden, sweeps, rounds, threads):
+    Xtr, ytr, Xte, yte = split_documents(n_docs, n_words)
     Dtr = Xtr.toarray()
     params = dict(hidden_layer_sizes=hidden, max_iter=sweeps, random_state=0,
                   n_threads=threads, n_iter_no_change=sweeps + 1)
@@ -70,8 +106,7 @@ def run_case(n_docs, n_words, hidden, sweeps, rounds, threads):
     med = {k: np.median(np.asarray(v), axis=0) for k, v in times.items()}
     acc = {k: fitted[k].score(Xte if k == "sparse" else Xte.toarray(), yte) for k in fitted}
     return {
-        "case": f"{n_tr} x {n_words}, {100 * Xtr.nnz / (n_tr * n_words):.2f}% nonzero, "
-                f"{'-'.join(map(str, (n_words, *hidden, 20)))}",
+        "case": describe(Xtr, hidden),
         "setup": med, "acc": acc,
         "ratio_sweep": float(med["dense"][1] / med["sparse"][1]),
         "ratio_total": float(med["dense"][2] / med["sparse"][2]),
@@ -89,6 +124,9 @@ def main(argv=None):
     ap.add_argument("--sweeps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--solvers", action="store_true",
+                    help="compare the first layer's input_solver 'direct' and 'cg' on the "
+                         "sparse X (no dense fit)")
     ap.add_argument("--out")
     a = ap.parse_args(argv)
     hidden = tuple(int(h) for h in a.hidden.split(","))
@@ -105,7 +143,24 @@ def main(argv=None):
              "| whole fit dense / sparse | ratio | test acc dense / sparse "
              "| X bytes dense / sparse |",
              "|---|---|---:|---|---|---:|---|---|"]
+    if a.solvers:
+        lines[2] = (f"NMFNetClassifier on the sparse X, input_solver direct / cg, {a.sweeps} "
+                    f"sweeps, medians of {a.rounds} alternating rounds (`python "
+                    f"bench/sparse_input.py --solvers --docs {a.docs} --words {a.words} "
+                    f"--hidden {a.hidden} --sweeps {a.sweeps} --rounds {a.rounds}`)")
+        lines[4:6] = ["| data (network) | setup direct / cg | sweep direct / cg "
+                      "| whole fit direct / cg | ratio | test acc direct / cg |",
+                      "|---|---|---|---|---:|---|"]
     for n_words in (int(w) for w in a.words.split(",")):
+        if a.solvers:
+            r = run_solvers(a.docs, n_words, hidden, a.sweeps, a.rounds, a.threads)
+            d, c = r["med"]["direct"], r["med"]["cg"]
+            lines.append(f"| {r['case']} | {d[0]:.2f} / {c[0]:.2f} s | {1e3 * d[1]:.0f} / "
+                         f"{1e3 * c[1]:.0f} ms | {d[2]:.2f} / {c[2]:.2f} s | "
+                         f"**{r['ratio_total']:.2f}x** | {r['acc']['direct']:.4f} / "
+                         f"{r['acc']['cg']:.4f} |")
+            print(lines[-1], flush=True)
+            continue
         r = run_case(a.docs, n_words, hidden, a.sweeps, a.rounds, a.threads)
         s = r["setup"]
         lines.append(

@@ -12,6 +12,9 @@ threads, set_num_threads, get_num_threads
 trusted_data
     Skip the NaN/Inf and sign checks of array arguments (for callers that
     own their arrays, e.g. a training loop).
+ImplicitGram
+    A fixed factor's Gram matrix applied by products, never formed (CG
+    solves in relu_lstsq for very wide, e.g. sparse, fixed factors).
 sparse_data, SparseData
     A scipy.sparse matrix validated once (and its type), for solves that
     take the same sparse argument call after call.
@@ -54,6 +57,7 @@ SHORT_SPIN_ACTIVE = ("numpy" not in _sys.modules
 from ._result import FactorizationResult  # noqa: E402
 from ._threads import get_num_threads, set_num_threads, threads  # noqa: E402
 from .fixed_gram import FixedGram  # noqa: E402
+from .implicit_gram import ImplicitGram  # noqa: E402
 from .linear_lstsq import nnls, ridge_lstsq  # noqa: E402
 from .nmf import nmf  # noqa: E402
 from .nonlinear_semi_nmf import nonlinear_semi_nmf  # noqa: E402
@@ -75,8 +79,8 @@ def __getattr__(name):
 
 __version__ = "0.1.0"
 __all__ = [
-    "FactorizationResult", "FixedGram", "NMF", "get_num_threads", "magnitude_range", "nmf", "nnls",
-    "nonlinear_semi_nmf",
+    "FactorizationResult", "FixedGram", "ImplicitGram", "NMF", "get_num_threads",
+    "magnitude_range", "nmf", "nnls", "nonlinear_semi_nmf",
     "relu_lstsq", "ridge_lstsq", "semi_nmf", "set_num_threads", "SparseData", "sparse_data",
     "threads", "trusted_data", "Workspace",
 ]

@@ -293,20 +293,24 @@ def relu_update_left_(A, U, Vt, P, D, EG, alpha: float, omega: float, n_iter: in
     over P and a fused axpy; the first iteration also ``Vt.T @ Vt``.
     """
     inv = None
+    implicit = hasattr(gram_V, "solve_right_into")   # an ImplicitGram: CG, no inverse
     for it in range(n_iter):
         if it or not residual_ready:
             model_into_(P, U, Vt)
             errs.append(relu_residual_(P, A))
-        E, G = cross_and_gram_(P, Vt, EG, comm, with_gram=(inv is None and gram_V is None))
-        if inv is None:
+        E, G = cross_and_gram_(P, Vt, EG, comm, with_gram=(it == 0 and gram_V is None))
+        if it == 0:
             if l2_trace:
                 l2 = l2 + l2_trace * (gram_trace(G) if gram_V is None else gram_V.trace)
             # a FixedGram keeps its inverse for this shift
             inv = (ridge_inverse(G, alpha + l2, Vt.dtype) if gram_V is None
-                   else gram_V.inverse(alpha + l2, Vt.dtype))
+                   else None if implicit else gram_V.inverse(alpha + l2, Vt.dtype))
         if l2:
             E -= Vt.dtype.type(l2) * U
-        np.matmul(E, inv, out=D)
+        if implicit:
+            gram_V.solve_right_into(D, E, alpha + l2)
+        else:
+            np.matmul(E, inv, out=D)
         K.add_scaled_(U, D, omega)
 
 

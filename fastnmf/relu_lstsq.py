@@ -10,6 +10,7 @@ from ._kernels import all_ones
 from ._comm import as_comm, collective
 from ._threads import sized_by, columns_of_second
 from .fixed_gram import FixedGram
+from .implicit_gram import ImplicitGram
 from ._result import FactorizationResult
 from ._sparse import SparseData, check_sparse, is_sparse
 from ._validation import check_choice, check_distributed, check_float, check_int, check_matrix
@@ -113,7 +114,11 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         only its shape and finiteness are checked. A
         :class:`fastnmf.FixedGram` also keeps the regularised inverse from
         call to call (while the shift ``alpha + l2`` is the same): pass one
-        when solving against the same V repeatedly.
+        when solving against the same V repeatedly. A
+        :class:`fastnmf.ImplicitGram` of V instead solves every step by
+        preconditioned conjugate gradients with products by V, never
+        forming the k x k matrix (for k in the tens of thousands: a wide
+        sparse V; needs ``alpha + l2 > 0``).
     model : array_like, shape (m, n), optional
         The product ``U V`` of the starting point, when the caller has it
         already (e.g. a network layer's pre-activations, from the forward
@@ -191,7 +196,11 @@ def relu_lstsq(A, U, V, *, update="U", n_iter=10, omega=1.0, alpha=0.0, fixed_on
         if fixed_gram is not None:
             if update != "U":
                 raise ValueError("fixed_gram is only used with update='U' (the Gram of V)")
-            if not isinstance(fixed_gram, FixedGram):
+            if isinstance(fixed_gram, ImplicitGram) and not (alpha + l2 > 0 or l2_trace > 0):
+                raise ValueError("fixed_gram=ImplicitGram(...) needs a positive ridge "
+                                 "(alpha, l2 or l2_trace): its CG solve is for G + (alpha + "
+                                 "l2) I")
+            if not isinstance(fixed_gram, (FixedGram, ImplicitGram)):
                 fixed_gram = FixedGram._of_checked(check_matrix(fixed_gram, "fixed_gram",
                                                                 dtype=dt, magnitude=False))
             if fixed_gram.shape != (k, k):

@@ -30,7 +30,7 @@ from .trainer import PRESETS, TrainOptions, Trainer, check_data_parallel, check_
 _OPTION_PARAMS = ("bias", "alpha", "ridge", "rel_ridge", "width_ridge", "inner_iter", "omega", "z_iter", "z_solver", "z_prox", "l1",
                   "batch_size", "weight_prox", "margin_targets",
                   "refit_output", "extrapolate", "input_ridge", "input_damping",
-                  "refresh_targets", "bottom_up", "inactive_step")
+                  "refresh_targets", "bottom_up", "inactive_step", "input_solver")
 
 
 #: The regressor's extrapolation cap with the default preset. Session 22
@@ -174,7 +174,8 @@ class BaseNMFNet(BaseEstimator):
                  bias=None, inner_iter=None, omega=None, z_iter=None, z_solver=None,
                  z_prox=None, l1=None, refresh_targets=None, batch_size=None, weight_prox=None,
                  margin_targets=None, refit_output=None, extrapolate=None, input_ridge=None,
-                 input_damping=None, bottom_up=None, inactive_step=None, pretrain=False,
+                 input_damping=None, bottom_up=None, inactive_step=None, input_solver=None,
+                 pretrain=False,
                  pretrain_iter=30, init_scale=1.0, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, tol=1e-4, warm_start=False, random_state=None,
                  n_threads=None, dtype=np.float32, verbose=False):
@@ -202,6 +203,7 @@ class BaseNMFNet(BaseEstimator):
         self.input_damping = input_damping
         self.bottom_up = bottom_up
         self.inactive_step = inactive_step
+        self.input_solver = input_solver
         self.pretrain = pretrain
         self.pretrain_iter = pretrain_iter
         self.init_scale = init_scale

@@ -31,7 +31,7 @@ _PARAMS_DOC = """
         regularization, targets carried over between sweeps).
     bias, inner_iter, omega, z_iter, z_solver, z_prox, l1, refresh_targets, weight_prox, \
 extrapolate, margin_targets, refit_output, ridge, rel_ridge, width_ridge, input_ridge, \
-input_damping, bottom_up, inactive_step : optional
+input_damping, bottom_up, inactive_step, input_solver : optional
         Override single options of the preset; see
         :class:`fastnmf_dnn.TrainOptions` for what each does.
     batch_size : int, "full" or None

@@ -39,10 +39,11 @@ def rel(a, b):
     return float(np.abs(a - b).max(initial=0.0) / scale)
 
 
-def check(name, diff, dt):
-    if diff > TOL[dt]:
+def check(name, diff, dt, tol=None):
+    tol = TOL[dt] if tol is None else tol
+    if diff > tol:
         raise AssertionError(f"{name} ({np.dtype(dt).name}): relative difference {diff:.2e} "
-                             f"> {TOL[dt]:g} on rank {RANK} of {SIZE}")
+                             f"> {tol:g} on rank {RANK} of {SIZE}")
 
 
 def case_solvers():
@@ -195,6 +196,19 @@ def case_estimators():
             check(f"{Est.__name__} sparse X weights", rel(u, v), np.float64)
         check(f"{Est.__name__} sparse X loss", rel(ref.loss_curve_, got.loss_curve_),
               np.float64)
+    # the first layer by CG (ImplicitGram: one allreduce per iteration). CG
+    # does not reproduce to rounding under another summation order (its
+    # iteration counts differ: 44/45/47 per sweep on 2 processes against
+    # 44/47/46 on one), so the fits agree to its tolerance (1e-4 a solve;
+    # measured 2.4e-4 after 3 sweeps), not to 1e-5
+    params = dict(hidden_layer_sizes=(16, 12), max_iter=3, random_state=0, dtype=np.float64,
+                  input_solver="cg")
+    ref = NMFNetClassifier(**params).fit(Xs, y)
+    got = NMFNetClassifier(**params).fit(Xs[b], y[b], comm=COMM)
+    for u, v in zip(_weights(ref), _weights(got)):
+        check("NMFNetClassifier input_solver=cg weights", rel(u, v), np.float64, tol=2e-3)
+    check("NMFNetClassifier input_solver=cg loss", rel(ref.loss_curve_, got.loss_curve_),
+          np.float64, tol=1e-4)
     # early stopping: scores over all processes, the same decision everywhere
     est = NMFNetClassifier((10,), max_iter=6, early_stopping=True, random_state=0).fit(
         X[b], y[b], comm=COMM)

@@ -81,3 +81,19 @@ def test_sparse_input_bench_runs_and_reports_both_fits(tmp_path, capsys):
     row = next(line for line in text.splitlines() if line.startswith("| 320 x 150"))
     acc_dense, acc_sparse = (float(v) for v in row.split("|")[7].split("/"))
     assert abs(acc_dense - acc_sparse) <= 0.01
+
+
+def test_sparse_input_bench_compares_the_input_solvers(tmp_path):
+    """--solvers: input_solver direct against cg on the sparse X, one row per
+    width, the two fits' accuracies close (CG solves to 1e-4)."""
+    import sparse_input
+    out = tmp_path / "solvers.md"
+    sparse_input.main(["--solvers", "--docs", "400", "--words", "150", "--hidden", "8",
+                       "--sweeps", "2", "--rounds", "1", "--threads", "1", "--out", str(out)])
+    text = out.read_text()
+    assert "input_solver direct / cg" in text and "sweep direct / cg" in text
+    row = next(line for line in text.splitlines() if line.startswith("| 320 x 150"))
+    cells = row.split("|")
+    assert float(cells[5].strip(" *x")) > 0
+    acc_direct, acc_cg = (float(v) for v in cells[6].split("/"))
+    assert abs(acc_direct - acc_cg) <= 0.02

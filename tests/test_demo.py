@@ -98,8 +98,8 @@ def test_result_repr_and_error_property():
 
 
 def test_public_api():
-    expected = {"FactorizationResult", "FixedGram", "NMF", "get_num_threads", "magnitude_range",
-                "nmf", "nnls", "nonlinear_semi_nmf",
+    expected = {"FactorizationResult", "FixedGram", "ImplicitGram", "NMF", "get_num_threads",
+                "magnitude_range", "nmf", "nnls", "nonlinear_semi_nmf",
                 "relu_lstsq", "ridge_lstsq", "semi_nmf", "set_num_threads", "SparseData",
                 "sparse_data", "threads", "trusted_data", "Workspace"}
     assert set(fastnmf.__all__) == expected

@@ -215,3 +215,73 @@ def test_degenerate_sparse_fixed_factor_stays_finite(rng):
         np.testing.assert_allclose(sparse.U, dense.U, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(fastnmf.ridge_lstsq(A, V), fastnmf.ridge_lstsq(A, V.toarray()),
                                    rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# ImplicitGram: the fixed factor's Gram matrix applied by products (CG)
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("options", [{"alpha": 0.5}, {"alpha": 0.1, "l2": 0.2, "l2_trace": 1e-3},
+                                     {"l2_trace": 1e-2}])
+def test_implicit_gram_equals_the_explicit_inverse(rng, sparse, order, options):
+    """relu_lstsq's U-step with fixed_gram=ImplicitGram(V) (CG to 1e-10)
+    against the same step through the explicit inverse (float64)."""
+    m, n, k = 20, 300, 40
+    A, U0, V = relu_problem(rng, m, n, k, np.float64, order)
+    Vfix = V if sparse else V.toarray()
+    g = fastnmf.ImplicitGram(Vfix, tol=1e-10)
+    want = fastnmf.relu_lstsq(A, U0, V.toarray(), n_iter=3, **options)
+    got = fastnmf.relu_lstsq(A, U0, V, n_iter=3, fixed_gram=g, **options)
+    np.testing.assert_allclose(got.U, want.U, rtol=1e-7, atol=1e-7 * np.abs(want.U).max())
+    np.testing.assert_allclose(got.errors, want.errors, rtol=1e-8)
+    assert len(g.iterations) == 3 and 0 < max(g.iterations) < 500
+    Vd = V.toarray()
+    assert g.shape == (k, k) and g.trace == pytest.approx(np.sum(Vd * Vd), rel=1e-12)
+    np.testing.assert_allclose(g.diagonal, np.sum(Vd * Vd, axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_implicit_gram_float32(rng, sparse):
+    """float32 V and A: products in float32, the CG recurrences in float64;
+    U stays float32 and equals the explicit inverse's step to the default
+    tol (1e-4) scale."""
+    m, n, k = 20, 300, 40
+    A, U0, V = relu_problem(rng, m, n, k, np.float32, "C")
+    g = fastnmf.ImplicitGram(V if sparse else V.toarray())
+    assert g.dtype == np.float32
+    want = fastnmf.relu_lstsq(A, U0, V.toarray(), n_iter=3, alpha=0.5)
+    got = fastnmf.relu_lstsq(A, U0, V, n_iter=3, alpha=0.5, fixed_gram=g)
+    assert got.U.dtype == np.float32
+    np.testing.assert_allclose(got.U, want.U, rtol=0, atol=2e-3 * np.abs(want.U).max())
+    np.testing.assert_allclose(got.errors, want.errors, rtol=1e-3)
+
+
+def test_implicit_gram_solve_and_bad_values(rng):
+    V = sparse_factor(rng, 30, 200, 0.2, np.float64)
+    g = fastnmf.ImplicitGram(V, tol=1e-12)
+    E = rng.standard_normal((7, 30))
+    G = (V @ V.T).toarray()
+    out = np.empty((7, 30))
+    assert g.solve_right_into(out, E, 0.3) is out
+    np.testing.assert_allclose(out, np.linalg.solve(G + 0.3 * np.eye(30), E.T).T,
+                               rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="positive shift"):
+        g.solve_right_into(out, E, 0.0)
+    with pytest.raises(ValueError, match="^tol"):
+        fastnmf.ImplicitGram(V, tol=1.0)
+    with pytest.raises(ValueError, match="^tol"):
+        fastnmf.ImplicitGram(V, tol=0.0)
+    with pytest.raises(ValueError, match="^max_iter"):
+        fastnmf.ImplicitGram(V, max_iter=0)
+    short = fastnmf.ImplicitGram(V, tol=1e-12, max_iter=2)
+    with pytest.warns(RuntimeWarning, match="CG stopped at max_iter=2"):
+        short.solve_right_into(out, E, 0.3)
+    assert short.iterations == [2] and np.all(np.isfinite(out))
+    with pytest.raises(ValueError, match="^V contains NaN or Inf"):
+        fastnmf.ImplicitGram(np.full((3, 4), np.nan))
+    A, U0, _ = relu_problem(rng, 5, 200, 30, np.float64, "C")
+    with pytest.raises(ValueError, match="ImplicitGram.*positive ridge"):
+        fastnmf.relu_lstsq(A, U0, V, fixed_gram=g)           # alpha = l2 = 0
+    with pytest.raises(ValueError, match="fixed_gram must have shape"):
+        fastnmf.relu_lstsq(A[:, :100], U0[:, :20], V[:20, :100], fixed_gram=g, alpha=1.0)
