@@ -169,7 +169,8 @@ def main(argv=None):
             f"{s['dense'][2]:.2f} / {s['sparse'][2]:.2f} s | {r['ratio_total']:.2f}x | "
             f"{r['acc']['dense']:.4f} / {r['acc']['sparse']:.4f} | "
             f"{r['bytes']['dense'] / 2**20:.0f} / {r['bytes']['sparse'] / 2**20:.1f} MiB |")
-        print(lines[-1], f"(largest weight difference / largest weight {r['max_weight_diff']:.1e})", flush=True)
+        print(lines[-1], "(largest weight difference / largest weight "
+              f"{r['max_weight_diff']:.1e})", flush=True)
     lines += ["", f"Numba compile and warm-up of both paths before timing: {compile_s:.1f} s "
               "(excluded)"]
     text = "\n".join(lines)
