@@ -87,17 +87,17 @@ def blocked_cholesky(A, block: int = _CHOL_PANEL) -> np.ndarray:
     k = A.shape[0]
     for j0 in range(0, k, block):
         j1 = min(j0 + block, k)
-        L = np.linalg.cholesky(A[j0:j1, j0:j1])
+        L = np.linalg.cholesky(A[j0:j1, j0:j1])     # zeros above its diagonal
         A[j0:j1, j0:j1] = L
         if j1 == k:
             break
+        A[j0:j1, j1:] = 0.0                          # the upper triangle, by block rows
         Linv = lower_tri_inverse(L, np.empty_like(L))
         P = A[j1:, j0:j1] @ Linv.T                  # the panel: A_ij L_jj^{-T}
         A[j1:, j0:j1] = P
         for c0 in range(j1, k, block):               # A_cc... -= P_c P_c^T, lower part
             c1 = min(c0 + block, k)
             A[c0:, c0:c1] -= P[c0 - j1:] @ P[c0 - j1:c1 - j1].T
-    A[np.triu_indices(k, 1)] = 0.0
     return A
 
 
