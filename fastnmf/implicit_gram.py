@@ -79,17 +79,22 @@ class ImplicitGram:
         self.dtype = V.dtype
         self.iterations = []
 
-    def _apply(self, P):
-        """``G P`` (k, m), float64, for P (k, m) float64: ``V (V^T P)``
-        summed over the processes."""
-        V, dt = self._V, self.dtype
-        P = np.ascontiguousarray(P, dtype=dt)
+    def _apply_into(self, AP, P, bufs):
+        """``AP <- G P`` (k, m), float64, for P (k, m) float64: ``V (V^T P)``
+        in V's dtype, summed over the processes. ``bufs``: the products'
+        buffers (Pd (k, m), T (n, m), GPd (k, m), in V's dtype), made once
+        per solve."""
+        V = self._V
+        Pd, T, GPd = bufs
+        np.copyto(Pd, P)
         if isinstance(V, SparseData):
-            T = _sparse_matmul_into(np.empty((V.shape[1], P.shape[1]), dt), V.T, P)
-            GP = _sparse_matmul_into(np.empty(P.shape, dt), V, T)
+            _sparse_matmul_into(T, V.T, Pd)
+            _sparse_matmul_into(GPd, V, T)
         else:
-            GP = V @ (V.T @ P)
-        return self.comm.sum_(np.ascontiguousarray(GP, dtype=np.float64))
+            np.matmul(V.T, Pd, out=T)
+            np.matmul(V, T, out=GPd)
+        np.copyto(AP, GPd)
+        return self.comm.sum_(AP)
 
     def solve_right_into(self, out, E, shift: float):
         """``out <- E (G + shift I)^{-1}`` for E (m, k); out (m, k) in E's
@@ -99,10 +104,14 @@ class ImplicitGram:
         shift = float(shift)
         if not shift > 0:
             raise ValueError(f"ImplicitGram needs a positive shift (ridge), got {shift!r}")
-        B = np.array(E.T, dtype=np.float64)                 # (k, m)
+        B = np.array(E.T, dtype=np.float64, order="C")      # (k, m)
         bnorm = np.linalg.norm(B, axis=0)
         bnorm[bnorm == 0] = 1.0
         M = 1.0 / (self.diagonal + shift)                   # Jacobi preconditioner
+        k, m = B.shape
+        dt = self.dtype
+        bufs = (np.empty((k, m), dt), np.empty((self._V.shape[1], m), dt), np.empty((k, m), dt))
+        AP = np.empty_like(B)
         X = np.zeros_like(B)
         R = B.copy()
         Z = M[:, None] * R
@@ -110,16 +119,17 @@ class ImplicitGram:
         rz = np.einsum("ij,ij->j", R, Z)
         it = 0
         while it < self.max_iter and (np.linalg.norm(R, axis=0) / bnorm).max() > self.tol:
-            AP = self._apply(P)
+            self._apply_into(AP, P, bufs)
             AP += shift * P
             pap = np.einsum("ij,ij->j", P, AP)
             a = np.divide(rz, pap, out=np.zeros_like(rz), where=pap > 0)
             X += a * P
             R -= a * AP
-            Z = M[:, None] * R
+            np.multiply(M[:, None], R, out=Z)
             rz_new = np.einsum("ij,ij->j", R, Z)
             beta = np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz > 0)
-            P = Z + beta * P
+            P *= beta
+            P += Z
             rz = rz_new
             it += 1
         self.iterations.append(it)
