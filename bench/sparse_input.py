@@ -5,12 +5,16 @@ X against the same estimator fitted on ``X.toarray()``, in one process.
     python bench/sparse_input.py --out FILE               # also write it to FILE
     python bench/sparse_input.py --words 2000,5000 --docs 20000 --rounds 3
     python bench/sparse_input.py --solvers --words 5000,10000,20000 --rounds 1
+    python bench/sparse_input.py --solvers direct,cg,cg-jacobi --words 10000
 
-``--solvers``: the first layer's two solvers on the sparse X instead
-(``input_solver="direct"``, the (d + 1) x (d + 1) Gram matrix formed and
-inverted once per fit, against ``"cg"``, never formed: conjugate
-gradients on products with X every sweep), alternating the same way;
-no dense copy is made (the widths this is for do not fit densified).
+``--solvers [LIST]``: the first layer's solvers on the sparse X instead
+(default ``direct,cg``: ``input_solver="direct"``, the (d + 1) x (d + 1)
+Gram matrix formed and inverted once per fit, against ``"cg"``, never
+formed: conjugate gradients on products with X every sweep, Nystrom +
+Jacobi preconditioned; ``"cg-jacobi"``: Jacobi alone), alternating the
+same way, with the CG iterations per solve (median over the fit's solves,
+last round); no dense copy is made (the widths this is for do not fit
+densified). Ratios are direct's whole fit over each CG fit's.
 
 Data: synthetic tf-idf documents (``bench/_data.py: topic_documents``, 20
 topics, about 120 distinct words per document), labelled by each
@@ -29,7 +33,7 @@ runs before the first round and is reported apart.
 """
 from __future__ import annotations
 
-import fastnmf  # noqa: F401  (first: short BLAS/OpenMP spin-waits before numpy loads BLAS)
+import fastnmf  # first: short BLAS/OpenMP spin-waits before numpy loads BLAS
 
 import argparse
 import sys
@@ -72,23 +76,34 @@ def describe(Xtr, hidden):
             f"{'-'.join(map(str, (n_words, *hidden, 20)))}")
 
 
-def run_solvers(n_docs, n_words, hidden, sweeps, rounds, threads):
-    """input_solver "direct" against "cg", both on the sparse X."""
+def run_solvers(n_docs, n_words, hidden, sweeps, rounds, threads, solvers):
+    """The given input_solvers, all on the sparse X, alternating."""
     Xtr, ytr, Xte, yte = split_documents(n_docs, n_words)
     params = dict(hidden_layer_sizes=hidden, max_iter=sweeps, random_state=0,
                   n_threads=threads, n_iter_no_change=sweeps + 1)
-    times = {"direct": [], "cg": []}
-    fitted = {}
+    times = {s: [] for s in solvers}
+    fitted, iters = {}, {}
     for _ in range(rounds):
         for solver in times:
-            setup, sweep, total, est = fit_times(
-                NMFNetClassifier(input_solver=solver, **params), Xtr, ytr)
+            made = []                     # the fit's ImplicitGrams, for their iterations
+            init = fastnmf.ImplicitGram.__init__
+
+            def record(self, *args, **kw):
+                init(self, *args, **kw)
+                made.append(self)
+            fastnmf.ImplicitGram.__init__ = record
+            try:
+                setup, sweep, total, est = fit_times(
+                    NMFNetClassifier(input_solver=solver, **params), Xtr, ytr)
+            finally:
+                fastnmf.ImplicitGram.__init__ = init
             times[solver].append((setup, sweep, total))
             fitted[solver] = est
+            its = [i for g in made for i in g.iterations]
+            iters[solver] = float(np.median(its)) if its else None
     med = {k: np.median(np.asarray(v), axis=0) for k, v in times.items()}
-    return {"case": describe(Xtr, hidden), "med": med,
-            "acc": {k: fitted[k].score(Xte, yte) for k in fitted},
-            "ratio_total": float(med["direct"][2] / med["cg"][2])}
+    return {"case": describe(Xtr, hidden), "med": med, "iters": iters,
+            "acc": {k: fitted[k].score(Xte, yte) for k in fitted}}
 
 
 def run_case(n_docs, n_words, hidden, sweeps, rounds, threads):
@@ -124,9 +139,9 @@ def main(argv=None):
     ap.add_argument("--sweeps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--solvers", action="store_true",
-                    help="compare the first layer's input_solver 'direct' and 'cg' on the "
-                         "sparse X (no dense fit)")
+    ap.add_argument("--solvers", nargs="?", const="direct,cg", default=None,
+                    help="compare the first layer's input_solvers (comma-separated, default "
+                         "'direct,cg') on the sparse X (no dense fit)")
     ap.add_argument("--out")
     a = ap.parse_args(argv)
     hidden = tuple(int(h) for h in a.hidden.split(","))
@@ -143,22 +158,35 @@ def main(argv=None):
              "| whole fit dense / sparse | ratio | test acc dense / sparse "
              "| X bytes dense / sparse |",
              "|---|---|---:|---|---|---:|---|---|"]
-    if a.solvers:
-        lines[2] = (f"NMFNetClassifier on the sparse X, input_solver direct / cg, {a.sweeps} "
+    solvers = a.solvers.split(",") if a.solvers else []
+    if solvers:
+        if any(v not in ("direct", "cg", "cg-jacobi") for v in solvers):
+            ap.error(f"--solvers takes direct, cg and cg-jacobi, got {a.solvers!r}")
+        names = " / ".join(solvers)
+        cgs = [v for v in solvers if v != "direct"]
+        lines[2] = (f"NMFNetClassifier on the sparse X, input_solver {names}, {a.sweeps} "
                     f"sweeps, medians of {a.rounds} alternating rounds (`python "
-                    f"bench/sparse_input.py --solvers --docs {a.docs} --words {a.words} "
-                    f"--hidden {a.hidden} --sweeps {a.sweeps} --rounds {a.rounds}`)")
-        lines[4:6] = ["| data (network) | setup direct / cg | sweep direct / cg "
-                      "| whole fit direct / cg | ratio | test acc direct / cg |",
-                      "|---|---|---|---|---:|---|"]
+                    f"bench/sparse_input.py --solvers {a.solvers} --docs {a.docs} --words "
+                    f"{a.words} --hidden {a.hidden} --sweeps {a.sweeps} --rounds {a.rounds}`)")
+        ratio_head = (" | ".join(f"direct / {v}" for v in cgs) if "direct" in solvers else "")
+        lines[4:6] = [f"| data (network) | setup {names} | sweep {names} | whole fit {names} "
+                      + (f"| {ratio_head} " if ratio_head else "")
+                      + f"| CG iterations per solve {' / '.join(cgs)} | test acc {names} |",
+                      "|---|---|---|---|" + ("---:|" * len(cgs) if ratio_head else "")
+                      + "---|---|"]
     for n_words in (int(w) for w in a.words.split(",")):
-        if a.solvers:
-            r = run_solvers(a.docs, n_words, hidden, a.sweeps, a.rounds, a.threads)
-            d, c = r["med"]["direct"], r["med"]["cg"]
-            lines.append(f"| {r['case']} | {d[0]:.2f} / {c[0]:.2f} s | {1e3 * d[1]:.0f} / "
-                         f"{1e3 * c[1]:.0f} ms | {d[2]:.2f} / {c[2]:.2f} s | "
-                         f"**{r['ratio_total']:.2f}x** | {r['acc']['direct']:.4f} / "
-                         f"{r['acc']['cg']:.4f} |")
+        if solvers:
+            r = run_solvers(a.docs, n_words, hidden, a.sweeps, a.rounds, a.threads, solvers)
+            med = r["med"]
+            cells = [r["case"],
+                     " / ".join(f"{med[v][0]:.2f}" for v in solvers) + " s",
+                     " / ".join(f"{1e3 * med[v][1]:.0f}" for v in solvers) + " ms",
+                     " / ".join(f"{med[v][2]:.2f}" for v in solvers) + " s"]
+            if ratio_head:
+                cells += [f"**{med['direct'][2] / med[v][2]:.2f}x**" for v in cgs]
+            cells += [" / ".join(f"{r['iters'][v]:.0f}" for v in cgs) or "-",
+                      " / ".join(f"{r['acc'][v]:.4f}" for v in solvers)]
+            lines.append("| " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
             continue
         r = run_case(a.docs, n_words, hidden, a.sweeps, a.rounds, a.threads)

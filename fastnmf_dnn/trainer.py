@@ -194,16 +194,17 @@ class TrainOptions:
         session 11's defaults (1, with ``extrapolate=3``) reached
         0.8825-0.8848 and 0.5 0.8861-0.8901, fitting the training set
         better (its activations are sparser).
-    input_solver : {"direct", "cg"}
+    input_solver : {"direct", "cg", "cg-jacobi"}
         How the first layer's weight step applies the inverse of its
         input's shifted (d + 1) x (d + 1) Gram matrix. "direct": formed
         and inverted once per fit (float64, O(d^3) time, O(d^2) memory),
         then one GEMM per sweep. "cg": never formed
-        (:class:`fastnmf.ImplicitGram`): each sweep solves by Jacobi-
-        preconditioned conjugate gradients, each iteration two products
-        with the input (O(nnz) for a sparse X). For inputs too wide for
-        the direct inverse (d in the tens of thousands, sparse); slower
-        where the direct one fits (README "Sparse X").
+        (:class:`fastnmf.ImplicitGram`): each sweep solves by conjugate
+        gradients preconditioned by a rank-100 Nystrom sketch of the Gram
+        matrix plus Jacobi, each iteration two products with the input
+        (O(nnz) for a sparse X); "cg-jacobi": the same with Jacobi alone.
+        For inputs too wide for the direct inverse (d of 5000 and more,
+        sparse); slower where the direct one is cheap (README "Sparse X").
     """
 
     bias: bool = True
@@ -422,11 +423,12 @@ class Trainer:
         # block, summed over processes) is formed once here, not every sweep.
         # A FixedGram: the first layer's U-step then also reuses its
         # regularised inverse (the shift is the same every full-batch sweep).
-        if o.input_solver == "cg":   # never formed: CG solves with products by the input
+        if o.input_solver != "direct":   # never formed: CG solves with products by the input
             # (its default tol 1e-4: on 16000 x 5000 tf-idf, 34-41 iterations
             # a sweep and 0.8005 test accuracy against the direct 0.8015;
             # 1e-3: 28-35 and 0.7985)
-            self.gram0 = [fastnmf.ImplicitGram(self._input(b).T, comm=comm)
+            pre = "jacobi" if o.input_solver == "cg-jacobi" else "nystrom"
+            self.gram0 = [fastnmf.ImplicitGram(self._input(b).T, preconditioner=pre, comm=comm)
                           for b in self.blocks]
         else:
             self.gram0 = [fastnmf.FixedGram(comm.sum_(
@@ -800,8 +802,9 @@ def check_options(options) -> None:
     if options.bottom_up and not options.refresh_targets:
         raise ValueError("bottom_up=True needs refresh_targets=True (its bottom-up pass "
                          "overwrites the hidden buffers with new activations)")
-    if options.input_solver not in ("direct", "cg"):
-        raise ValueError(f"input_solver must be 'direct' or 'cg', got {options.input_solver!r}")
+    if options.input_solver not in ("direct", "cg", "cg-jacobi"):
+        raise ValueError("input_solver must be 'direct', 'cg' or 'cg-jacobi', got "
+                         f"{options.input_solver!r}")
     if options.z_solver == "pgn" and options.l1 > 0:
         raise ValueError("l1 (on the output layer's targets) is not supported with "
                          "z_solver='pgn'; use z_solver='mu' or 'hals'")

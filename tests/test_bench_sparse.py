@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -85,7 +86,8 @@ def test_sparse_input_bench_runs_and_reports_both_fits(tmp_path, capsys):
 
 def test_sparse_input_bench_compares_the_input_solvers(tmp_path):
     """--solvers: input_solver direct against cg on the sparse X, one row per
-    width, the two fits' accuracies close (CG solves to 1e-4)."""
+    width, the two fits' accuracies close (CG solves to 1e-4); with a list,
+    every solver named, a ratio per CG solver, and their CG iterations."""
     import sparse_input
     out = tmp_path / "solvers.md"
     sparse_input.main(["--solvers", "--docs", "400", "--words", "150", "--hidden", "8",
@@ -95,5 +97,18 @@ def test_sparse_input_bench_compares_the_input_solvers(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| 320 x 150"))
     cells = row.split("|")
     assert float(cells[5].strip(" *x")) > 0
-    acc_direct, acc_cg = (float(v) for v in cells[6].split("/"))
+    assert 0 < float(cells[6]) < 500
+    acc_direct, acc_cg = (float(v) for v in cells[7].split("/"))
     assert abs(acc_direct - acc_cg) <= 0.02
+    sparse_input.main(["--solvers", "direct,cg,cg-jacobi", "--docs", "400", "--words", "150",
+                       "--hidden", "8", "--sweeps", "2", "--rounds", "1", "--threads", "1",
+                       "--out", str(out)])
+    text = out.read_text()
+    assert "direct / cg | direct / cg-jacobi" in text
+    row = next(line for line in text.splitlines() if line.startswith("| 320 x 150"))
+    cells = row.split("|")
+    assert float(cells[5].strip(" *x")) > 0 and float(cells[6].strip(" *x")) > 0
+    assert all(0 < float(v) < 500 for v in cells[7].split("/"))
+    assert len(cells[8].split("/")) == 3
+    with pytest.raises(SystemExit):
+        sparse_input.main(["--solvers", "direct,lu", "--docs", "400", "--words", "150"])

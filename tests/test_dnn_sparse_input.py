@@ -186,7 +186,8 @@ def test_autoencoder_sparse_X_bad_input(rng):
 
 
 @pytest.mark.parametrize("sparse", [True, False])
-def test_input_solver_cg_trains_as_the_direct_solve(rng, sparse):
+@pytest.mark.parametrize("solver", ["cg", "cg-jacobi"])
+def test_input_solver_cg_trains_as_the_direct_solve(rng, sparse, solver):
     """input_solver="cg" (the first layer's step by CG on products with the
     input, TrainOptions) gives the direct inverse's fit to CG's tolerance:
     after one sweep the same weights to 1e-3 of the largest; after four the
@@ -197,13 +198,13 @@ def test_input_solver_cg_trains_as_the_direct_solve(rng, sparse):
     Xin = X if sparse else X.toarray()
     kw = {"hidden_layer_sizes": (16, 12), "random_state": 0, "dtype": np.float64}
     direct = NMFNetClassifier(max_iter=1, **kw).fit(Xin, y)
-    cg = NMFNetClassifier(input_solver="cg", max_iter=1, **kw).fit(Xin, y)
-    assert cg.training_options().input_solver == "cg"
+    cg = NMFNetClassifier(input_solver=solver, max_iter=1, **kw).fit(Xin, y)
+    assert cg.training_options().input_solver == solver
     for u, v in zip(weights(direct), weights(cg)):
         np.testing.assert_allclose(v, u, rtol=0, atol=1e-3 * np.abs(u).max())
     direct = NMFNetClassifier(max_iter=4, **kw).fit(Xin, y)
-    cg = NMFNetClassifier(input_solver="cg", max_iter=4, **kw).fit(Xin, y)
+    cg = NMFNetClassifier(input_solver=solver, max_iter=4, **kw).fit(Xin, y)
     np.testing.assert_allclose(cg.loss_curve_, direct.loss_curve_, rtol=5e-3)
     assert abs(cg.score(Xin, y) - direct.score(Xin, y)) <= 0.02
-    with pytest.raises(ValueError, match="input_solver must be 'direct' or 'cg'"):
+    with pytest.raises(ValueError, match="input_solver must be 'direct', 'cg' or 'cg-jacobi'"):
         NMFNetClassifier(input_solver="lu", max_iter=1).fit(X, y)

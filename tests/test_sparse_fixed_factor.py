@@ -220,17 +220,23 @@ def test_degenerate_sparse_fixed_factor_stays_finite(rng):
 # --------------------------------------------------------------------------
 # ImplicitGram: the fixed factor's Gram matrix applied by products (CG)
 # --------------------------------------------------------------------------
+PRECONDITIONERS = [{}, {"preconditioner": "jacobi"}, {"rank": 7}]
+
+
 @pytest.mark.parametrize("sparse", [True, False])
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("options", [{"alpha": 0.5}, {"alpha": 0.1, "l2": 0.2, "l2_trace": 1e-3},
                                      {"l2_trace": 1e-2}])
-def test_implicit_gram_equals_the_explicit_inverse(rng, sparse, order, options):
+@pytest.mark.parametrize("pre", PRECONDITIONERS)
+def test_implicit_gram_equals_the_explicit_inverse(rng, sparse, order, options, pre):
     """relu_lstsq's U-step with fixed_gram=ImplicitGram(V) (CG to 1e-10)
-    against the same step through the explicit inverse (float64)."""
+    against the same step through the explicit inverse (float64), with
+    each preconditioner (Nystrom of full rank here, k = 40 < 100; of rank
+    7; Jacobi)."""
     m, n, k = 20, 300, 40
     A, U0, V = relu_problem(rng, m, n, k, np.float64, order)
     Vfix = V if sparse else V.toarray()
-    g = fastnmf.ImplicitGram(Vfix, tol=1e-10)
+    g = fastnmf.ImplicitGram(Vfix, tol=1e-10, **pre)
     want = fastnmf.relu_lstsq(A, U0, V.toarray(), n_iter=3, **options)
     got = fastnmf.relu_lstsq(A, U0, V, n_iter=3, fixed_gram=g, **options)
     np.testing.assert_allclose(got.U, want.U, rtol=1e-7, atol=1e-7 * np.abs(want.U).max())
@@ -242,13 +248,14 @@ def test_implicit_gram_equals_the_explicit_inverse(rng, sparse, order, options):
 
 
 @pytest.mark.parametrize("sparse", [True, False])
-def test_implicit_gram_float32(rng, sparse):
-    """float32 V and A: products in float32, the CG recurrences in float64;
-    U stays float32 and equals the explicit inverse's step to the default
-    tol (1e-4) scale."""
+@pytest.mark.parametrize("pre", PRECONDITIONERS)
+def test_implicit_gram_float32(rng, sparse, pre):
+    """float32 V and A: products (and the Nystrom preconditioner's GEMMs)
+    in float32, the CG recurrences in float64; U stays float32 and equals
+    the explicit inverse's step to the default tol (1e-4) scale."""
     m, n, k = 20, 300, 40
     A, U0, V = relu_problem(rng, m, n, k, np.float32, "C")
-    g = fastnmf.ImplicitGram(V if sparse else V.toarray())
+    g = fastnmf.ImplicitGram(V if sparse else V.toarray(), **pre)
     assert g.dtype == np.float32
     want = fastnmf.relu_lstsq(A, U0, V.toarray(), n_iter=3, alpha=0.5)
     got = fastnmf.relu_lstsq(A, U0, V, n_iter=3, alpha=0.5, fixed_gram=g)
@@ -274,7 +281,13 @@ def test_implicit_gram_solve_and_bad_values(rng):
         fastnmf.ImplicitGram(V, tol=0.0)
     with pytest.raises(ValueError, match="^max_iter"):
         fastnmf.ImplicitGram(V, max_iter=0)
-    short = fastnmf.ImplicitGram(V, tol=1e-12, max_iter=2)
+    with pytest.raises(ValueError, match="^preconditioner must be one of"):
+        fastnmf.ImplicitGram(V, preconditioner="ilu")
+    with pytest.raises(ValueError, match="^rank"):
+        fastnmf.ImplicitGram(V, rank=0)
+    with pytest.raises(TypeError, match="^rank"):
+        fastnmf.ImplicitGram(V, rank=2.5)
+    short = fastnmf.ImplicitGram(V, tol=1e-12, max_iter=2, preconditioner="jacobi")
     with pytest.warns(RuntimeWarning, match="CG stopped at max_iter=2"):
         short.solve_right_into(out, E, 0.3)
     assert short.iterations == [2] and np.all(np.isfinite(out))
@@ -285,3 +298,69 @@ def test_implicit_gram_solve_and_bad_values(rng):
         fastnmf.relu_lstsq(A, U0, V, fixed_gram=g)           # alpha = l2 = 0
     with pytest.raises(ValueError, match="fixed_gram must have shape"):
         fastnmf.relu_lstsq(A[:, :100], U0[:, :20], V[:20, :100], fixed_gram=g, alpha=1.0)
+
+
+def low_rank_plus_noise(rng, k, n, rank, noise):
+    """A sparse (k, n) factor whose Gram matrix has ``rank`` large
+    eigenvalues over a spread tail, like tf-idf features that share
+    topics: a nonnegative rank-``rank`` product plus sparse noise."""
+    B = rng.random((k, rank)) @ rng.random((rank, n))
+    N = sp.random(k, n, density=0.05, random_state=int(rng.integers(2**31)), format="csr")
+    return sp.csr_matrix(B + noise * N.toarray())
+
+
+def test_nystrom_sketch_captures_a_low_rank_gram(rng):
+    """The sketch: Q orthonormal, lam descending and >= 0; for G of rank
+    5 and a sketch of rank 12 it is G itself (to rounding), and the
+    preconditioned CG then converges in a couple of iterations; the sketch
+    is made once, at the first solve, and serves every shift."""
+    k, n = 60, 400
+    W = rng.random((k, 5))
+    H = rng.random((5, n))
+    V = W @ H                                          # G = V V^T of rank 5
+    g = fastnmf.ImplicitGram(V, rank=12, tol=1e-10)
+    assert g.sketch is None
+    E = rng.standard_normal((4, k))
+    out = np.empty((4, k))
+    G = V @ V.T
+    for shift in (0.5, 2.0):
+        g.solve_right_into(out, E, shift)
+        np.testing.assert_allclose(out, np.linalg.solve(G + shift * np.eye(k), E.T).T,
+                                   rtol=1e-8, atol=1e-8 * np.abs(out).max())
+    Q, lam = g.sketch
+    assert 5 <= Q.shape[1] <= 12
+    np.testing.assert_allclose(Q.T @ Q, np.eye(Q.shape[1]), atol=1e-10)
+    assert np.all(lam >= 0) and np.all(np.diff(lam) <= 0)
+    np.testing.assert_allclose(Q @ (lam[:, None] * Q.T), G, atol=1e-8 * np.abs(G).max())
+    assert max(g.iterations) <= 3
+
+
+def test_nystrom_takes_fewer_iterations_than_jacobi_on_correlated_features(rng):
+    """On features sharing a few strong directions (the case it is for),
+    deflating the top of the spectrum cuts the iterations, to the same
+    answer."""
+    V = low_rank_plus_noise(rng, 300, 2000, 8, 3.0)
+    E = rng.standard_normal((10, 300))
+    outs = {}
+    its = {}
+    for pre in ("jacobi", "nystrom"):
+        g = fastnmf.ImplicitGram(V, preconditioner=pre, rank=30, tol=1e-8)
+        outs[pre] = np.empty((10, 300))
+        g.solve_right_into(outs[pre], E, 0.1)
+        its[pre] = g.iterations[0]
+    assert its["nystrom"] < 0.7 * its["jacobi"], its
+    np.testing.assert_allclose(outs["nystrom"], outs["jacobi"], rtol=0,
+                               atol=1e-6 * np.abs(outs["jacobi"]).max())
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_implicit_gram_of_a_zero_factor(sparse):
+    """V = 0: no sketch (rank 0), Jacobi alone; the solve is E / shift,
+    finite."""
+    V = sp.csr_matrix((8, 30)) if sparse else np.zeros((8, 30))
+    g = fastnmf.ImplicitGram(V)
+    E = np.arange(16.0).reshape(2, 8)
+    out = np.empty((2, 8))
+    g.solve_right_into(out, E, 0.5)
+    np.testing.assert_allclose(out, E / 0.5)
+    assert g.sketch[0].shape == (8, 0)
