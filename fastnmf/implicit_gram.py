@@ -48,12 +48,13 @@ class ImplicitGram:
         eigenvalues, and Jacobi takes the rest:
         ``P^{-1} = Q diag(1/(lam + s)) Q^T + (I - QQ^T) D^{-1} (I - QQ^T)``,
         ``D = diag(G) + s`` (SPD; two GEMMs of k x 2 rank x m per CG
-        iteration, in V's dtype). On 16000 x 10000 tf-idf (a network's
-        first layer, m = 100) it took 15-19 iterations per solve against
-        Jacobi's 32-39; the plain Nystrom preconditioner of the paper
-        (identity on the complement) took 14-16 there but 180 against
-        Jacobi's 57 on a sparse V with unequal row norms, where this one
-        takes 51 (README "Sparse X").
+        iteration, in V's dtype). On tf-idf of 2000-20000 words (a
+        network's first layer, m = 100) it took 14-18 iterations per solve
+        against Jacobi's 34-42, and the fit was 1.1-2.2x faster
+        (``bench/sparse_input.py --solvers direct,cg,cg-jacobi``); the
+        paper's plain Nystrom preconditioner (identity on the complement)
+        took 180 iterations against Jacobi's 57 on a sparse V with
+        unequal row norms, where this one takes 51-53 (README "Sparse X").
     rank : int >= 1, default 100
         The Nystrom sketch's rank (capped at k). Its cost: one product
         with G of ``rank`` columns, a QR and an SVD of k x rank float64

@@ -194,9 +194,11 @@ class TrainOptions:
         session 11's defaults (1, with ``extrapolate=3``) reached
         0.8825-0.8848 and 0.5 0.8861-0.8901, fitting the training set
         better (its activations are sparser).
-    input_solver : {"direct", "cg", "cg-jacobi"}
+    input_solver : {"auto", "direct", "cg", "cg-jacobi"}
         How the first layer's weight step applies the inverse of its
-        input's shifted (d + 1) x (d + 1) Gram matrix. "direct": formed
+        input's shifted (d + 1) x (d + 1) Gram matrix. "auto" (default):
+        "cg" for a sparse X wider than ``AUTO_CG_WIDTH`` (8000) features,
+        "direct" otherwise. "direct": formed
         and inverted once per fit (float64, O(d^3) time, O(d^2) memory),
         then one GEMM per sweep. "cg": never formed
         (:class:`fastnmf.ImplicitGram`): each sweep solves by conjugate
@@ -228,7 +230,7 @@ class TrainOptions:
     input_damping: float = 0.01
     bottom_up: bool = False
     inactive_step: float = 0.3
-    input_solver: str = "direct"
+    input_solver: str = "auto"
 
     def replace(self, **changes) -> "TrainOptions":
         d = asdict(self)
@@ -241,6 +243,23 @@ class TrainOptions:
     @classmethod
     def names(cls):
         return [f.name for f in fields(cls)]
+
+
+#: input_solver="auto" takes "cg" for a sparse X wider than this. Session 27,
+#: tf-idf 16000 documents, 2 threads, 30 sweeps (the estimators' default):
+#: bench/results/sparse_input_solvers_30sweeps_s27.md (d = 5000 direct faster,
+#: d = 10000 cg faster), the crossover estimated from direct's d^3 one-off
+#: cost and the per-sweep difference. A dense X stays direct at any width (CG
+#: would read it twice per iteration by GEMMs).
+AUTO_CG_WIDTH = 8000
+
+
+def resolve_input_solver(solver: str, n_features: int, sparse: bool) -> str:
+    """The input_solver a fit runs: "auto" resolved by the input's width
+    and format (:data:`AUTO_CG_WIDTH`), the others as given."""
+    if solver != "auto":
+        return solver
+    return "cg" if sparse and n_features > AUTO_CG_WIDTH else "direct"
 
 
 #: Named option sets. "paper": the published algorithm (Sakurai et al. 2016:
@@ -423,11 +442,13 @@ class Trainer:
         # block, summed over processes) is formed once here, not every sweep.
         # A FixedGram: the first layer's U-step then also reuses its
         # regularised inverse (the shift is the same every full-batch sweep).
-        if o.input_solver != "direct":   # never formed: CG solves with products by the input
-            # (its default tol 1e-4: on 16000 x 5000 tf-idf, 34-41 iterations
-            # a sweep and 0.8005 test accuracy against the direct 0.8015;
-            # 1e-3: 28-35 and 0.7985)
-            pre = "jacobi" if o.input_solver == "cg-jacobi" else "nystrom"
+        #: the first layer's solver this fit runs ("auto" resolved)
+        self.input_solver = resolve_input_solver(o.input_solver, sizes[0], self.sparse_input)
+        if self.input_solver != "direct":   # never formed: CG solves with products by the input
+            # (its default tol 1e-4, session 26 with Jacobi alone: on 16000 x
+            # 5000 tf-idf, 34-41 iterations a sweep and 0.8005 test accuracy
+            # against the direct 0.8015; 1e-3: 28-35 and 0.7985)
+            pre = "jacobi" if self.input_solver == "cg-jacobi" else "nystrom"
             self.gram0 = [fastnmf.ImplicitGram(self._input(b).T, preconditioner=pre, comm=comm)
                           for b in self.blocks]
         else:
@@ -802,8 +823,8 @@ def check_options(options) -> None:
     if options.bottom_up and not options.refresh_targets:
         raise ValueError("bottom_up=True needs refresh_targets=True (its bottom-up pass "
                          "overwrites the hidden buffers with new activations)")
-    if options.input_solver not in ("direct", "cg", "cg-jacobi"):
-        raise ValueError("input_solver must be 'direct', 'cg' or 'cg-jacobi', got "
+    if options.input_solver not in ("auto", "direct", "cg", "cg-jacobi"):
+        raise ValueError("input_solver must be 'auto', 'direct', 'cg' or 'cg-jacobi', got "
                          f"{options.input_solver!r}")
     if options.z_solver == "pgn" and options.l1 > 0:
         raise ValueError("l1 (on the output layer's targets) is not supported with "

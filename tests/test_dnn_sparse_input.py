@@ -206,5 +206,30 @@ def test_input_solver_cg_trains_as_the_direct_solve(rng, sparse, solver):
     cg = NMFNetClassifier(input_solver=solver, max_iter=4, **kw).fit(Xin, y)
     np.testing.assert_allclose(cg.loss_curve_, direct.loss_curve_, rtol=5e-3)
     assert abs(cg.score(Xin, y) - direct.score(Xin, y)) <= 0.02
-    with pytest.raises(ValueError, match="input_solver must be 'direct', 'cg' or 'cg-jacobi'"):
+    with pytest.raises(ValueError,
+                       match="input_solver must be 'auto', 'direct', 'cg' or 'cg-jacobi'"):
         NMFNetClassifier(input_solver="lu", max_iter=1).fit(X, y)
+
+
+def test_input_solver_auto_takes_cg_for_a_wide_sparse_input(rng, monkeypatch):
+    """input_solver="auto" (the default): CG for a sparse X wider than
+    AUTO_CG_WIDTH, the direct inverse below it and for any dense X, each
+    the same fit as naming that solver."""
+    from fastnmf_dnn import trainer
+    assert trainer.TrainOptions().input_solver == "auto"
+    assert trainer.resolve_input_solver("auto", trainer.AUTO_CG_WIDTH + 1, True) == "cg"
+    assert trainer.resolve_input_solver("auto", trainer.AUTO_CG_WIDTH, True) == "direct"
+    assert trainer.resolve_input_solver("auto", 10 * trainer.AUTO_CG_WIDTH, False) == "direct"
+    assert trainer.resolve_input_solver("cg-jacobi", 5, False) == "cg-jacobi"
+    X, y = sparse_classification(rng)
+    kw = {"hidden_layer_sizes": (16,), "random_state": 0, "dtype": np.float64, "max_iter": 2}
+    monkeypatch.setattr(trainer, "AUTO_CG_WIDTH", X.shape[1] - 1)
+    auto = NMFNetClassifier(**kw).fit(X, y)
+    for u, v in zip(weights(auto), weights(NMFNetClassifier(input_solver="cg", **kw).fit(X, y))):
+        np.testing.assert_array_equal(u, v)
+    direct = NMFNetClassifier(input_solver="direct", **kw).fit(X, y)
+    assert max(np.abs(u - v).max() for u, v in zip(weights(auto), weights(direct))) > 0
+    dense = NMFNetClassifier(**kw).fit(X.toarray(), y)
+    for u, v in zip(weights(dense),
+                    weights(NMFNetClassifier(input_solver="direct", **kw).fit(X.toarray(), y))):
+        np.testing.assert_array_equal(u, v)
