@@ -47,6 +47,7 @@ from _data import topic_documents  # noqa: E402
 from compare import machine  # noqa: E402
 
 from fastnmf_dnn import NMFNetClassifier  # noqa: E402
+from fastnmf_dnn.trainer import INPUT_SOLVERS  # noqa: E402
 
 
 def fit_times(est, X, y):
@@ -160,7 +161,7 @@ def main(argv=None):
              "|---|---|---:|---|---|---:|---|---|"]
     solvers = a.solvers.split(",") if a.solvers else []
     if solvers:
-        if any(v not in ("direct", "cg", "cg-jacobi") for v in solvers):
+        if any(v not in INPUT_SOLVERS or v == "auto" for v in solvers):
             ap.error(f"--solvers takes direct, cg and cg-jacobi, got {a.solvers!r}")
         names = " / ".join(solvers)
         cgs = [v for v in solvers if v != "direct"]

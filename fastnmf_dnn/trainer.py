@@ -252,6 +252,8 @@ class TrainOptions:
 #: cost and the per-sweep difference. A dense X stays direct at any width (CG
 #: would read it twice per iteration by GEMMs).
 AUTO_CG_WIDTH = 8000
+#: the values of TrainOptions.input_solver
+INPUT_SOLVERS = ("auto", "direct", "cg", "cg-jacobi")
 
 
 def resolve_input_solver(solver: str, n_features: int, sparse: bool) -> str:
@@ -823,7 +825,7 @@ def check_options(options) -> None:
     if options.bottom_up and not options.refresh_targets:
         raise ValueError("bottom_up=True needs refresh_targets=True (its bottom-up pass "
                          "overwrites the hidden buffers with new activations)")
-    if options.input_solver not in ("auto", "direct", "cg", "cg-jacobi"):
+    if options.input_solver not in INPUT_SOLVERS:
         raise ValueError("input_solver must be 'auto', 'direct', 'cg' or 'cg-jacobi', got "
                          f"{options.input_solver!r}")
     if options.z_solver == "pgn" and options.l1 > 0:

@@ -197,10 +197,10 @@ def case_estimators():
         check(f"{Est.__name__} sparse X loss", rel(ref.loss_curve_, got.loss_curve_),
               np.float64)
     # the first layer by CG (ImplicitGram: one allreduce per iteration). CG
-    # does not reproduce to rounding under another summation order (its
-    # iteration counts differ: 44/45/47 per sweep on 2 processes against
-    # 44/47/46 on one), so the fits agree to its tolerance (1e-4 a solve;
-    # measured 2.4e-4 after 3 sweeps), not to 1e-5
+    # does not reproduce to rounding under another summation order (session
+    # 26, Jacobi preconditioner: 44/45/47 iterations per sweep on 2 processes
+    # against 44/47/46 on one), so the fits agree to its tolerance (1e-4 a
+    # solve; measured 2.4e-4 after 3 sweeps then), not to 1e-5
     params = dict(hidden_layer_sizes=(16, 12), max_iter=3, random_state=0, dtype=np.float64,
                   input_solver="cg")
     ref = NMFNetClassifier(**params).fit(Xs, y)
